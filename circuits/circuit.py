@@ -198,7 +198,7 @@ def structure_problems(nodes: Sequence[Node], edges: Sequence[tuple[int, int]], 
     """Every reason the graph is not a valid OCB circuit; empty when it is.
 
     Rules: one In at position 0, one Out at position 1; 2 or 3 main-path stages at positions
-    2, 3(, 4) chained In → stages → Out with no feedback types; each side node (positions 5-7)
+    2, 3(, 4) chained In → stages → Out with no feedback or passive types; each side node (positions 5-7)
     spans two distinct spine nets in forward order; device values on the grid, absent ones 0;
     the graph is acyclic (implied by the spine order).
     """
@@ -223,6 +223,8 @@ def structure_problems(nodes: Sequence[Node], edges: Sequence[tuple[int, int]], 
             problems.append(f"node {i}: type {t.name} cannot sit at position {node.pos}")
         if node.pos in MAIN_POSITIONS and t.feedback:
             problems.append(f"node {i}: feedback type {t.name} on the main path (position {node.pos})")
+        if node.pos in MAIN_POSITIONS and t.is_passive:
+            problems.append(f"node {i}: passive type {t.name} on the main path (position {node.pos}); stages need a gm")
         for name, k in zip(DEVICE_FIELDS, node.values()):
             if name in t.devices and not (_is_int(k) and g.contains(k)):
                 problems.append(

@@ -25,7 +25,7 @@ POS_SLOT_A, POS_SLOT_C, POS_SLOT_B = 5, 6, 7
 class FamilyConfig:
     """The family's knobs; defaults are CktGNN's generator defaults."""
 
-    p_third_stage: float = 0.8
+    p_third_stage: float = 0.75
     p_slot: float = 0.6
     sizings_per_topology: int = 20
     grid: str = DEFAULT_GRID

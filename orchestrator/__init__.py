@@ -1,0 +1,1 @@
+"""Ray at the edges: actor pools, campaigns and the ``cktloop`` command line."""

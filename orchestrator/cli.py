@@ -1,0 +1,270 @@
+"""The ``cktloop`` command line. Every problem a user can fix ends as one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from circuits import Circuit, CircuitError, CktLoopError
+
+EXIT_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return int(args.run(args) or 0)
+    except CktLoopError as exc:
+        print(f"cktloop: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("cktloop: interrupted (re-run the same command to resume)", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from storage import default_url
+
+    parser = argparse.ArgumentParser(
+        prog="cktloop",
+        description="Specification-driven op-amp design: build SPICE-labelled datasets, netlist and simulate circuits.",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def db_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--db",
+            default=default_url(),
+            metavar="URL",
+            help="SQLAlchemy database URL (default: $CKTLOOP_DB or sqlite:///cktloop.db in the current directory); "
+            "e.g. postgresql+psycopg://user@host/db",
+        )
+
+    dataset = commands.add_parser("dataset", help="build, export and summarise SPICE-labelled datasets")
+    dataset_commands = dataset.add_subparsers(title="dataset commands", metavar="COMMAND")
+
+    build = dataset_commands.add_parser(
+        "build",
+        help="generate OCB op-amps and simulate them with ngspice on Ray (resumable)",
+        description="Generate the first N circuits of the seeded OCB family stream, simulate every one not yet "
+        "simulated with a pool of ngspice workers on Ray, and store circuits and results. Killed and re-run with "
+        "the same arguments, it finishes the rest without duplicates; a larger --n extends the dataset.",
+    )
+    build.add_argument("--n", type=_positive_int, required=True, help="number of circuits")
+    build.add_argument("--seed", type=int, default=0, help="seed of the family stream (default 0)")
+    build.add_argument("--name", help="dataset name (default: ocb-seed<SEED>)")
+    build.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1, help="ngspice actors (default: CPU count)")
+    build.add_argument("--batch-size", type=_positive_int, default=250, help="circuits per Ray call (default 250)")
+    build.add_argument("--timeout", type=float, default=60.0, help="seconds a Ray call may take (default 60)")
+    build.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
+    build.add_argument("--json", action="store_true", help="print the build report as JSON")
+    build.add_argument("--no-progress", action="store_true", help="no progress bar")
+    db_option(build)
+    build.set_defaults(run=_dataset_build)
+
+    export = dataset_commands.add_parser(
+        "export", help="write a dataset as JSON lines", description="One JSON object per circuit, in stream order."
+    )
+    export.add_argument("--out", required=True, type=Path, help="output file (.jsonl); '-' for standard output")
+    export.add_argument("--name", help="dataset name (default: the only dataset in the store)")
+    db_option(export)
+    export.set_defaults(run=_dataset_export)
+
+    stats = dataset_commands.add_parser(
+        "stats",
+        help="distributions of a dataset beside the published OCB labels",
+        description="Status counts, spec quantiles, and a side-by-side comparison with Ckt-Bench-101's published "
+        "labels (two-sample KS distances) on the comparable quantities.",
+    )
+    stats.add_argument("--name", help="dataset name (default: the only dataset in the store)")
+    stats.add_argument("--ocb", type=Path, help="published labels CSV (default: ../shared/data/ocb/perform101.csv)")
+    stats.add_argument("--plot", type=Path, help="also write the distributions as a PNG")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    db_option(stats)
+    stats.set_defaults(run=_dataset_stats)
+
+    listing = dataset_commands.add_parser("list", help="datasets in the store")
+    db_option(listing)
+    listing.set_defaults(run=_dataset_list)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="simulate one circuit with ngspice and print its specs as JSON",
+        description="Read a circuit JSON file (or '-' for standard input; an exported JSON line works too) and print "
+        "gain_db, ugbw_hz, pm_deg, fom and the status as JSON.",
+    )
+    simulate.add_argument("file", help="circuit JSON file")
+    simulate.set_defaults(run=_simulate)
+
+    netlist = commands.add_parser(
+        "netlist",
+        help="print a circuit's self-contained ngspice deck",
+        description="Print the deck that `ngspice -b` runs: the AC sweep from 1 Hz to 100 GHz, H = V(out)/V(inp).",
+    )
+    netlist.add_argument("file", help="circuit JSON file (or '-' for standard input)")
+    netlist.set_defaults(run=_netlist)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def read_circuit(path: str) -> Circuit:
+    """A circuit from a JSON file; an object with a ``circuit`` field (an export line) works too."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except FileNotFoundError:
+        raise CircuitError(f"{path}: no such file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        raise CircuitError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CircuitError(f"{path}: malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if isinstance(data, dict) and "circuit" in data and "nodes" not in data:
+        data = data["circuit"]
+    try:
+        return Circuit.from_dict(data)
+    except CircuitError as exc:
+        raise CircuitError(f"{path}: {exc}") from None
+
+
+def _open_store(url: str):  # type: ignore[no-untyped-def]
+    from storage import Store
+
+    return Store.open(url)
+
+
+def _dataset_build(args: argparse.Namespace) -> int:
+    from orchestrator.dataset import build_dataset
+    from orchestrator.ray_runtime import ensure_ray
+    from orchestrator.simulation_pool import PoolConfig
+
+    store = _open_store(args.db)
+    name = args.name or f"ocb-seed{args.seed}"
+    pool_config = PoolConfig(num_workers=args.workers, batch_size=args.batch_size, timeout_s=args.timeout)
+
+    def pool_factory(config: PoolConfig):  # type: ignore[no-untyped-def]
+        from orchestrator.simulation_pool import SimulationPool
+
+        ensure_ray(args.address, num_cpus=None if args.address else args.workers)
+        return SimulationPool(config)
+
+    report = build_dataset(
+        store, args.n, args.seed, name, pool_config=pool_config, pool_factory=pool_factory, progress=not args.no_progress
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(report.statuses.items())) or "none new"
+        print(
+            f"dataset {report.dataset}: {report.requested} circuits; {report.already_simulated} were already simulated, "
+            f"{report.simulated} simulated now ({statuses})"
+        )
+        if report.simulated:
+            print(
+                f"simulation: {report.simulate_s:.1f} s at {report.rate:.0f} simulations/s "
+                f"with {args.workers} worker(s); Ray and workers started in {report.pool_start_s:.1f} s; "
+                f"total {report.wall_s:.1f} s"
+            )
+    return 0
+
+
+def _dataset_name(store, name: str | None) -> str:  # type: ignore[no-untyped-def]
+    if name:
+        return name
+    names = [d["name"] for d in store.datasets()]
+    if len(names) == 1:
+        return str(names[0])
+    if not names:
+        raise CktLoopError("the store holds no dataset yet: run `cktloop dataset build --n N` first")
+    raise CktLoopError(f"the store holds several datasets ({', '.join(names)}): choose one with --name")
+
+
+def _dataset_export(args: argparse.Namespace) -> int:
+    store = _open_store(args.db)
+    name = _dataset_name(store, args.name)
+    rows = store.dataset_rows(name)
+    if str(args.out) == "-":
+        count = _write_rows(rows, sys.stdout)
+    else:
+        tmp = args.out.with_name(args.out.name + ".part")
+        try:
+            with tmp.open("w") as fh:
+                count = _write_rows(rows, fh)
+        except OSError as exc:
+            raise CktLoopError(f"{args.out}: cannot write ({exc.strerror})") from None
+        tmp.replace(args.out)
+        print(f"wrote {count} circuits of dataset {name} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _write_rows(rows, fh) -> int:  # type: ignore[no-untyped-def]
+    count = 0
+    for row in rows:
+        fh.write(json.dumps(row, separators=(",", ":")) + "\n")
+        count += 1
+    return count
+
+
+def _dataset_stats(args: argparse.Namespace) -> int:
+    from orchestrator.dataset_stats import default_ocb_path, render, stats
+
+    store = _open_store(args.db)
+    name = _dataset_name(store, args.name)
+    result = stats(list(store.dataset_rows(name)), args.ocb or default_ocb_path())
+    result["dataset"] = name
+    if args.plot:
+        from orchestrator.dataset_stats import plot
+
+        plot(result, args.plot)
+    public = {k: v for k, v in result.items() if not k.startswith("_")}
+    print(json.dumps(public, indent=2) if args.json else render(result))
+    if args.plot:
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return 0
+
+
+def _dataset_list(args: argparse.Namespace) -> int:
+    store = _open_store(args.db)
+    datasets = store.datasets()
+    if not datasets:
+        print("no datasets")
+    for d in datasets:
+        print(json.dumps(d, default=str))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from simulator.ngspice import NgspiceBackend
+
+    circuit = read_circuit(args.file)
+    (result,) = NgspiceBackend().simulate([circuit])
+    print(json.dumps({"id": circuit.key, **result.to_dict()}, indent=2))
+    return 0
+
+
+def _netlist(args: argparse.Namespace) -> int:
+    from simulator.netlist import deck
+
+    sys.stdout.write(deck(read_circuit(args.file)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

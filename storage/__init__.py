@@ -1,0 +1,10 @@
+"""CktLoop's database: circuits, datasets, simulation results and model versions.
+
+SQLite (default, ``sqlite:///cktloop.db``) or PostgreSQL, through SQLAlchemy; the schema is managed
+by Alembic migrations that ``Store.open`` applies automatically.
+"""
+
+from storage.migrate import current_revision, head_revision, upgrade
+from storage.store import DatasetRow, Store, StoreError, default_url
+
+__all__ = ["DatasetRow", "Store", "StoreError", "current_revision", "default_url", "head_revision", "upgrade"]
