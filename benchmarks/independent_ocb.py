@@ -208,7 +208,7 @@ def stamp(circ: list):
     return G, C
 
 
-def simulate(circs: list, freqs: np.ndarray = FREQS, chunk: int = 64) -> np.ndarray:
+def simulate(circs: list, freqs: np.ndarray = FREQS, chunk: int = 128) -> np.ndarray:
     """Complex H = V(OUT)/V(in) for every circuit at every frequency -> array (n, nf)."""
     n = len(circs)
     GG = np.empty((n, NMAX, NMAX))
@@ -255,12 +255,43 @@ def measure(H: np.ndarray, freqs: np.ndarray = FREQS, ugf_interp: bool = True) -
     pm = 180.0 + np.degrees(ph_u)
     # extra: raw wrapped phase of H (no sign flip) at UGF, for OCB-PM convention studies
     raw = np.angle(H[rows, i] * (1 - t) + H[rows, i + 1] * t, deg=True)
+    pm_ocb = (raw + 360.0) % 360.0 - 180.0            # wrap(180 + angle H) into [-180, 180)
     out = {"gain_db": gain, "ugbw_hz": np.where(has, ugf, np.nan), "pm_deg": np.where(has, pm, np.nan),
-           "raw_phase_deg": np.where(has, raw, np.nan), "inverting": sgn < 0, "ok": has}
+           "raw_phase_deg": np.where(has, raw, np.nan), "pm_ocb_deg": np.where(has, pm_ocb, np.nan),
+           "inverting": sgn < 0, "ok": has}
     return out
 
 
-def run(n, seed, K=20, grid="int101", p3=0.8, p_slot=0.6, pairs=None, ugf_interp=True):
+def ocb_fom(m: dict) -> np.ndarray:
+    """OCB FoM = 1.2|G_dB|/100 + 1.6 PM_ocb/(-90) + 10 UGF_GHz, with PM_ocb = wrap(180 + angle H(UGF)) (the
+    convention that best matches the published PM column, see docs/ocb-101-gap.md); failures get -inf, as in
+    CktGNN's graph_to_fom."""
+    f = 1.2 * np.abs(m["gain_db"]) / 100 + 1.6 * m["pm_ocb_deg"] / -90 + 10 * m["ugbw_hz"] / 1e9
+    return np.where(m["ok"], f, -np.inf)
+
+
+def _take(m: dict, idx: np.ndarray) -> dict:
+    return {k: v[idx] for k, v in m.items()}
+
+
+def run(n, seed, K=20, grid="int101", p3=0.8, p_slot=0.6, pairs=None, ugf_interp=True, select=None):
+    """Generate + simulate + measure. select='minmax': for every topology simulate K sizings and keep the pair
+    (best FoM, worst FoM) as rows (2j, 2j+1); select='max': keep only the best sizing of each topology;
+    select='min': only the worst."""
+    if select:
+        per = 2 if select == "minmax" else 1
+        nt = -(-n // per)
+        circs = generate(nt * K, seed, K=K, grid=grid, p3=p3, p_slot=p_slot)
+        m = measure(simulate(circs), ugf_interp=ugf_interp)
+        f = ocb_fom(m).reshape(nt, K)
+        # ties (e.g. several failures) -> first index, like a plain argmax/argmin
+        best = np.argmax(f, axis=1) + K * np.arange(nt)
+        worst = np.argmin(f, axis=1) + K * np.arange(nt)
+        if select == "minmax":
+            idx = np.stack([best, worst], axis=1).ravel()[:n]
+        else:
+            idx = (best if select == "max" else worst)[:n]
+        return _take(m, idx), [circs[i] for i in idx]
     circs = generate(n, seed, K=K, grid=grid, p3=p3, p_slot=p_slot, pairs=pairs)
     H = simulate(circs)
     return measure(H, ugf_interp=ugf_interp), circs
@@ -271,7 +302,7 @@ def to_rows(m: dict) -> list:
     for k in range(len(m["ok"])):
         if m["ok"][k]:
             rows.append({"status": "ok", "gain_db": float(m["gain_db"][k]), "ugbw_hz": float(m["ugbw_hz"][k]),
-                         "pm_deg": float(m["pm_deg"][k]), "raw_phase_deg": float(m["raw_phase_deg"][k]),
+                         "pm_deg": float(m["pm_deg"][k]), "pm_ocb_deg": float(m["pm_ocb_deg"][k]),
                          "inverting": bool(m["inverting"][k])})
         else:
             g = m["gain_db"][k]
@@ -349,6 +380,9 @@ def main(argv=None):
     ap.add_argument("--p-slot", type=float, default=0.6, help="probability of each extra slot")
     ap.add_argument("--pairs", default=None, choices=["one", "one_gm", "last_gm", "same"],
                     help="emit circuits in pairs: second = first with one device redrawn")
+    ap.add_argument("--select", default=None, choices=["minmax", "max", "min"],
+                    help="per topology simulate K sizings and keep (best, worst) FoM as a pair / only the best / "
+                         "only the worst")
     ap.add_argument("--no-ugf-interp", action="store_true", help="UGF = last sweep point with |H|>=1")
     ap.add_argument("--self-check", action="store_true")
     a = ap.parse_args(argv)
@@ -356,7 +390,7 @@ def main(argv=None):
         return 0 if self_check() else 1
     t0 = time.time()
     m, _ = run(a.n, a.seed, K=a.K, grid=a.grid, p3=a.p3, p_slot=a.p_slot, pairs=a.pairs,
-               ugf_interp=not a.no_ugf_interp)
+               ugf_interp=not a.no_ugf_interp, select=a.select)
     rows = to_rows(m)
     dt = time.time() - t0
     f = open(a.out, "w") if a.out else sys.stdout

@@ -52,6 +52,13 @@ VARIANTS = {
     "pairs_one":      dict(pairs="one", K=2),
     "pairs_one_gm":   dict(pairs="one_gm", K=2),
     "pairs_last_gm":  dict(pairs="last_gm", K=2),
+    "minmax_K20":     dict(select="minmax", K=20),
+    "minmax_K10":     dict(select="minmax", K=10),
+    "minmax_K5":      dict(select="minmax", K=5),
+    "minmax_K2":      dict(select="minmax", K=2),
+    "minmax_K20_cont": dict(select="minmax", K=20, grid="continuous"),
+    "minmax_K20_trunc": dict(select="minmax", K=20, grid="cont_trunc"),
+    "minmax_K30":     dict(select="minmax", K=30),
 }
 
 
@@ -62,7 +69,21 @@ def ks_table(m, ref):
     out["ks_gain"] = ks_2samp(m["gain_db"][ok], ref["gain_db"][okr]).statistic
     out["ks_ugbw"] = ks_2samp(m["ugbw_hz"][ok], ref["ugbw_hz"][okr]).statistic
     out["ks_abspm"] = ks_2samp(np.abs(m["pm_deg"][ok]), np.abs(ref["pm_ocb"][okr])).statistic
+    out["ks_pm_ocb"] = ks_2samp(m["pm_ocb_deg"][ok], ref["pm_ocb"][okr]).statistic
+    out.update(pair_stats(np.where(ok, m["ugbw_hz"], 0.0), np.where(ok, m["gain_db"], 0.0), ~ok))
     return {k: float(v) for k, v in out.items()}
+
+
+def pair_stats(U, G, fail):
+    """Statistics of rows (2j, 2j+1): frac U_even > U_odd, failure fraction of even / odd rows, median
+    log10(U_odd/U_even) and median gain difference over pairs where both succeeded, gain correlation."""
+    n = len(U) // 2 * 2
+    e, o = np.arange(0, n, 2), np.arange(1, n, 2)
+    both = ~fail[e] & ~fail[o]
+    return {"pair_Ue>Uo": np.mean(U[e] > U[o]), "fail_even": fail[e].mean(), "fail_odd": fail[o].mean(),
+            "pair_med_logU": np.median(np.log10(U[o][both] / U[e][both])),
+            "pair_med_dG": np.median(G[o][both] - G[e][both]),
+            "pair_corrG": np.corrcoef(G[e][both], G[o][both])[0, 1]}
 
 
 def main():
@@ -73,7 +94,9 @@ def main():
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     ref = load101()
-    res = {}
+    r0 = pair_stats(np.where(ref["zero"], 0.0, ref["ugbw_hz"]), ref["gain_db"], ref["zero"])
+    print("OCB-101 itself: ok %.4f | " % (1 - ref["zero"].mean()) + " ".join(f"{k} {v:.3f}" for k, v in r0.items()))
+    res = {"ocb101": {k: float(v) for k, v in r0.items()}}
     for v in a.variants.split(","):
         kw = VARIANTS[v]
         rows = []
@@ -83,8 +106,10 @@ def main():
             rows.append(ks_table(m, ref))
         r = {k: float(np.mean([x[k] for x in rows])) for k in rows[0]}
         res[v] = r
-        print(f"{v:<16} ok {r['ok_frac']:.4f}  KS gain {r['ks_gain']:.4f}  UGBW {r['ks_ugbw']:.4f}  "
-              f"|PM| {r['ks_abspm']:.4f}   ({time.time()-t0:.0f}s)", flush=True)
+        print(f"{v:<16} ok {r['ok_frac']:.4f} KS gain {r['ks_gain']:.4f} UGBW {r['ks_ugbw']:.4f} "
+              f"|PM| {r['ks_abspm']:.4f} PMocb {r['ks_pm_ocb']:.4f} | pairs Ue>Uo {r['pair_Ue>Uo']:.3f} "
+              f"fail e/o {r['fail_even']:.3f}/{r['fail_odd']:.3f} medlogU {r['pair_med_logU']:.2f} "
+              f"medDG {r['pair_med_dG']:.1f} corrG {r['pair_corrG']:.2f} ({time.time()-t0:.0f}s)", flush=True)
     if a.json:
         json.dump(res, open(a.json, "w"), indent=1)
 

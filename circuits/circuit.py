@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Any
 
 from circuits.errors import CircuitError
@@ -51,7 +52,10 @@ class Circuit:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nodes", tuple(self.nodes))
-        object.__setattr__(self, "edges", tuple(sorted({(int(u), int(v)) for u, v in self.edges})))
+        for j, edge in enumerate(self.edges):
+            if not (isinstance(edge, tuple | list) and len(edge) == 2 and all(_is_int(x) for x in edge)):
+                raise CircuitError(f"edge {j} must be a pair of node indices, got {edge!r}")
+        object.__setattr__(self, "edges", tuple(sorted({(u, v) for u, v in self.edges})))
         problems = structure_problems(self.nodes, self.edges, self.grid)
         if problems:
             raise CircuitError(problems[0])
@@ -208,7 +212,7 @@ def structure_problems(nodes: Sequence[Node], edges: Sequence[tuple[int, int]], 
         return [str(exc)]
     problems: list[str] = []
     n = len(nodes)
-    if not 3 <= n <= MAX_NODES:
+    if not 3 <= n <= MAX_NODES:  # 3 lets the stage rule name a missing stage
         return [f"a circuit has 3 to {MAX_NODES} nodes, got {n}"]
     for i, node in enumerate(nodes):
         try:
@@ -254,7 +258,7 @@ def structure_problems(nodes: Sequence[Node], edges: Sequence[tuple[int, int]], 
 
     spine = _spine(nodes, edges)
     rank = {node: r for r, node in enumerate(spine)}
-    chain = set(zip(spine, spine[1:]))
+    chain = set(pairwise(spine))
     edge_set = set(edges)
     for u, v in sorted(chain - edge_set):
         problems.append(f"missing main-path edge {u} -> {v}")
@@ -277,6 +281,8 @@ def structure_problems(nodes: Sequence[Node], edges: Sequence[tuple[int, int]], 
             problems.append(f"side node {i} must connect two main-path nodes, got {a} -> {i} -> {b}")
         elif rank[a] >= rank[b]:
             problems.append(f"side node {i} closes a cycle: {a} -> {i} -> {b} runs backwards on the main path")
+        elif b == spine[-2]:
+            problems.append(f"side node {i} ends at the last stage, whose output net is Out's: connect it to Out")
         elif b == spine[-1] and a == spine[-2]:
             problems.append(f"side node {i} spans the last stage's output and Out, which are the same net")
     return problems

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -25,7 +26,7 @@ POS_SLOT_A, POS_SLOT_C, POS_SLOT_B = 5, 6, 7
 class FamilyConfig:
     """The family's knobs; defaults are CktGNN's generator defaults."""
 
-    p_third_stage: float = 0.75
+    p_third_stage: float = 0.8
     p_slot: float = 0.6
     sizings_per_topology: int = 20
     grid: str = DEFAULT_GRID
@@ -56,7 +57,7 @@ def random_topology(rng: np.random.Generator, config: FamilyConfig = FamilyConfi
         types[4] = _choice(rng, MAIN_STAGE_TYPES)
     nodes = [Node(IN, POS_IN), Node(OUT, POS_OUT)] + [Node(t, p) for p, t in types.items()]
     stages = [i + 2 for i in range(len(types))]  # node indices of stage 1..n
-    edges = [(0, stages[0]), *zip(stages, stages[1:]), (stages[-1], 1)]
+    edges = [(0, stages[0]), *pairwise(stages), (stages[-1], 1)]
     # Anchors for free slots: In, stage 1 and (3-stage only) stage 2; Out closes every pair.
     anchors = [0, *stages[:-1]]
 
@@ -78,8 +79,10 @@ def random_topology(rng: np.random.Generator, config: FamilyConfig = FamilyConfi
         add_side(POS_SLOT_C, type_, src, 1)
     free_slot(POS_SLOT_B)
     grid = value_grid(config.grid)
-    placeholder = [tuple(grid.k_min if d in subgraph_type(n.type).devices else 0 for d in ("r", "c", "gm")) for n in nodes]
-    nodes = [Node(n.type, n.pos, *v) for n, v in zip(nodes, placeholder)]
+    nodes = [
+        Node(n.type, n.pos, *(grid.k_min if d in subgraph_type(n.type).devices else 0 for d in ("r", "c", "gm")))
+        for n in nodes
+    ]
     return Circuit(nodes=tuple(nodes), edges=tuple(edges), grid=config.grid)
 
 

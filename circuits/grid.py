@@ -39,9 +39,7 @@ class ValueGrid:
 
 
 GRIDS: dict[str, ValueGrid] = {
-    "ocb": ValueGrid(
-        "ocb", 1, 101, 1.0, "CktGNN's discrete generator: R 0.1-10.1 MΩ, C 10-1010 fF, |gm| 0.1-10.1 mS"
-    ),
+    "ocb": ValueGrid("ocb", 1, 101, 1.0, "CktGNN's discrete generator: R 0.1-10.1 MΩ, C 10-1010 fF, |gm| 0.1-10.1 mS"),
 }
 DEFAULT_GRID = "ocb"
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 SPEC_NAMES = ("gain_db", "ugbw_hz", "pm_deg")
 
 
-class SimStatus(str, Enum):
+class SimStatus(StrEnum):
     """How a simulation ended. Only ``OK`` carries specs; every other status carries a reason."""
 
     OK = "ok"

@@ -8,10 +8,10 @@ their transconductor drives.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Arrangement(str, Enum):
+class Arrangement(StrEnum):
     """How a subgraph's R and C sit between its two nets (besides any gm)."""
 
     NONE = "none"  # no passive element (In, Out, bare gm stages)
@@ -48,9 +48,7 @@ class SubgraphType:
     @property
     def devices(self) -> tuple[str, ...]:
         """Names of the device values this type carries, in (r, c, gm) order."""
-        return tuple(
-            name for name, present in (("r", self.has_r), ("c", self.has_c), ("gm", self.has_gm)) if present
-        )
+        return tuple(name for name, present in (("r", self.has_r), ("c", self.has_c), ("gm", self.has_gm)) if present)
 
 
 IN, OUT = 0, 1

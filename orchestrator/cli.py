@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--n", type=_positive_int, required=True, help="number of circuits")
     build.add_argument("--seed", type=int, default=0, help="seed of the family stream (default 0)")
     build.add_argument("--name", help="dataset name (default: ocb-seed<SEED>)")
-    build.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1, help="ngspice actors (default: CPU count)")
+    build.add_argument(
+        "--workers", type=_positive_int, default=os.cpu_count() or 1, help="ngspice actors (default: CPU count)"
+    )
     build.add_argument("--batch-size", type=_positive_int, default=250, help="circuits per Ray call (default 250)")
     build.add_argument("--timeout", type=float, default=60.0, help="seconds a Ray call may take (default 60)")
     build.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
@@ -166,15 +168,21 @@ def _dataset_build(args: argparse.Namespace) -> int:
         return SimulationPool(config)
 
     report = build_dataset(
-        store, args.n, args.seed, name, pool_config=pool_config, pool_factory=pool_factory, progress=not args.no_progress
+        store,
+        args.n,
+        args.seed,
+        name,
+        pool_config=pool_config,
+        pool_factory=pool_factory,
+        progress=not args.no_progress,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(report.statuses.items())) or "none new"
         print(
-            f"dataset {report.dataset}: {report.requested} circuits; {report.already_simulated} were already simulated, "
-            f"{report.simulated} simulated now ({statuses})"
+            f"dataset {report.dataset}: {report.requested} circuits; {report.already_simulated} were already "
+            f"simulated, {report.simulated} simulated now ({statuses})"
         )
         if report.simulated:
             print(

@@ -55,13 +55,15 @@ def build_dataset(
     n: int,
     seed: int,
     name: str,
-    family: FamilyConfig = FamilyConfig(),
-    pool_config: PoolConfig = PoolConfig(),
+    family: FamilyConfig | None = None,
+    pool_config: PoolConfig | None = None,
     pool_factory: Callable[[PoolConfig], SimulationPool] = SimulationPool,
     progress: bool = True,
 ) -> BuildReport:
     """Make dataset ``name`` hold the first ``n`` circuits of the (seed, family) stream, all simulated."""
     start = time.perf_counter()
+    family = family or FamilyConfig()
+    pool_config = pool_config or PoolConfig()
     dataset_id = store.ensure_dataset(name, seed, n, {"family": asdict(family), "test_fraction": TEST_FRACTION})
     rows = [
         DatasetRow(s.index, s.topology, s.sizing, split_of(seed, s.topology), s.circuit)
@@ -85,9 +87,7 @@ def build_dataset(
     return report
 
 
-def _simulate_into(
-    store: Store, pool: SimulationPool, pending: list, report: BuildReport, progress: bool
-) -> None:
+def _simulate_into(store: Store, pool: SimulationPool, pending: list, report: BuildReport, progress: bool) -> None:
     from tqdm import tqdm
 
     keys = [key for key, _ in pending]

@@ -9,6 +9,7 @@ gm pulls current out of ``b``: an inverting stage of gain −gm·R_load.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from circuits import Circuit, subgraph_type, value_grid
@@ -44,16 +45,12 @@ def net_of(circuit: Circuit) -> dict[int, str]:
     return nets
 
 
-def elements(circuit: Circuit, prefix: str = "") -> list[Element]:
-    """The circuit's elements (without the input source); ``prefix`` makes names and nets unique."""
+def elements(circuit: Circuit) -> list[Element]:
+    """The circuit's elements, without the input source that drives ``inp``."""
     grid = value_grid(circuit.grid)
     nets = net_of(circuit)
     spine = circuit.spine
     out: list[Element] = []
-
-    def net(name: str) -> str:
-        return name if name == GROUND else prefix + name
-
     for i, node in enumerate(circuit.nodes):
         t = subgraph_type(node.type)
         if t.is_terminal:
@@ -63,46 +60,48 @@ def elements(circuit: Circuit, prefix: str = "") -> list[Element]:
         else:
             (src,), (dst,) = circuit.predecessors(i), circuit.successors(i)
             a, b = nets[src], nets[dst]
-        a, b = net(a), net(b)
-        tag = f"{prefix}{i}"
         r, c = grid.ohms(node.r), grid.farads(node.c)
         if t.arrangement is Arrangement.SERIES_RC:
-            x = net(f"x{i}")
-            out += [Element("R", f"R{tag}", a, x, r), Element("C", f"C{tag}", x, b, c)]
+            out += [Element("R", f"R{i}", a, f"x{i}", r), Element("C", f"C{i}", f"x{i}", b, c)]
         else:
             if t.has_r:
-                out.append(Element("R", f"R{tag}", a, b, r))
+                out.append(Element("R", f"R{i}", a, b, r))
             if t.has_c:
-                out.append(Element("C", f"C{tag}", a, b, c))
+                out.append(Element("C", f"C{i}", a, b, c))
         if t.has_gm:
             sense, drive = (b, a) if t.feedback else (a, b)
             gm = t.gm_sign * grid.siemens(node.gm)
             out += [
-                Element("G", f"G{tag}", drive, GROUND, gm, sense, GROUND),
-                Element("R", f"RL{tag}", drive, GROUND, LOAD_OHMS),
-                Element("C", f"CL{tag}", drive, GROUND, LOAD_FARADS),
+                Element("G", f"G{i}", drive, GROUND, gm, sense, GROUND),
+                Element("R", f"RL{i}", drive, GROUND, LOAD_OHMS),
+                Element("C", f"CL{i}", drive, GROUND, LOAD_FARADS),
             ]
     return out
 
 
-def spice_lines(circuit: Circuit, prefix: str = "") -> list[str]:
-    """The input source and every element as SPICE lines (no analysis, no ``.end``)."""
-    lines = [f"V{prefix}in {prefix}{INPUT_NET} 0 DC 0 AC 1"]
-    for e in elements(circuit, prefix):
+def spice_lines(parts: Sequence[Element], prefix: str = "") -> list[str]:
+    """The input source and the elements as SPICE lines; ``prefix`` makes names and nets unique
+    so several circuits can share one deck (and one ground)."""
+
+    def net(name: str) -> str:
+        return name if name == GROUND else prefix + name
+
+    lines = [f"V{prefix}in {net(INPUT_NET)} 0 DC 0 AC 1"]
+    for e in parts:
+        name = f"{e.kind}{prefix}{e.name[1:]}" if prefix else e.name
         if e.kind == "G":
-            lines.append(f"{e.name} {e.pos} {e.neg} {e.ctrl_p} {e.ctrl_n} {e.value:.12g}")
+            lines.append(f"{name} {net(e.pos)} {net(e.neg)} {net(e.ctrl_p)} {net(e.ctrl_n)} {e.value:.12g}")
         else:
-            lines.append(f"{e.name} {e.pos} {e.neg} {e.value:.12g}")
+            lines.append(f"{name} {net(e.pos)} {net(e.neg)} {e.value:.12g}")
     return lines
 
 
 def deck(circuit: Circuit, title: str | None = None) -> str:
     """A self-contained ngspice deck: ``ngspice -b deck.cir`` runs the AC sweep the measurement uses."""
-    head = f"* {title or 'cktloop circuit ' + circuit.key}"
     body = [
-        head,
+        f"* {title or 'cktloop circuit ' + circuit.key}",
         f"* H(f) = V({OUTPUT_NET})/V({INPUT_NET}); {circuit.n_stages}-stage OCB op-amp",
-        *spice_lines(circuit),
+        *spice_lines(elements(circuit)),
         AC_LINE,
         ".end",
     ]

@@ -19,7 +19,7 @@ import numpy as np
 
 from circuits import Circuit, CktLoopError, Performance, SimStatus
 from simulator.measure import measure
-from simulator.netlist import AC_LINE, INPUT_NET, OUTPUT_NET, spice_lines
+from simulator.netlist import AC_LINE, INPUT_NET, OUTPUT_NET, Element, elements, spice_lines
 
 RELEASE_HISTORY_EVERY = 200  # decks between frees of ngspice's command history
 
@@ -64,9 +64,13 @@ class NgspiceBackend:
         return str(self._ensure().ngspice_version)
 
     def simulate(self, circuits: Sequence[Circuit]) -> list[Performance]:
+        return self.simulate_elements([elements(c) for c in circuits])
+
+    def simulate_elements(self, blocks: Sequence[Sequence[Element]]) -> list[Performance]:
+        """Simulate element lists driven at ``inp`` and measured at ``out`` (one result per block)."""
         results: list[Performance] = []
-        for start in range(0, len(circuits), self.circuits_per_deck):
-            chunk = circuits[start : start + self.circuits_per_deck]
+        for start in range(0, len(blocks), self.circuits_per_deck):
+            chunk = blocks[start : start + self.circuits_per_deck]
             batch = self._simulate_deck(chunk)
             if batch is None:  # the deck failed: isolate the culprit(s)
                 batch = [self._simulate_deck([c]) or [self._failure()] for c in chunk]
@@ -89,13 +93,13 @@ class NgspiceBackend:
         text = " ".join(line.strip() for line in self._ensure()._stderr if line.strip()) or "ngspice failed"
         return Performance.failed(SimStatus.SIM_ERROR, text[:500])
 
-    def _simulate_deck(self, chunk: Sequence[Circuit]) -> list[Performance] | None:
+    def _simulate_deck(self, chunk: Sequence[Sequence[Element]]) -> list[Performance] | None:
         """Run one deck; ``None`` if ngspice reports an error or a vector is missing."""
         shared = self._ensure()
         prefixes = [f"c{k}_" for k in range(len(chunk))]
         lines = ["* cktloop batch"]
-        for prefix, circuit in zip(prefixes, chunk):
-            lines += spice_lines(circuit, prefix)
+        for prefix, block in zip(prefixes, chunk):
+            lines += spice_lines(block, prefix)
         lines += [AC_LINE, ".end", ""]
         try:
             shared.clear_output()

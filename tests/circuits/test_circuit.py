@@ -239,7 +239,8 @@ def test_from_dict_defaults_grid_and_absent_values():
         ('{"nodes": [{"type": 0}], "edges": []}', r"node 0: missing field 'pos'"),
         (
             '{"nodes": [{"type": 6, "pos": 2, "gm": 1.5}], "edges": []}',
-            r"node 0: field 'gm' must be an integer, got 1\.5"),
+            r"node 0: field 'gm' must be an integer, got 1\.5",
+        ),
         ('{"nodes": [{"type": true, "pos": 2}], "edges": []}', r"node 0: field 'type' must be an integer, got True"),
         ('{"nodes": [{"type": "6", "pos": 2}], "edges": []}', r"node 0: field 'type' must be an integer, got '6'"),
         ('{"nodes": [], "edges": [[0, 1, 2]]}', r"edge 0 must be a pair of node indices"),
@@ -497,7 +498,8 @@ def test_every_problem_is_listed():
 
 
 def test_all_valid_side_spans_three_stage():
-    """Every forward span between distinct spine nets except (last stage, Out) is accepted."""
+    """Every forward span between distinct spine nets is accepted, with Out (not the last stage) as the
+    name of the output net, so one circuit has one key."""
     spine = [0, 2, 3, 4, 1]
     accepted = []
     for i, a in enumerate(spine):
@@ -506,7 +508,12 @@ def test_all_valid_side_spans_three_stage():
             problems = structure_problems(nodes, [*CHAIN3, (a, 5), (5, b)])
             if not problems:
                 accepted.append((a, b))
-    assert sorted(accepted) == sorted([(0, 2), (0, 3), (0, 4), (0, 1), (2, 3), (2, 4), (2, 1), (3, 4), (3, 1)])
+    assert sorted(accepted) == sorted([(0, 2), (0, 3), (0, 1), (2, 3), (2, 1), (3, 1)])
+
+
+def test_side_node_ending_at_the_last_stage_is_rejected():
+    nodes = [IN, OUT, Node(6, 2, gm=1), Node(6, 3, gm=1), Node(2, 5, r=1)]
+    rejected(nodes, [(0, 2), (2, 3), (3, 1), (2, 4), (4, 3)], r"side node 4 ends at the last stage.*connect it to Out")
 
 
 # --- topological order -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ derived from binomial standard errors (at least 4.5 sigma, or a chi-square p-val
 that an equally correct change of draw order keeps them green while a wrong probability fails.
 """
 
+import itertools
 import math
 from collections import Counter
 from dataclasses import FrozenInstanceError
@@ -82,9 +83,11 @@ def n_stages(c: Circuit) -> int:
 def test_default_config_is_cktgnn():
     cfg = FamilyConfig()
     assert (cfg.p_third_stage, cfg.p_slot, cfg.sizings_per_topology, cfg.grid) == (0.8, 0.6, 20, "ocb")
-    assert MAIN_STAGE_TYPES == (6, 7, 10, 11)
-    assert FREE_SLOT_TYPES == tuple(range(2, 26))
-    assert PASSIVE_SLOT_TYPES == (2, 3, 4, 5)
+    assert (
+        (6, 7, 10, 11),
+        tuple(range(2, 26)),
+        (2, 3, 4, 5),
+    ) == (MAIN_STAGE_TYPES, FREE_SLOT_TYPES, PASSIVE_SLOT_TYPES)
 
 
 @pytest.mark.parametrize(
@@ -207,7 +210,7 @@ def test_blocks_of_k_share_a_topology_and_redraw_values(stream):
     # A repeated sizing needs every device value to coincide (≤ 1/101² per pair of the smallest circuit).
     assert duplicate_sizings <= 5
     block_keys = [b[0].circuit.topology_key for b in blocks]
-    repeats = sum(a == b for a, b in zip(block_keys, block_keys[1:], strict=False))
+    repeats = sum(a == b for a, b in itertools.pairwise(block_keys))
     # The most likely topology has probability 0.2·0.4³/16 ≈ 0.0008, so consecutive repeats are rare.
     assert repeats <= 10
     assert len(set(block_keys)) >= 900

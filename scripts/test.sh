@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up, then run the test suite. ngspice and PostgreSQL (127.0.0.1:5432, database `test`) are
+# required: a test that needs them fails rather than skips. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest --require-ngspice --require-postgres "$@"
