@@ -20,6 +20,7 @@ from storage import DatasetRow, Store
 
 TEST_FRACTION = 0.1
 WRITE_EVERY = 1000  # results buffered before each write to the store
+WRITE_INTERVAL_S = 2.0  # ... or seconds, whichever comes first
 
 
 def split_of(seed: int, topology_number: int, test_fraction: float = TEST_FRACTION) -> str:
@@ -87,24 +88,36 @@ def build_dataset(
     return report
 
 
-def _simulate_into(store: Store, pool: SimulationPool, pending: list, report: BuildReport, progress: bool) -> None:
+def _simulate_into(
+    store: Store, pool: SimulationPool, pending: list, report: BuildReport, progress: bool
+) -> None:
+    """Stream results into the store every ``WRITE_EVERY`` results or ``WRITE_INTERVAL_S`` seconds,
+    and once more on the way out, even when interrupted."""
     from tqdm import tqdm
 
     keys = [key for key, _ in pending]
     circuits = [circuit for _, circuit in pending]
     statuses: Counter[str] = Counter()
     buffer: list = []
-    with tqdm(total=len(circuits), unit="sim", desc="simulating", disable=not progress, smoothing=0.1) as bar:
-        for batch in pool.run(circuits):
-            for i, perf in zip(batch.indices, batch.results):
-                buffer.append((keys[i], perf, batch.seconds_per_circuit))
-                statuses[perf.status.value] += 1
-            bar.update(len(batch.indices))
-            if len(buffer) >= WRITE_EVERY:
-                store.add_simulations(pool.simulator, pool.version, buffer)
-                report.simulated += len(buffer)
-                buffer = []
+    last_write = time.monotonic()
+
+    def flush() -> None:
+        nonlocal buffer, last_write
         if buffer:
             store.add_simulations(pool.simulator, pool.version, buffer)
             report.simulated += len(buffer)
-    report.statuses = dict(statuses)
+            buffer = []
+        last_write = time.monotonic()
+
+    with tqdm(total=len(circuits), unit="sim", desc="simulating", disable=not progress, smoothing=0.1) as bar:
+        try:
+            for batch in pool.run(circuits):
+                for i, perf in zip(batch.indices, batch.results):
+                    buffer.append((keys[i], perf, batch.seconds_per_circuit))
+                    statuses[perf.status.value] += 1
+                bar.update(len(batch.indices))
+                if len(buffer) >= WRITE_EVERY or time.monotonic() - last_write > WRITE_INTERVAL_S:
+                    flush()
+        finally:
+            flush()
+            report.statuses = dict(statuses)

@@ -110,9 +110,7 @@ def _canonical_dict(circuit: Circuit) -> dict[str, Any]:
     new = {old: k for k, old in enumerate(order)}
     return {
         "grid": circuit.grid,
-        "nodes": [
-            {"type": n.type, "pos": n.pos, "r": n.r, "c": n.c, "gm": n.gm} for n in (nodes[i] for i in order)
-        ],
+        "nodes": [{"type": n.type, "pos": n.pos, "r": n.r, "c": n.c, "gm": n.gm} for n in (nodes[i] for i in order)],
         "edges": [list(e) for e in sorted({(new[u], new[v]) for u, v in circuit.edges})],
     }
 
@@ -205,13 +203,15 @@ def _sqlite_on_begin(conn: Connection) -> None:
     # A write transaction takes the write lock up front: a deferred transaction that reads first
     # and then writes fails at once (SQLITE_BUSY_SNAPSHOT) when another writer got in between.
     immediate = conn.get_execution_options().get(migrate.WRITE_OPTION, False)
-    conn.exec_driver_sql("BEGIN")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _create_engine(url: URL) -> Engine:
     backend = url.get_backend_name()
     if backend not in _SUPPORTED:
-        raise StoreError(f"cannot open database {_mask(url)}: unsupported backend {backend!r} (use sqlite or postgresql)")
+        raise StoreError(
+            f"cannot open database {_mask(url)}: unsupported backend {backend!r} (use sqlite or postgresql)"
+        )
     if backend == "sqlite":
         db = url.database or ""
         if db and db != ":memory:" and not db.startswith("file:"):
@@ -384,7 +384,12 @@ class Store:
             )
             circ_rows.setdefault(
                 ident.key,
-                {"p_key": ident.key, "p_tkey": ident.topology_key, "grid": ident.grid, "circuit_json": ident.circuit_json},
+                {
+                    "p_key": ident.key,
+                    "p_tkey": ident.topology_key,
+                    "grid": ident.grid,
+                    "circuit_json": ident.circuit_json,
+                },
             )
         members = sorted(
             (
@@ -417,8 +422,31 @@ class Store:
                 conn.execute(insert_circuit, list(chunk))
             for chunk in _chunks(members, chunk_size):
                 conn.execute(insert_member, [{**m, "p_dataset": did} for m in chunk])
+            self._check_members(conn, did, members)
 
         self._write(work)
+
+    def _check_members(self, conn: Connection, did: int, members: list[dict[str, Any]]) -> None:
+        """Refuse rows whose position already holds another circuit (skipped silently by ON CONFLICT):
+        the stream for this seed and config changed, e.g. with the generator's code."""
+        stored = dict(
+            conn.execute(
+                select(dataset_circuits.c.position, circuits.c.key)
+                .join(circuits, circuits.c.id == dataset_circuits.c.circuit_id)
+                .where(
+                    dataset_circuits.c.dataset_id == did,
+                    dataset_circuits.c.position.between(members[0]["position"], members[-1]["position"]),
+                )
+            ).all()
+        )
+        for m in members:
+            have = stored.get(m["position"])
+            if have is not None and have != m["p_ckey"]:
+                name = conn.execute(select(datasets.c.name).where(datasets.c.id == did)).scalar_one()
+                raise StoreError(
+                    f"dataset {name!r} holds circuit {have} at position {m['position']}, not {m['p_ckey']}:"
+                    " the circuit stream changed (new generator code?); nothing added, use a new dataset name"
+                )
 
     def pending(self, dataset_id: int | str, simulator: str) -> list[tuple[str, Circuit]]:
         """(key, circuit) of the dataset's members not yet simulated by ``simulator``, in position order."""

@@ -7,11 +7,11 @@ import time
 
 import pytest
 from sqlalchemy import event, func, select
-from storage_data import fake_performance, rows, samples
 
 from circuits import Circuit, Performance, SimStatus
 from storage import DatasetRow, Store, StoreError
 from storage.models import circuits, dataset_circuits, datasets, simulations, topologies
+from storage.testing import fake_performance, rows, samples
 
 CONFIG = {"family": {"p_slot": 0.6, "p_third_stage": 0.75, "sizings_per_topology": 20}, "test_fraction": 0.2}
 
@@ -178,6 +178,22 @@ def test_a_circuit_repeated_in_the_stream_is_held_once_at_its_first_position(sto
     assert store.datasets()[0]["members"] == len(data)
 
 
+def test_a_position_holding_another_circuit_is_refused(store: Store) -> None:
+    data = rows(30)
+    did = store.ensure_dataset("d", 1, 30, CONFIG)
+    store.add_dataset_circuits(did, data[:20])
+    before = counts(store)
+    held = data[12]
+    other = samples(40, seed=2)[7].circuit  # what a changed generator might put at that position
+    with pytest.raises(StoreError) as err:
+        store.add_dataset_circuits(did, [*data[10:], DatasetRow(held.position, 0, 12, "train", other)])
+    assert str(err.value) == (
+        f"dataset 'd' holds circuit {held.circuit.key} at position {held.position}, not {other.key}: the circuit stream"
+        " changed (new generator code?); nothing added, use a new dataset name"
+    )
+    assert counts(store) == before
+
+
 def test_unknown_dataset_is_named(store: Store) -> None:
     with pytest.raises(StoreError, match="no dataset named 'nope'"):
         list(store.dataset_rows("nope"))
@@ -195,7 +211,12 @@ def test_simulation_values_keep_their_precision_and_failures(store: Store) -> No
     store.add_simulations("mna", "1", [(circuit.key, Performance.failed(SimStatus.TIMEOUT, "took > 10 s"), None)])
     (ng,) = store.dataset_rows("d")
     (mna,) = store.dataset_rows("d", simulator="mna")
-    assert (ng["gain_db"], ng["ugbw_hz"], ng["pm_deg"], ng["fom"]) == (perf.gain_db, perf.ugbw_hz, perf.pm_deg, perf.fom)
+    assert (ng["gain_db"], ng["ugbw_hz"], ng["pm_deg"], ng["fom"]) == (
+        perf.gain_db,
+        perf.ugbw_hz,
+        perf.pm_deg,
+        perf.fom,
+    )
     assert (mna["status"], mna["error"], mna["fom"], mna["gain_db"]) == ("timeout", "took > 10 s", None, None)
     with pytest.raises(StoreError, match="simulator must be a non-empty string"):
         store.add_simulations("", "1", [(circuit.key, perf, None)])

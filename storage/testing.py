@@ -1,0 +1,79 @@
+"""Test data and a concurrent writer, for tests of the store.
+
+Shipped with the package (like ``simulator.testing``) so processes started with ``spawn`` can import
+the writer whatever pytest's import mode.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from circuits import Circuit, Performance, Sample, SimStatus, generate
+from storage.store import DatasetRow, Store
+
+_SAMPLES: dict[tuple[int, int], list[Sample]] = {}
+
+
+def samples(n: int, seed: int = 1) -> list[Sample]:
+    """The first ``n`` circuits of the family for ``seed`` (cached: generating is not free)."""
+    if (n, seed) not in _SAMPLES:
+        _SAMPLES[(n, seed)] = list(generate(n, seed))
+    return _SAMPLES[(n, seed)]
+
+
+def rows(n: int, seed: int = 1) -> list[DatasetRow]:
+    """Dataset rows for the first ``n`` circuits; every fifth topology goes to the test split.
+
+    A stream can repeat a circuit (a small topology sized twice alike); a dataset holds each circuit
+    once, at its first position, so repeats are left out here to keep the expected counts simple.
+    """
+    seen: set[Circuit] = set()  # the generator lists a topology's nodes in one order: equal means same key
+    out = []
+    for s in samples(n, seed):
+        if s.circuit not in seen:
+            seen.add(s.circuit)
+            out.append(DatasetRow.from_sample(s, "test" if s.topology % 5 == 0 else "train"))
+    return out
+
+
+def fake_performance(key: str) -> Performance:
+    """A deterministic result for a circuit key: mostly OK, some failures of each kind."""
+    h = int(key[:8], 16)
+    if h % 7 == 0:
+        return Performance.failed(SimStatus.SIM_ERROR, f"singular matrix ({key[:6]})")
+    if h % 11 == 0:
+        return Performance(SimStatus.NO_CROSSING, gain_db=-3.5)
+    return Performance(SimStatus.OK, gain_db=20 + h % 80, ugbw_hz=1e5 * (1 + h % 1000), pm_deg=-30 + h % 120)
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def concurrent_writer(url: str, worker: int, span: tuple[int, int], barrier: Any, errors: Any) -> None:
+    """One of several processes filling one database with rows at positions ``span`` = [first, stop).
+
+    Opens the store (the first to get there migrates a fresh database), ensures dataset "shared",
+    adds its rows and records fake results, in small transactions so the writers interleave.
+    Reports a failure by putting its traceback on the ``errors`` queue.
+    """
+    try:
+        first, stop = span
+        data = [r for r in rows(stop) if first <= r.position < stop]
+        if worker % 2:
+            data.reverse()  # opposite orders, so overlapping transactions meet head-on
+        barrier.wait(timeout=120)
+        store = Store.open(url)
+        did = store.ensure_dataset("shared", 1, stop, {"family": "default"})
+        barrier.wait(timeout=120)
+        for chunk in _chunks(data, 15):
+            store.add_dataset_circuits(did, chunk)
+        for chunk in _chunks(data, 15):
+            results = [(r.circuit.key, fake_performance(r.circuit.key), 0.1) for r in chunk]
+            store.add_simulations("ngspice", f"w{worker}", results)
+        store.close()
+    except BaseException:
+        errors.put(f"worker {worker}: {traceback.format_exc()}")
+        raise

@@ -1,0 +1,82 @@
+"""Dataset builds: every circuit ends with a stored status, and a killed build resumes cleanly."""
+
+import pytest
+
+from orchestrator.dataset import build_dataset, split_of
+from orchestrator.simulation_pool import PoolConfig, SimulationPool, ngspice_factory
+from storage import Store
+
+pytestmark = [pytest.mark.ray, pytest.mark.ngspice]
+
+CONFIG = PoolConfig(num_workers=2, batch_size=30, circuits_per_deck=10)
+
+
+def real_pool(config: PoolConfig) -> SimulationPool:
+    return SimulationPool(config, ngspice_factory(config.circuits_per_deck))
+
+
+class Killed(Exception):
+    pass
+
+
+def pool_killed_after(batches: int):
+    """A pool whose run dies after ``batches`` batches, like a build killed half-way."""
+
+    def factory(config: PoolConfig) -> SimulationPool:
+        pool = real_pool(config)
+        run = pool.run
+
+        def dying_run(circuits):
+            for k, batch in enumerate(run(circuits)):
+                if k == batches:
+                    raise Killed
+                yield batch
+
+        pool.run = dying_run
+        return pool
+
+    return factory
+
+
+def test_build_stores_every_circuit_with_a_status(ray_session, tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path / 'a.db'}")
+    report = build_dataset(store, 200, 3, "d", pool_config=CONFIG, pool_factory=real_pool, progress=False)
+    assert report.simulated == 200 and report.already_simulated == 0
+    rows = list(store.dataset_rows("d"))
+    assert len(rows) == 200 and len({r["id"] for r in rows}) == 200
+    assert all(r["status"] in {"ok", "no_crossing", "sim_error", "timeout", "crashed"} for r in rows)
+    assert sum(report.statuses.values()) == 200
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) > 150 and all(r["fom"] is not None for r in ok)
+    assert {r["split"] for r in rows} <= {"train", "test"}
+    # a topology never straddles the split
+    by_topology: dict[str, set[str]] = {}
+    for r in rows:
+        by_topology.setdefault(r["topology"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in by_topology.values())
+
+
+def test_killed_build_resumes_without_duplicates_or_differences(ray_session, tmp_path):
+    reference = Store.open(f"sqlite:///{tmp_path / 'ref.db'}")
+    build_dataset(reference, 150, 4, "d", pool_config=CONFIG, pool_factory=real_pool, progress=False)
+
+    store = Store.open(f"sqlite:///{tmp_path / 'b.db'}")
+    with pytest.raises(Killed):
+        build_dataset(store, 150, 4, "d", pool_config=CONFIG, pool_factory=pool_killed_after(3), progress=False)
+    done = [r for r in store.dataset_rows("d") if r["status"] is not None]
+    assert 0 < len(done) < 150
+    report = build_dataset(store, 150, 4, "d", pool_config=CONFIG, pool_factory=real_pool, progress=False)
+    assert report.already_simulated == len(done)
+    assert report.simulated == 150 - len(done)
+    resumed, expected = list(store.dataset_rows("d")), list(reference.dataset_rows("d"))
+    assert [(r["id"], r["status"], r["gain_db"]) for r in resumed] == [
+        (r["id"], r["status"], r["gain_db"]) for r in expected
+    ]
+    again = build_dataset(store, 150, 4, "d", pool_config=CONFIG, pool_factory=real_pool, progress=False)
+    assert again.simulated == 0 and again.already_simulated == 150
+
+
+def test_split_is_stable_and_near_the_test_fraction():
+    splits = [split_of(7, t) for t in range(4000)]
+    assert splits == [split_of(7, t) for t in range(4000)]
+    assert 0.08 < splits.count("test") / len(splits) < 0.12
