@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from itertools import pairwise
 from typing import Any
 
@@ -93,6 +94,10 @@ class Circuit:
 
     def canonical(self) -> Circuit:
         """The same circuit with nodes in a canonical order (so equal circuits compare equal)."""
+        return self._canonical
+
+    @cached_property
+    def _canonical(self) -> Circuit:
         spine_rank = {node: rank for rank, node in enumerate(self._spine)}
 
         def sort_key(i: int) -> tuple[Any, ...]:
@@ -101,6 +106,8 @@ class Circuit:
             return (n.pos, n.type, n.values(), span)
 
         order = sorted(range(len(self.nodes)), key=sort_key)
+        if order == list(range(len(self.nodes))):
+            return self
         new_index = {old: new for new, old in enumerate(order)}
         return Circuit(
             nodes=tuple(self.nodes[i] for i in order),
@@ -108,12 +115,12 @@ class Circuit:
             grid=self.grid,
         )
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Content hash: identical for the same circuit whatever its node order."""
         return _digest(self.canonical().to_dict())
 
-    @property
+    @cached_property
     def topology_key(self) -> str:
         """Hash of the topology alone (types, positions, edges), ignoring device values."""
         c = self.canonical()

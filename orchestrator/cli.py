@@ -181,7 +181,8 @@ def _dataset_build(args: argparse.Namespace) -> int:
     else:
         statuses = ", ".join(f"{k} {v}" for k, v in sorted(report.statuses.items())) or "none new"
         print(
-            f"dataset {report.dataset}: {report.requested} circuits; {report.already_simulated} were already "
+            f"dataset {report.dataset}: {report.members} distinct circuits of {report.requested} requested; "
+            f"{report.already_simulated} were already "
             f"simulated, {report.simulated} simulated now ({statuses})"
         )
         if report.simulated:

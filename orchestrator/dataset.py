@@ -35,6 +35,7 @@ class BuildReport:
 
     dataset: str
     requested: int
+    members: int  # distinct circuits: a stream may repeat a circuit, which is stored once
     already_simulated: int
     simulated: int
     statuses: dict[str, int] = field(default_factory=dict)
@@ -72,7 +73,8 @@ def build_dataset(
     ]
     store.add_dataset_circuits(dataset_id, rows)
     pending = store.pending(dataset_id, "ngspice")
-    report = BuildReport(name, n, n - len(pending), 0)
+    members = len({row.circuit.key for row in rows})
+    report = BuildReport(name, n, members, members - len(pending), 0)
     if pending:
         pool_start = time.perf_counter()
         pool = pool_factory(pool_config)

@@ -41,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-from circuits.circuit import Circuit, _digest
+from circuits.circuit import Circuit
 from circuits.errors import CktLoopError
 from circuits.family import Sample
 from circuits.performance import Performance
@@ -97,56 +97,20 @@ class _Identity:
     grid: str
 
 
-def _canonical_dict(circuit: Circuit) -> dict[str, Any]:
-    """``circuit.canonical().to_dict()``, fast.
-
-    ``Circuit.canonical`` orders nodes by position first, so when positions are distinct (always, in
-    the OCB family) the canonical order is the position order and no re-validated copy is needed.
-    """
-    nodes = circuit.nodes
-    if len({n.pos for n in nodes}) != len(nodes):
-        return circuit.canonical().to_dict()
-    order = sorted(range(len(nodes)), key=lambda i: nodes[i].pos)
-    new = {old: k for k, old in enumerate(order)}
-    return {
-        "grid": circuit.grid,
-        "nodes": [{"type": n.type, "pos": n.pos, "r": n.r, "c": n.c, "gm": n.gm} for n in (nodes[i] for i in order)],
-        "edges": [list(e) for e in sorted({(new[u], new[v]) for u, v in circuit.edges})],
-    }
-
-
 def _identify(circuit: Circuit) -> _Identity:
-    """Key, topology key and canonical JSON from one canonicalisation (the properties each redo it,
-    with a full re-validation each time, which dominates the cost of a bulk insert).
-
-    Equal to ``circuit.key``, ``circuit.topology_key`` and ``circuit.to_json()`` by construction;
-    ``_check_identity`` verifies that on a sample of every batch, so a change in ``circuits`` is caught.
-    """
-    d = _canonical_dict(circuit)
-    edges = d["edges"]
-    topo = {"nodes": [[n["type"], n["pos"]] for n in d["nodes"]], "edges": edges}
-    structure = {"types": [n["type"] for n in d["nodes"]], "pos": [n["pos"] for n in d["nodes"]], "edges": edges}
+    """What the tables store about a circuit, from its (cached) canonical form."""
+    c = circuit.canonical()
+    edges = [list(e) for e in c.edges]
+    structure = {"types": [n.type for n in c.nodes], "pos": [n.pos for n in c.nodes], "edges": edges}
     return _Identity(
-        key=_digest(d),
-        topology_key=_digest(topo),
-        circuit_json=json.dumps(d, separators=(",", ":")),
+        key=circuit.key,
+        topology_key=circuit.topology_key,
+        circuit_json=circuit.to_json(),
         structure_json=json.dumps(structure, separators=(",", ":")),
         n_stages=circuit.n_stages,
-        n_nodes=len(d["nodes"]),
+        n_nodes=len(c.nodes),
         grid=circuit.grid,
     )
-
-
-_CHECK_EVERY = 500  # rows between self-checks of _identify against the Circuit properties
-
-
-def _check_identity(circuit: Circuit, ident: _Identity) -> None:
-    if (ident.key, ident.topology_key, ident.circuit_json) != (
-        circuit.key,
-        circuit.topology_key,
-        circuit.to_json(),
-    ):
-        raise AssertionError("storage.store._identify disagrees with Circuit.key/topology_key/to_json: update it")
 
 
 # --- URLs and errors ----------------------------------------------------------------------------
@@ -368,8 +332,6 @@ class Store:
         if not rows:
             return
         idents = [_identify(r.circuit) for r in rows]
-        for i in range(0, len(rows), _CHECK_EVERY):
-            _check_identity(rows[i].circuit, idents[i])
         topo_rows: dict[str, dict[str, Any]] = {}
         circ_rows: dict[str, dict[str, Any]] = {}
         for ident in idents:
