@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -81,12 +82,12 @@ def draw_topology(rng: np.random.Generator, p3: float = 0.8, p_slot: float = 0.6
         return a, b
 
     if slot_a is not None:
-        subs.append((slot_a,) + free_span())
+        subs.append((slot_a, *free_span()))
     if slot_c is not None:
         src = N1 if not three else (N1 if rng.uniform() < 0.5 else N2)
         subs.append((slot_c, src, OUT))
     if slot_b is not None:
-        subs.append((slot_b,) + free_span())
+        subs.append((slot_b, *free_span()))
     return {"stages": 3 if three else 2, "subs": subs}
 
 
@@ -136,7 +137,7 @@ def perturb(rng, grid: Grid, circ: list, mode: str) -> list:
         i, j = g[int(rng.integers(len(g)))]
         c2[i][j] = grid.sample(rng, 1)[0]
     elif mode == "last_gm":                # redraw the gm of the last main stage
-        idx = [i for i, s in enumerate(c2) if s[2] == OUT and s[0] in FF_GM][0]
+        idx = next(i for i, s in enumerate(c2) if s[2] == OUT and s[0] in FF_GM)
         c2[idx][5] = grid.sample(rng, 1)[0]
     elif mode == "same":
         pass
@@ -348,7 +349,6 @@ def self_check() -> bool:
     a11, a12 = GL + YL + Yc, -Yc
     a21, a22 = -Yc + g2, GL + YL + Yc
     det = a11 * a22 - a12 * a21
-    V1 = (-g1 * a22) / det
     Vo = (-a21 * (-g1)) / det
     err = np.max(np.abs(Hc - Vo) / np.abs(Vo))
     print(f"2-stage Miller: max rel err vs hand nodal solve {err:.1e}")
@@ -356,7 +356,7 @@ def self_check() -> bool:
     # 4) feedback gm from OUT into 'in' is a no-op (ideal source)
     base = [[6, IN, N1, 0, 0, 10], [7, N1, OUT, 0, 0, 20]]
     Hb = simulate([base])[0]
-    Hf = simulate([base + [[9, IN, OUT, 0, 0, 50]]])[0]
+    Hf = simulate([[*base, [9, IN, OUT, 0, 0, 50]]])[0]
     err = np.max(np.abs(Hb - Hf) / np.abs(Hb))
     print(f"feedback gm driving 'in' is a no-op: max rel diff {err:.1e}")
     ok &= err < 1e-9
@@ -393,11 +393,11 @@ def main(argv=None):
                ugf_interp=not a.no_ugf_interp, select=a.select)
     rows = to_rows(m)
     dt = time.time() - t0
-    f = open(a.out, "w") if a.out else sys.stdout
-    for r in rows:
-        f.write(json.dumps(r) + "\n")
+    text = "".join(json.dumps(r) + "\n" for r in rows)
     if a.out:
-        f.close()
+        Path(a.out).write_text(text)
+    else:
+        sys.stdout.write(text)
     print(f"{a.n} circuits in {dt:.1f} s; ok fraction {np.mean(m['ok']):.4f}", file=sys.stderr)
     return 0
 

@@ -12,18 +12,17 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import independent_ocb as io  # noqa: E402
+import independent_ocb as io
 
 NET = {io.IN: "in", io.N1: "n1", io.N2: "n2", io.OUT: "out"}
 
 
 def netlist(circ):
-    L, k = ["* ocb"], 0
-    for (t, a, b, kr, kc, kg) in circ:
+    L = ["* ocb"]
+    for k, (t, a, b, kr, kc, kg) in enumerate(circ, start=1):
         if t in io.FB_GM:
             a, b = b, a
         A, B = NET[a], NET[b]
-        k += 1
         R, C = io.R_BASIS * kr, io.C_BASIS * kc
         if t in (2, 5, 14, 15, 16, 17, 18, 19, 20, 21):
             L.append(f"R{k} {A} {B} {R:.6g}")
@@ -49,7 +48,8 @@ with tempfile.TemporaryDirectory() as d:
     for i, c in enumerate(circs):
         out = os.path.join(d, f"o{i}.txt")
         cir = os.path.join(d, f"c{i}.cir")
-        open(cir, "w").write(netlist(c) % out)
+        with open(cir, "w") as fh:
+            fh.write(netlist(c) % out)
         subprocess.run(["ngspice", "-b", cir], capture_output=True, check=True)
         x = np.loadtxt(out)
         hs = x[:, 1] + 1j * x[:, 3]

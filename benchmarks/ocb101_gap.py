@@ -15,14 +15,14 @@ import numpy as np
 from scipy.stats import ks_2samp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import independent_ocb as io  # noqa: E402
+import independent_ocb as io
 
-CSV = "/work/shared/data/ocb/perform101.csv"
+CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "ocb", "perform101.csv")
 
 
 def load101(path=CSV):
     d = np.genfromtxt(path, delimiter=",", skip_header=1)
-    _, valid, gain, pm, bw, fom = d.T
+    _, _valid, gain, pm, bw, _fom = d.T
     G = 100 * (gain - 1.19531)
     P = -90 * (pm - 2.00001)
     U = (bw - 1e-5) * 1e9
@@ -111,7 +111,8 @@ def main():
               f"fail e/o {r['fail_even']:.3f}/{r['fail_odd']:.3f} medlogU {r['pair_med_logU']:.2f} "
               f"medDG {r['pair_med_dG']:.1f} corrG {r['pair_corrG']:.2f} ({time.time()-t0:.0f}s)", flush=True)
     if a.json:
-        json.dump(res, open(a.json, "w"), indent=1)
+        with open(a.json, "w") as fh:
+            json.dump(res, fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,15 @@ import os
 import sys
 
 import matplotlib
+
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.stats import ks_2samp  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.stats import ks_2samp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import independent_ocb as io  # noqa: E402
-import ocb101_gap as gap  # noqa: E402
+import independent_ocb as io
+import ocb101_gap as gap
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--n", type=int, default=10000)
@@ -27,7 +28,7 @@ ref = gap.load101()
 u101 = ref["ugbw_hz"][~ref["zero"]]
 m_doc, _ = io.run(a.n, a.seed)
 m_sel, _ = io.run(a.n, a.seed, select="minmax", K=20)
-curves = [("OCB-101 (published, %d non-zero rows)" % len(u101), u101, "k", "-")]
+curves = [(f"OCB-101 (published, {len(u101)} non-zero rows)", u101, "k", "-")]
 for name, m, col in [("documented rules (K=20, k=1..101)", m_doc, "tab:blue"),
                      ("best+worst FoM of K=20 sizings per topology", m_sel, "tab:red")]:
     u = m["ugbw_hz"][m["ok"]]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from independent_ocb import measure  # noqa: E402
+from independent_ocb import measure
 
 TOLERANCE = {"gain_db": 0.01, "ugbw_rel": 0.005, "pm_deg": 0.5}
 

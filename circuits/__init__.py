@@ -7,7 +7,7 @@ from circuits.circuit import Circuit, Node, structure_problems
 from circuits.errors import CircuitError, CktLoopError
 from circuits.family import FamilyConfig, Sample, generate, random_sizing, random_topology
 from circuits.grid import GRIDS, ValueGrid, value_grid
-from circuits.performance import SPEC_NAMES, Performance, SimStatus, figure_of_merit
+from circuits.performance import SPEC_NAMES, Performance, SimStatus, figure_of_merit, ocb_figure_of_merit
 from circuits.subgraphs import SUBGRAPH_TYPES, SubgraphType, subgraph_type
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "ValueGrid",
     "figure_of_merit",
     "generate",
+    "ocb_figure_of_merit",
     "random_sizing",
     "random_topology",
     "structure_problems",

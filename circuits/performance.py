@@ -34,12 +34,21 @@ def figure_of_merit(gain_db: float, ugbw_hz: float, pm_deg: float) -> float:
     return 1.2 * gain_db / 100.0 + 1.6 * min(pm_deg, 90.0) / 90.0 + 10.0 * ugbw_hz / 1e9
 
 
+def ocb_figure_of_merit(gain_db: float, ugbw_hz: float, pm_ocb_deg: float) -> float:
+    """OCB's own FoM, 1.2·|G|/100 dB + 1.6·PM_ocb/(−90°) + 10·UGBW/1 GHz, for comparisons with the
+    published labels only: its phase term rewards unstable amplifiers (reference §2.2, §6.1)."""
+    return 1.2 * abs(gain_db) / 100.0 + 1.6 * pm_ocb_deg / -90.0 + 10.0 * ugbw_hz / 1e9
+
+
 @dataclass(frozen=True)
 class Performance:
     """The outcome of simulating one circuit: specs when ``status`` is OK, a reason otherwise.
 
     ``gain_db`` is kept for NO_CROSSING results too (it is measured), but ``ugbw_hz``,
     ``pm_deg`` and ``fom`` are ``None`` whenever the amplifier has no unity-gain crossing.
+    ``pm_ocb_deg`` is the phase margin as the published OCB labels read it (180° + the raw phase
+    of H at the crossing, wrapped into [−180°, 180°); inferred, see docs/ocb-101-gap.md), kept
+    only to compare with them.
     """
 
     status: SimStatus
@@ -47,6 +56,7 @@ class Performance:
     ugbw_hz: float | None = None
     pm_deg: float | None = None
     error: str | None = None
+    pm_ocb_deg: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", SimStatus(self.status))
@@ -74,6 +84,7 @@ class Performance:
             "ugbw_hz": self.ugbw_hz,
             "pm_deg": self.pm_deg,
             "fom": self.fom,
+            "pm_ocb_deg": self.pm_ocb_deg,
             "error": self.error,
         }
 

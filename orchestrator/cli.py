@@ -60,7 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--n", type=_positive_int, required=True, help="number of circuits")
     build.add_argument("--seed", type=int, default=0, help="seed of the family stream (default 0)")
-    build.add_argument("--name", help="dataset name (default: ocb-seed<SEED>)")
+    build.add_argument(
+        "--name", help="dataset name (default: ocb-seed<SEED>, or ocb101-seed<SEED> for --preset ocb101)"
+    )
+    build.add_argument(
+        "--preset",
+        choices=("family", "ocb101"),
+        default="family",
+        help="family: every circuit of the documented OCB rules (default); ocb101: like the published "
+        "Ckt-Bench-101, the best and worst OCB-FoM sizings of each topology's 20 (simulates 10x N circuits)",
+    )
     build.add_argument(
         "--workers", type=_positive_int, default=os.cpu_count() or 1, help="ngspice actors (default: CPU count)"
     )
@@ -158,7 +167,7 @@ def _dataset_build(args: argparse.Namespace) -> int:
     from orchestrator.simulation_pool import PoolConfig
 
     store = _open_store(args.db)
-    name = args.name or f"ocb-seed{args.seed}"
+    name = args.name or (f"ocb101-seed{args.seed}" if args.preset == "ocb101" else f"ocb-seed{args.seed}")
     pool_config = PoolConfig(num_workers=args.workers, batch_size=args.batch_size, timeout_s=args.timeout)
 
     def pool_factory(config: PoolConfig):  # type: ignore[no-untyped-def]
@@ -175,6 +184,7 @@ def _dataset_build(args: argparse.Namespace) -> int:
         pool_config=pool_config,
         pool_factory=pool_factory,
         progress=not args.no_progress,
+        preset=args.preset,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -236,7 +246,11 @@ def _dataset_stats(args: argparse.Namespace) -> int:
 
     store = _open_store(args.db)
     name = _dataset_name(store, args.name)
-    result = stats(list(store.dataset_rows(name)), args.ocb or default_ocb_path())
+    ocb = args.ocb or default_ocb_path()
+    if args.ocb is None and not ocb.exists():
+        print(f"cktloop: note: {ocb} not found, so no comparison with OCB-101 (point --ocb at it)", file=sys.stderr)
+        ocb = None
+    result = stats(list(store.dataset_rows(name)), ocb)
     result["dataset"] = name
     if args.plot:
         from orchestrator.dataset_stats import plot

@@ -3,6 +3,11 @@
 Resumable by construction: the stream of circuits is a pure function of (seed, position), the
 store ignores rows it already has, and only circuits without a stored simulation are simulated.
 Results are written as batches finish, so a killed build loses at most the batches in flight.
+
+Two presets: ``family`` (every generated circuit, the documented OCB rules) and ``ocb101``, which
+reproduces how the published Ckt-Bench-101 rows were evidently chosen (docs/ocb-101-gap.md): of
+the K = 20 simulated sizings of each topology, rows 2j and 2j+1 are the best and the worst by
+OCB's own FoM, a failed simulation counting as −∞. The 20 sizings live in a ``<name>-pool`` dataset.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from circuits import FamilyConfig, generate
+from circuits import Circuit, FamilyConfig, generate, ocb_figure_of_merit
 from orchestrator.simulation_pool import PoolConfig, SimulationPool
 from storage import DatasetRow, Store
 
+PRESETS = ("family", "ocb101")
 TEST_FRACTION = 0.1
 WRITE_EVERY = 1000  # results buffered before each write to the store
 WRITE_INTERVAL_S = 2.0  # ... or seconds, whichever comes first
@@ -61,8 +67,13 @@ def build_dataset(
     pool_config: PoolConfig | None = None,
     pool_factory: Callable[[PoolConfig], SimulationPool] = SimulationPool,
     progress: bool = True,
+    preset: str = "family",
 ) -> BuildReport:
-    """Make dataset ``name`` hold the first ``n`` circuits of the (seed, family) stream, all simulated."""
+    """Make dataset ``name`` hold ``n`` simulated circuits of the (seed, family) stream, chosen by ``preset``."""
+    if preset == "ocb101":
+        return _build_ocb101(store, n, seed, name, family, pool_config, pool_factory, progress)
+    if preset != "family":
+        raise ValueError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     start = time.perf_counter()
     family = family or FamilyConfig()
     pool_config = pool_config or PoolConfig()
@@ -90,9 +101,7 @@ def build_dataset(
     return report
 
 
-def _simulate_into(
-    store: Store, pool: SimulationPool, pending: list, report: BuildReport, progress: bool
-) -> None:
+def _simulate_into(store: Store, pool: SimulationPool, pending: list, report: BuildReport, progress: bool) -> None:
     """Stream results into the store every ``WRITE_EVERY`` results or ``WRITE_INTERVAL_S`` seconds,
     and once more on the way out, even when interrupted."""
     from tqdm import tqdm
@@ -123,3 +132,52 @@ def _simulate_into(
         finally:
             flush()
             report.statuses = dict(statuses)
+
+
+def _build_ocb101(
+    store: Store,
+    n: int,
+    seed: int,
+    name: str,
+    family: FamilyConfig | None,
+    pool_config: PoolConfig | None,
+    pool_factory: Callable[[PoolConfig], SimulationPool],
+    progress: bool,
+) -> BuildReport:
+    start = time.perf_counter()
+    family = family or FamilyConfig()
+    k = family.sizings_per_topology
+    topologies = (n + 1) // 2
+    pool_name = f"{name}-pool"
+    report = build_dataset(
+        store, topologies * k, seed, pool_name, family, pool_config, pool_factory, progress, preset="family"
+    )
+    by_topology: dict[int, list[dict]] = {}
+    for row in store.dataset_rows(pool_name):
+        by_topology.setdefault(row["topology_number"], []).append(row)
+    chosen: list[DatasetRow] = []
+    for number in range(topologies):
+        best, worst = best_and_worst(by_topology[number])
+        for row in (best, worst):
+            circuit = Circuit.from_dict(row["circuit"])
+            chosen.append(DatasetRow(len(chosen), number, row["sizing"], row["split"], circuit))
+    config = {"preset": "ocb101", "pool": pool_name, "family": asdict(family), "test_fraction": TEST_FRACTION}
+    dataset_id = store.ensure_dataset(name, seed, n, config)
+    store.add_dataset_circuits(dataset_id, chosen[:n])
+    report.dataset, report.requested, report.members = name, n, len(chosen[:n])
+    report.wall_s = time.perf_counter() - start
+    return report
+
+
+def best_and_worst(rows: list[dict]) -> tuple[dict, dict]:
+    """The sizings with the highest and the lowest OCB FoM (a failure is −∞); never the same row."""
+
+    def fom(row: dict) -> float:
+        if row["status"] != "ok" or row["pm_ocb_deg"] is None:
+            return float("-inf")
+        return ocb_figure_of_merit(row["gain_db"], row["ugbw_hz"], row["pm_ocb_deg"])
+
+    ordered = sorted(rows, key=lambda row: (-fom(row), row["sizing"]))
+    best, rest = ordered[0], ordered[1:]
+    worst = min(rest, key=lambda row: (fom(row), row["sizing"]))
+    return best, worst

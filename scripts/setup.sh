@@ -28,8 +28,11 @@ fi
 stamp=.venv/.cktloop-installed
 want=$(cat pyproject.toml | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    .venv/bin/python -c 'import torch' 2>/dev/null || .venv/bin/pip install -q torch==2.13.0
-    .venv/bin/pip install -q -e '.[dev]'
+    log=.venv/pip-install.log
+    echo "setup: installing Python packages into .venv (a few minutes the first time; log in $log)"
+    { .venv/bin/python -c 'import torch' 2>/dev/null || .venv/bin/pip install torch==2.13.0; } >"$log" 2>&1 \
+        && .venv/bin/pip install -e '.[dev]' >>"$log" 2>&1 \
+        || { tail -n 30 "$log" >&2; echo "setup: pip failed; see $log" >&2; exit 1; }
     echo "$want" > "$stamp"
 fi
 echo "setup: ready ($(.venv/bin/python --version), $(ngspice --version 2>/dev/null | grep -o 'ngspice-[0-9]*' | head -1))"

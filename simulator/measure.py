@@ -6,6 +6,8 @@
   (Re H(1 Hz) < 0) and H′ = H otherwise; ∠H′ is taken in (−180°, 180°] at 1 Hz, unwrapped along
   the sweep and interpolated in log10 f. Inverting and non-inverting amplifiers are treated
   alike, and a single-pole stage has 90°.
+* ``pm_ocb_deg``: 180° + the raw phase of H at ``ugbw_hz`` wrapped into [−180°, 180°), the reading
+  that matches the published OCB labels (for comparisons with them only).
 """
 
 from __future__ import annotations
@@ -39,14 +41,17 @@ def measure(freq_hz: np.ndarray, h: np.ndarray) -> Performance:
     logf = np.log10(freq_hz)
     t = db[i] / (db[i] - db[i + 1]) if np.isfinite(db[i + 1]) else 1.0
     log_ugbw = logf[i] + t * (logf[i + 1] - logf[i])
-    h_ref = -h if h[0].real < 0 else h
+    inverting = h[0].real < 0
+    h_ref = -h if inverting else h
     phase = np.unwrap(np.angle(h_ref[: i + 2]))  # np.angle is in (-pi, pi]; unwrap keeps the start
     phase_at = phase[i] + t * (phase[i + 1] - phase[i])
+    pm_deg = float(180.0 + np.degrees(phase_at))
     return Performance(
         status=SimStatus.OK,
         gain_db=gain_db,
         ugbw_hz=float(10.0**log_ugbw),
-        pm_deg=float(180.0 + np.degrees(phase_at)),
+        pm_deg=pm_deg,
+        pm_ocb_deg=float((pm_deg + (180.0 if inverting else 0.0) + 180.0) % 360.0 - 180.0),
     )
 
 

@@ -80,6 +80,7 @@ class Simulation(Base):
     gain_db: Mapped[float | None] = mapped_column(Float)
     ugbw_hz: Mapped[float | None] = mapped_column(Float)
     pm_deg: Mapped[float | None] = mapped_column(Float)
+    pm_ocb_deg: Mapped[float | None] = mapped_column(Float)  # OCB's reading, for comparisons (0002)
     fom: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     seconds: Mapped[float | None] = mapped_column(Float)

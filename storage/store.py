@@ -447,6 +447,7 @@ class Store:
                 sim.c.gain_db,
                 sim.c.ugbw_hz,
                 sim.c.pm_deg,
+                sim.c.pm_ocb_deg,
                 sim.c.fom,
                 sim.c.error,
             )
@@ -476,6 +477,7 @@ class Store:
                     "ugbw_hz": r.ugbw_hz,
                     "pm_deg": r.pm_deg,
                     "fom": r.fom,
+                    "pm_ocb_deg": r.pm_ocb_deg,
                     "error": r.error,
                 }
             if len(page) < PAGE_SIZE:
@@ -549,6 +551,7 @@ class Store:
                         "gain_db": _finite(perf.gain_db),
                         "ugbw_hz": _finite(perf.ugbw_hz),
                         "pm_deg": _finite(perf.pm_deg),
+                        "pm_ocb_deg": _finite(perf.pm_ocb_deg),
                         "fom": _finite(perf.fom),
                         "error": perf.error,
                         "seconds": _finite(seconds),

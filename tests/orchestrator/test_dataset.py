@@ -2,7 +2,7 @@
 
 import pytest
 
-from orchestrator.dataset import build_dataset, split_of
+from orchestrator.dataset import best_and_worst, build_dataset, split_of
 from orchestrator.simulation_pool import PoolConfig, SimulationPool, ngspice_factory
 from storage import Store
 
@@ -80,3 +80,33 @@ def test_split_is_stable_and_near_the_test_fraction():
     splits = [split_of(7, t) for t in range(4000)]
     assert splits == [split_of(7, t) for t in range(4000)]
     assert 0.08 < splits.count("test") / len(splits) < 0.12
+
+
+def row(sizing: int, status: str = "ok", gain: float = 100.0, ugbw: float = 1e9, pm_ocb: float = 0.0) -> dict:
+    return {"sizing": sizing, "status": status, "gain_db": gain, "ugbw_hz": ugbw, "pm_ocb_deg": pm_ocb}
+
+
+def test_best_and_worst_by_ocb_fom_with_failures_lowest():
+    rows = [row(0, ugbw=2e9), row(1, ugbw=5e9), row(2, status="no_crossing"), row(3, ugbw=1e9, pm_ocb=90.0)]
+    best, worst = best_and_worst(rows)
+    assert best["sizing"] == 1 and worst["sizing"] == 2
+    all_failed = [row(k, status="sim_error") for k in range(4)]
+    best, worst = best_and_worst(all_failed)
+    assert (best["sizing"], worst["sizing"]) == (0, 1)  # never the same sizing twice
+
+
+def test_ocb101_preset_keeps_best_and_worst_of_each_topology(ray_session, tmp_path):
+    store = Store.open(f"sqlite:///{tmp_path / 'o.db'}")
+    report = build_dataset(
+        store, 6, 5, "o", pool_config=CONFIG, pool_factory=real_pool, progress=False, preset="ocb101"
+    )
+    assert report.members == 6 and report.simulated == 60
+    pool = list(store.dataset_rows("o-pool"))
+    rows = list(store.dataset_rows("o"))
+    assert [r["position"] for r in rows] == list(range(6))
+    for j in range(3):
+        even, odd = rows[2 * j], rows[2 * j + 1]
+        assert even["topology_number"] == odd["topology_number"] == j
+        siblings = [r for r in pool if r["topology_number"] == j]
+        assert len(siblings) == 20
+        assert (even["id"], odd["id"]) == tuple(r["id"] for r in best_and_worst(siblings))
