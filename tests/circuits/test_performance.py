@@ -5,7 +5,7 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from circuits import SPEC_NAMES, Performance, SimStatus, figure_of_merit
+from circuits import SPEC_NAMES, Performance, SimStatus, figure_of_merit, ocb_figure_of_merit
 
 FAILED = [SimStatus.NO_CROSSING, SimStatus.SIM_ERROR, SimStatus.TIMEOUT, SimStatus.CRASHED]
 
@@ -109,7 +109,7 @@ def test_failed_results_need_not_be_finite():
 def test_to_dict():
     p = Performance(SimStatus.OK, gain_db=60.0, ugbw_hz=1e9, pm_deg=60.0)
     d = p.to_dict()
-    assert list(d) == ["status", "gain_db", "ugbw_hz", "pm_deg", "fom", "error"]
+    assert list(d) == ["status", "gain_db", "ugbw_hz", "pm_deg", "fom", "pm_ocb_deg", "error"]
     assert d["status"] == "ok"
     assert isinstance(d["status"], str)
     assert (d["gain_db"], d["ugbw_hz"], d["pm_deg"]) == (60.0, 1e9, 60.0)
@@ -125,8 +125,15 @@ def test_to_dict_failed():
         "ugbw_hz": None,
         "pm_deg": None,
         "fom": None,
+        "pm_ocb_deg": None,
         "error": "over 30 s",
     }
+
+
+def test_ocb_figure_of_merit_rewards_negative_ocb_margins():
+    # OCB's own formula, kept for comparisons: 1.2·|G|/100 + 1.6·PM/(−90) + 10·UGBW/GHz.
+    assert ocb_figure_of_merit(-60.0, 1e9, -90.0) == pytest.approx(0.72 + 1.6 + 10.0)
+    assert ocb_figure_of_merit(60.0, 1e9, 90.0) < ocb_figure_of_merit(60.0, 1e9, -90.0)
 
 
 def test_performance_is_frozen_and_comparable():

@@ -86,3 +86,15 @@ def test_non_finite_sweep_is_a_simulation_error():
 def test_mismatched_sweeps_are_rejected():
     with pytest.raises(ValueError, match="matching"):
         measure(F[:-1], poles(10.0, 1e3))
+
+
+def test_ocb_reading_of_the_phase_margin():
+    # Non-inverting single pole: PM 90°, raw phase −90° at the crossing → OCB reads 90°.
+    # Inverting: the raw phase is +90°, so OCB reads 180° + 90° wrapped = −90°.
+    h = poles(1000.0, 1e3)
+    assert measure(F, h).pm_ocb_deg == pytest.approx(measure(F, h).pm_deg, abs=1e-9)
+    assert measure(F, -h).pm_ocb_deg == pytest.approx(measure(F, h).pm_deg - 180, abs=1e-9)
+    deep = measure(F, poles(1e8, 1e3, 1e3, 1e3, 1e3, 1e3, 1e3))  # standard PM far below −180°: OCB wraps it
+    assert deep.pm_deg < -180
+    assert -180 <= deep.pm_ocb_deg < 180
+    assert deep.pm_ocb_deg == pytest.approx(deep.pm_deg + 360, abs=1e-9)
