@@ -8,6 +8,7 @@ its p-value and sample sizes; for the ok-fraction prints both fractions and the 
 
     python benchmarks/compare_family.py OURS.jsonl THEIRS.jsonl
 """
+
 from __future__ import annotations
 
 import json
@@ -45,23 +46,36 @@ def compare(ours_jsonl: str, theirs_jsonl: str, quiet: bool = False) -> dict:
         x, y = a[k][np.isfinite(a[k])], b[k][np.isfinite(b[k])]
         if len(x) and len(y):
             r = ks_2samp(x, y)
-            res[k] = {"ks": float(r.statistic), "p": float(r.pvalue), "n_ours": len(x), "n_theirs": len(y),
-                      "median_ours": float(np.median(x)), "median_theirs": float(np.median(y))}
+            res[k] = {
+                "ks": float(r.statistic),
+                "p": float(r.pvalue),
+                "n_ours": len(x),
+                "n_theirs": len(y),
+                "median_ours": float(np.median(x)),
+                "median_theirs": float(np.median(y)),
+            }
         else:
             res[k] = {"ks": float("nan"), "p": float("nan"), "n_ours": len(x), "n_theirs": len(y)}
     r = ks_2samp(a["ok"].astype(float), b["ok"].astype(float))
-    res["ok_fraction"] = {"ks": float(r.statistic), "p": float(r.pvalue), "n_ours": len(a["ok"]),
-                          "n_theirs": len(b["ok"]), "frac_ours": float(a["ok"].mean()),
-                          "frac_theirs": float(b["ok"].mean())}
+    res["ok_fraction"] = {
+        "ks": float(r.statistic),
+        "p": float(r.pvalue),
+        "n_ours": len(a["ok"]),
+        "n_theirs": len(b["ok"]),
+        "frac_ours": float(a["ok"].mean()),
+        "frac_theirs": float(b["ok"].mean()),
+    }
     if not quiet:
         print(f"{'quantity':<12} {'KS':>7} {'p':>10} {'n_ours':>8} {'n_theirs':>9}  medians (ours / theirs)")
         for k in KEYS:
             d = res[k]
-            med = (f"{d['median_ours']:.4g} / {d['median_theirs']:.4g}" if "median_ours" in d else "-")
+            med = f"{d['median_ours']:.4g} / {d['median_theirs']:.4g}" if "median_ours" in d else "-"
             print(f"{k:<12} {d['ks']:7.4f} {d['p']:10.3g} {d['n_ours']:8d} {d['n_theirs']:9d}  {med}")
         d = res["ok_fraction"]
-        print(f"{'ok_fraction':<12} {d['ks']:7.4f} {d['p']:10.3g} {d['n_ours']:8d} {d['n_theirs']:9d}  "
-              f"{d['frac_ours']:.4f} / {d['frac_theirs']:.4f}")
+        print(
+            f"{'ok_fraction':<12} {d['ks']:7.4f} {d['p']:10.3g} {d['n_ours']:8d} {d['n_theirs']:9d}  "
+            f"{d['frac_ours']:.4f} / {d['frac_theirs']:.4f}"
+        )
     return res
 
 

@@ -15,6 +15,7 @@ CLI
   python benchmarks/independent_ocb.py --n 10000 --seed 7 --out FILE.jsonl [variant options]
   python benchmarks/independent_ocb.py --self-check
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,19 +40,19 @@ HAS_R = {2, 4, 5} | set(range(14, 26))
 HAS_C = {3, 4, 5} | set(range(10, 14)) | set(range(18, 26))
 HAS_GM = FF_GM | FB_GM
 
-R_BASIS = 0.1e6      # ohm per k
-C_BASIS = 10e-15     # farad per k
-GM_BASIS = 0.1e-3    # siemens per k
+R_BASIS = 0.1e6  # ohm per k
+C_BASIS = 10e-15  # farad per k
+GM_BASIS = 0.1e-3  # siemens per k
 R_LOAD = 1e6
 C_LOAD = 50e-15
-GMIN = 1e-12         # SPICE-like gmin on every node (keeps matrices regular; negligible vs the 1 uS loads)
-G_SHORT = 1e4        # conductance used for R = 0 (continuous grid only): a 0.1 mOhm "short"
+GMIN = 1e-12  # SPICE-like gmin on every node (keeps matrices regular; negligible vs the 1 uS loads)
+G_SHORT = 1e4  # conductance used for R = 0 (continuous grid only): a 0.1 mOhm "short"
 
 # net indices in the MNA matrix: 0 = in (known, 1 V), 1 = n1, 2 = n2, 3 = OUT, 4.. internal series nodes
 IN, N1, N2, OUT = 0, 1, 2, 3
-NMAX = 7             # in, n1, n2, OUT + up to 3 internal nodes (slot A, slot C, slot B)
+NMAX = 7  # in, n1, n2, OUT + up to 3 internal nodes (slot A, slot C, slot B)
 
-FREQS = 10.0 ** (np.arange(1101) / 100.0)   # 1 Hz .. 100 GHz, 100 points/decade
+FREQS = 10.0 ** (np.arange(1101) / 100.0)  # 1 Hz .. 100 GHz, 100 points/decade
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -70,7 +71,7 @@ def draw_topology(rng: np.random.Generator, p3: float = 0.8, p_slot: float = 0.6
     subs = []  # (type, a, b) with a = input (earlier) net, b = output (later) net
     if three:
         subs += [(s1, IN, N1), (s2, N1, N2), (s3, N2, OUT)]
-        anchors = [IN, N1, N2, OUT]          # order In < stage1 < stage2 ; Out handled separately
+        anchors = [IN, N1, N2, OUT]  # order In < stage1 < stage2 ; Out handled separately
     else:
         subs += [(s1, IN, N1), (s2, N1, OUT)]
         anchors = [IN, N1, OUT]
@@ -98,19 +99,19 @@ class Grid:
         self.kind = kind
 
     def sample(self, rng, size):
-        if self.kind == "int101":          # documented discrete generator: integers 1..101
+        if self.kind == "int101":  # documented discrete generator: integers 1..101
             return rng.integers(1, 102, size=size).astype(float)
-        if self.kind == "int100":          # integers 1..100 (max 10.0 mS)
+        if self.kind == "int100":  # integers 1..100 (max 10.0 mS)
             return rng.integers(1, 101, size=size).astype(float)
-        if self.kind == "continuous":      # integers 0..1000 / 10 -> 0.0 .. 100.0
+        if self.kind == "continuous":  # integers 0..1000 / 10 -> 0.0 .. 100.0
             return rng.integers(0, 1001, size=size) / 10.0
-        if self.kind == "cont_trunc":      # continuous then int() truncation (igraph attributes) -> 0..100
+        if self.kind == "cont_trunc":  # continuous then int() truncation (igraph attributes) -> 0..100
             return np.floor(rng.integers(0, 1001, size=size) / 10.0)
-        if self.kind == "cont_nozero":     # continuous grid without zeros (0.1 .. 100.0)
+        if self.kind == "cont_nozero":  # continuous grid without zeros (0.1 .. 100.0)
             return rng.integers(1, 1001, size=size) / 10.0
-        if self.kind == "loguniform":      # log-uniform on [0.1, 100]
+        if self.kind == "loguniform":  # log-uniform on [0.1, 100]
             return 10.0 ** rng.uniform(-1, 2, size=size)
-        if self.kind == "loguniform1":     # log-uniform on [1, 101]
+        if self.kind == "loguniform1":  # log-uniform on [1, 101]
             return 10.0 ** rng.uniform(0, np.log10(101), size=size)
         raise ValueError(self.kind)
 
@@ -118,7 +119,7 @@ class Grid:
 def sizing(rng, grid: Grid, topo: dict) -> list:
     """Independent per-device values for a topology: list of (type, a, b, kr, kc, kg)."""
     out = []
-    for (t, a, b) in topo["subs"]:
+    for t, a, b in topo["subs"]:
         kr, kc, kg = grid.sample(rng, 3)
         out.append([t, a, b, kr if t in HAS_R else 0.0, kc if t in HAS_C else 0.0, kg if t in HAS_GM else 0.0])
     return out
@@ -127,16 +128,20 @@ def sizing(rng, grid: Grid, topo: dict) -> list:
 def perturb(rng, grid: Grid, circ: list, mode: str) -> list:
     """Second member of a pair (variants for the 101 pairing study)."""
     c2 = [list(s) for s in circ]
-    devs = [(i, j) for i, s in enumerate(c2) for j, has in ((3, s[0] in HAS_R), (4, s[0] in HAS_C),
-                                                              (5, s[0] in HAS_GM)) if has]
-    if mode == "one":                      # redraw one device chosen at random
+    devs = [
+        (i, j)
+        for i, s in enumerate(c2)
+        for j, has in ((3, s[0] in HAS_R), (4, s[0] in HAS_C), (5, s[0] in HAS_GM))
+        if has
+    ]
+    if mode == "one":  # redraw one device chosen at random
         i, j = devs[int(rng.integers(len(devs)))]
         c2[i][j] = grid.sample(rng, 1)[0]
-    elif mode == "one_gm":                 # redraw one gm device
+    elif mode == "one_gm":  # redraw one gm device
         g = [d for d in devs if d[1] == 5]
         i, j = g[int(rng.integers(len(g)))]
         c2[i][j] = grid.sample(rng, 1)[0]
-    elif mode == "last_gm":                # redraw the gm of the last main stage
+    elif mode == "last_gm":  # redraw the gm of the last main stage
         idx = next(i for i, s in enumerate(c2) if s[2] == OUT and s[0] in FF_GM)
         c2[idx][5] = grid.sample(rng, 1)[0]
     elif mode == "same":
@@ -146,8 +151,9 @@ def perturb(rng, grid: Grid, circ: list, mode: str) -> list:
     return c2
 
 
-def generate(n: int, seed: int, K: int = 20, grid: str = "int101", p3: float = 0.8, p_slot: float = 0.6,
-             pairs: str | None = None) -> list:
+def generate(
+    n: int, seed: int, K: int = 20, grid: str = "int101", p3: float = 0.8, p_slot: float = 0.6, pairs: str | None = None
+) -> list:
     """n circuits; a topology is redrawn every K circuits. With pairs=mode, circuits come in pairs
     (2j, 2j+1) = (base sizing, perturbed sizing) and topologies are redrawn every K circuits (K even)."""
     rng = np.random.default_rng(seed)
@@ -175,7 +181,7 @@ def stamp(circ: list):
     C = np.zeros((NMAX, NMAX))
     nxt = [4]
 
-    def y2(M, p, q, y):                    # two-terminal admittance between p and q (q may be None = ground)
+    def y2(M, p, q, y):  # two-terminal admittance between p and q (q may be None = ground)
         M[p, p] += y
         if q is not None:
             M[q, q] += y
@@ -186,23 +192,23 @@ def stamp(circ: list):
         r = R_BASIS * kr
         return G_SHORT if r <= 0 else min(1.0 / r, G_SHORT)
 
-    for (t, a, b, kr, kc, kg) in circ:
-        if t in FB_GM:                     # feedback: whole subgraph swapped (senses b, drives a)
+    for t, a, b, kr, kc, kg in circ:
+        if t in FB_GM:  # feedback: whole subgraph swapped (senses b, drives a)
             a, b = b, a
         r_val, c_val = gR(kr), C_BASIS * kc
         if t in (2, 5, 14, 15, 16, 17, 18, 19, 20, 21):
             y2(G, a, b, r_val)
         if t in (3, 5, 10, 11, 12, 13, 18, 19, 20, 21):
             y2(C, a, b, c_val)
-        if t in (4, 22, 23, 24, 25):       # series R (a side) - internal node x - C (b side)
+        if t in (4, 22, 23, 24, 25):  # series R (a side) - internal node x - C (b side)
             x = nxt[0]
             nxt[0] += 1
             y2(G, a, x, r_val)
             y2(C, x, b, c_val)
         if t in HAS_GM:
             gm = GM_BASIS * kg * (-1.0 if t in NEG_GM else 1.0)
-            G[b, a] += gm                  # current gm*V(a) pulled out of node b (SPICE G b 0 a 0 gm)
-            y2(G, b, None, 1.0 / R_LOAD)   # fixed load on the driven net
+            G[b, a] += gm  # current gm*V(a) pulled out of node b (SPICE G b 0 a 0 gm)
+            y2(G, b, None, 1.0 / R_LOAD)  # fixed load on the driven net
             y2(C, b, None, C_LOAD)
     for k in range(1, NMAX):
         G[k, k] += GMIN
@@ -219,12 +225,12 @@ def simulate(circs: list, freqs: np.ndarray = FREQS, chunk: int = 128) -> np.nda
     w = 2 * np.pi * freqs
     H = np.empty((n, len(freqs)), dtype=complex)
     for s in range(0, n, chunk):
-        g, c = GG[s:s + chunk], CC[s:s + chunk]
+        g, c = GG[s : s + chunk], CC[s : s + chunk]
         Y = g[:, None, :, :] + 1j * w[None, :, None, None] * c[:, None, :, :]
         A = Y[:, :, 1:, 1:]
-        rhs = -Y[:, :, 1:, 0:1]           # V(in) = 1
+        rhs = -Y[:, :, 1:, 0:1]  # V(in) = 1
         V = np.linalg.solve(A, rhs)[..., 0]
-        H[s:s + chunk] = V[:, :, OUT - 1]
+        H[s : s + chunk] = V[:, :, OUT - 1]
     return H
 
 
@@ -256,10 +262,16 @@ def measure(H: np.ndarray, freqs: np.ndarray = FREQS, ugf_interp: bool = True) -
     pm = 180.0 + np.degrees(ph_u)
     # extra: raw wrapped phase of H (no sign flip) at UGF, for OCB-PM convention studies
     raw = np.angle(H[rows, i] * (1 - t) + H[rows, i + 1] * t, deg=True)
-    pm_ocb = (raw + 360.0) % 360.0 - 180.0            # wrap(180 + angle H) into [-180, 180)
-    out = {"gain_db": gain, "ugbw_hz": np.where(has, ugf, np.nan), "pm_deg": np.where(has, pm, np.nan),
-           "raw_phase_deg": np.where(has, raw, np.nan), "pm_ocb_deg": np.where(has, pm_ocb, np.nan),
-           "inverting": sgn < 0, "ok": has}
+    pm_ocb = (raw + 360.0) % 360.0 - 180.0  # wrap(180 + angle H) into [-180, 180)
+    out = {
+        "gain_db": gain,
+        "ugbw_hz": np.where(has, ugf, np.nan),
+        "pm_deg": np.where(has, pm, np.nan),
+        "raw_phase_deg": np.where(has, raw, np.nan),
+        "pm_ocb_deg": np.where(has, pm_ocb, np.nan),
+        "inverting": sgn < 0,
+        "ok": has,
+    }
     return out
 
 
@@ -302,13 +314,26 @@ def to_rows(m: dict) -> list:
     rows = []
     for k in range(len(m["ok"])):
         if m["ok"][k]:
-            rows.append({"status": "ok", "gain_db": float(m["gain_db"][k]), "ugbw_hz": float(m["ugbw_hz"][k]),
-                         "pm_deg": float(m["pm_deg"][k]), "pm_ocb_deg": float(m["pm_ocb_deg"][k]),
-                         "inverting": bool(m["inverting"][k])})
+            rows.append(
+                {
+                    "status": "ok",
+                    "gain_db": float(m["gain_db"][k]),
+                    "ugbw_hz": float(m["ugbw_hz"][k]),
+                    "pm_deg": float(m["pm_deg"][k]),
+                    "pm_ocb_deg": float(m["pm_ocb_deg"][k]),
+                    "inverting": bool(m["inverting"][k]),
+                }
+            )
         else:
             g = m["gain_db"][k]
-            rows.append({"status": "no_crossing", "gain_db": float(g) if np.isfinite(g) else None,
-                         "ugbw_hz": None, "pm_deg": None})
+            rows.append(
+                {
+                    "status": "no_crossing",
+                    "gain_db": float(g) if np.isfinite(g) else None,
+                    "ugbw_hz": None,
+                    "pm_deg": None,
+                }
+            )
     return rows
 
 
@@ -322,7 +347,7 @@ def self_check() -> bool:
     w1, w2, w3 = 2 * np.pi * np.array([1e3, 1e5, 1e8])
     H = 1000 / ((1 + s / w1) * (1 + s / w2) * (1 + s / w3))
     m = measure(H)
-    print(f"3-pole: UGF {m['ugbw_hz'][0]/1e3:.2f} kHz (expect 308.42), PM {m['pm_deg'][0]:.2f} deg (expect 17.97)")
+    print(f"3-pole: UGF {m['ugbw_hz'][0] / 1e3:.2f} kHz (expect 308.42), PM {m['pm_deg'][0]:.2f} deg (expect 17.97)")
     ok &= abs(m["ugbw_hz"][0] / 308.42e3 - 1) < 2e-3 and abs(m["pm_deg"][0] - 17.97) < 0.1
     # 2) single gm stage: H = -gm R /(1 + s R C); positive gm -> inverting
     gm = 1e-3
@@ -333,15 +358,20 @@ def self_check() -> bool:
     mc = measure(Hc)
     fu = np.sqrt((gm * R_LOAD) ** 2 - 1) / (2 * np.pi * R_LOAD * C_LOAD)
     pm_exact = 180 - np.degrees(np.arctan(2 * np.pi * fu * R_LOAD * C_LOAD))
-    print(f"1-stage: max rel err vs analytic {err:.1e}; gain {mc['gain_db'][0]:.3f} dB (expect 60.000); "
-          f"UGF {mc['ugbw_hz'][0]/1e9:.4f} GHz (expect {fu/1e9:.4f}); PM {mc['pm_deg'][0]:.3f} (expect {pm_exact:.3f})")
+    print(
+        f"1-stage: max rel err vs analytic {err:.1e}; gain {mc['gain_db'][0]:.3f} dB (expect 60.000); "
+        f"UGF {mc['ugbw_hz'][0] / 1e9:.4f} GHz (expect {fu / 1e9:.4f}); PM {mc['pm_deg'][0]:.3f} (expect {pm_exact:.3f})"
+    )
     ok &= err < 1e-5 and abs(mc["gain_db"][0] - 60) < 1e-4 and abs(mc["pm_deg"][0] - pm_exact) < 0.05
     ok &= abs(mc["ugbw_hz"][0] / fu - 1) < 2e-3
     # 3) two-stage with Miller C across stage 2 (type 10) + passive R in slot C: compare to a hand-written nodal solve
     g1, g2, Cm, Rc = 1e-3, -2e-3, 200e-15, 0.5e6
     # type 11 is a negative-gm type: the stored feature is the magnitude, the sign comes from the type
-    circ = [[6, IN, N1, 0, 0, g1 / GM_BASIS], [11, N1, OUT, 0, Cm / C_BASIS, abs(g2) / GM_BASIS],
-            [2, N1, OUT, Rc / R_BASIS, 0, 0]]
+    circ = [
+        [6, IN, N1, 0, 0, g1 / GM_BASIS],
+        [11, N1, OUT, 0, Cm / C_BASIS, abs(g2) / GM_BASIS],
+        [2, N1, OUT, Rc / R_BASIS, 0, 0],
+    ]
     Hc = simulate([circ])[0]
     GL, YL = 1 / R_LOAD, s * C_LOAD
     Yc = s * Cm + 1 / Rc
@@ -371,26 +401,44 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", default=None)
     ap.add_argument("--K", type=int, default=20, help="sizings per topology (documented: 20)")
-    ap.add_argument("--grid", default="int101",
-                    choices=["int101", "int100", "continuous", "cont_trunc", "cont_nozero", "loguniform",
-                             "loguniform1"],
-                    help="device value grid: int101 = documented k in 1..101; continuous = k in 0..1000 /10; "
-                         "cont_trunc = continuous then int() (0..100); cont_nozero = 0.1..100.0; loguniform(1)")
+    ap.add_argument(
+        "--grid",
+        default="int101",
+        choices=["int101", "int100", "continuous", "cont_trunc", "cont_nozero", "loguniform", "loguniform1"],
+        help="device value grid: int101 = documented k in 1..101; continuous = k in 0..1000 /10; "
+        "cont_trunc = continuous then int() (0..100); cont_nozero = 0.1..100.0; loguniform(1)",
+    )
     ap.add_argument("--p3", type=float, default=0.8, help="probability of a third stage")
     ap.add_argument("--p-slot", type=float, default=0.6, help="probability of each extra slot")
-    ap.add_argument("--pairs", default=None, choices=["one", "one_gm", "last_gm", "same"],
-                    help="emit circuits in pairs: second = first with one device redrawn")
-    ap.add_argument("--select", default=None, choices=["minmax", "max", "min"],
-                    help="per topology simulate K sizings and keep (best, worst) FoM as a pair / only the best / "
-                         "only the worst")
+    ap.add_argument(
+        "--pairs",
+        default=None,
+        choices=["one", "one_gm", "last_gm", "same"],
+        help="emit circuits in pairs: second = first with one device redrawn",
+    )
+    ap.add_argument(
+        "--select",
+        default=None,
+        choices=["minmax", "max", "min"],
+        help="per topology simulate K sizings and keep (best, worst) FoM as a pair / only the best / only the worst",
+    )
     ap.add_argument("--no-ugf-interp", action="store_true", help="UGF = last sweep point with |H|>=1")
     ap.add_argument("--self-check", action="store_true")
     a = ap.parse_args(argv)
     if a.self_check:
         return 0 if self_check() else 1
     t0 = time.time()
-    m, _ = run(a.n, a.seed, K=a.K, grid=a.grid, p3=a.p3, p_slot=a.p_slot, pairs=a.pairs,
-               ugf_interp=not a.no_ugf_interp, select=a.select)
+    m, _ = run(
+        a.n,
+        a.seed,
+        K=a.K,
+        grid=a.grid,
+        p3=a.p3,
+        p_slot=a.p_slot,
+        pairs=a.pairs,
+        ugf_interp=not a.no_ugf_interp,
+        select=a.select,
+    )
     rows = to_rows(m)
     dt = time.time() - t0
     text = "".join(json.dumps(r) + "\n" for r in rows)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Cross-check the independent MNA solver against ngspice on random OCB circuits (netlist per reference 1.6).
 
-    python benchmarks/ngspice_crosscheck.py [--n 20] [--seed 3]
+python benchmarks/ngspice_crosscheck.py [--n 20] [--seed 3]
 """
+
 import argparse
 import os
 import subprocess

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """OCB-101 gap study: KS of variants of the independent generator against perform101.csv.
 
-    python benchmarks/ocb101_gap.py [--n 10000] [--seeds 7] [--variants doc,continuous,...] [--json OUT]
+python benchmarks/ocb101_gap.py [--n 10000] [--seeds 7] [--variants doc,continuous,...] [--json OUT]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,29 +37,29 @@ def ocb_like_pm(m):
 
 
 VARIANTS = {
-    "doc":            dict(),
-    "int100":         dict(grid="int100"),
-    "continuous":     dict(grid="continuous"),
-    "cont_trunc":     dict(grid="cont_trunc"),
-    "cont_nozero":    dict(grid="cont_nozero"),
-    "loguniform":     dict(grid="loguniform"),
-    "K1":             dict(K=1),
-    "K2":             dict(K=2),
-    "K100":           dict(K=100),
-    "p3=0.5":         dict(p3=0.5),
-    "pslot=0.3":      dict(p_slot=0.3),
-    "pslot=0.9":      dict(p_slot=0.9),
-    "no_interp":      dict(ugf_interp=False),
-    "pairs_one":      dict(pairs="one", K=2),
-    "pairs_one_gm":   dict(pairs="one_gm", K=2),
-    "pairs_last_gm":  dict(pairs="last_gm", K=2),
-    "minmax_K20":     dict(select="minmax", K=20),
-    "minmax_K10":     dict(select="minmax", K=10),
-    "minmax_K5":      dict(select="minmax", K=5),
-    "minmax_K2":      dict(select="minmax", K=2),
+    "doc": dict(),
+    "int100": dict(grid="int100"),
+    "continuous": dict(grid="continuous"),
+    "cont_trunc": dict(grid="cont_trunc"),
+    "cont_nozero": dict(grid="cont_nozero"),
+    "loguniform": dict(grid="loguniform"),
+    "K1": dict(K=1),
+    "K2": dict(K=2),
+    "K100": dict(K=100),
+    "p3=0.5": dict(p3=0.5),
+    "pslot=0.3": dict(p_slot=0.3),
+    "pslot=0.9": dict(p_slot=0.9),
+    "no_interp": dict(ugf_interp=False),
+    "pairs_one": dict(pairs="one", K=2),
+    "pairs_one_gm": dict(pairs="one_gm", K=2),
+    "pairs_last_gm": dict(pairs="last_gm", K=2),
+    "minmax_K20": dict(select="minmax", K=20),
+    "minmax_K10": dict(select="minmax", K=10),
+    "minmax_K5": dict(select="minmax", K=5),
+    "minmax_K2": dict(select="minmax", K=2),
     "minmax_K20_cont": dict(select="minmax", K=20, grid="continuous"),
     "minmax_K20_trunc": dict(select="minmax", K=20, grid="cont_trunc"),
-    "minmax_K30":     dict(select="minmax", K=30),
+    "minmax_K30": dict(select="minmax", K=30),
 }
 
 
@@ -80,10 +81,14 @@ def pair_stats(U, G, fail):
     n = len(U) // 2 * 2
     e, o = np.arange(0, n, 2), np.arange(1, n, 2)
     both = ~fail[e] & ~fail[o]
-    return {"pair_Ue>Uo": np.mean(U[e] > U[o]), "fail_even": fail[e].mean(), "fail_odd": fail[o].mean(),
-            "pair_med_logU": np.median(np.log10(U[o][both] / U[e][both])),
-            "pair_med_dG": np.median(G[o][both] - G[e][both]),
-            "pair_corrG": np.corrcoef(G[e][both], G[o][both])[0, 1]}
+    return {
+        "pair_Ue>Uo": np.mean(U[e] > U[o]),
+        "fail_even": fail[e].mean(),
+        "fail_odd": fail[o].mean(),
+        "pair_med_logU": np.median(np.log10(U[o][both] / U[e][both])),
+        "pair_med_dG": np.median(G[o][both] - G[e][both]),
+        "pair_corrG": np.corrcoef(G[e][both], G[o][both])[0, 1],
+    }
 
 
 def main():
@@ -106,10 +111,13 @@ def main():
             rows.append(ks_table(m, ref))
         r = {k: float(np.mean([x[k] for x in rows])) for k in rows[0]}
         res[v] = r
-        print(f"{v:<16} ok {r['ok_frac']:.4f} KS gain {r['ks_gain']:.4f} UGBW {r['ks_ugbw']:.4f} "
-              f"|PM| {r['ks_abspm']:.4f} PMocb {r['ks_pm_ocb']:.4f} | pairs Ue>Uo {r['pair_Ue>Uo']:.3f} "
-              f"fail e/o {r['fail_even']:.3f}/{r['fail_odd']:.3f} medlogU {r['pair_med_logU']:.2f} "
-              f"medDG {r['pair_med_dG']:.1f} corrG {r['pair_corrG']:.2f} ({time.time()-t0:.0f}s)", flush=True)
+        print(
+            f"{v:<16} ok {r['ok_frac']:.4f} KS gain {r['ks_gain']:.4f} UGBW {r['ks_ugbw']:.4f} "
+            f"|PM| {r['ks_abspm']:.4f} PMocb {r['ks_pm_ocb']:.4f} | pairs Ue>Uo {r['pair_Ue>Uo']:.3f} "
+            f"fail e/o {r['fail_even']:.3f}/{r['fail_odd']:.3f} medlogU {r['pair_med_logU']:.2f} "
+            f"medDG {r['pair_med_dG']:.1f} corrG {r['pair_corrG']:.2f} ({time.time() - t0:.0f}s)",
+            flush=True,
+        )
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(res, fh, indent=1)

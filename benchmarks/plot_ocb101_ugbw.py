@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """UGBW CDFs (log axis) of OCB-101 vs the documented rules vs the best-/worst-of-K=20 selection variant.
 
-    python benchmarks/plot_ocb101_ugbw.py [--n 10000] [--seed 7] [--out docs/img/ocb101_ugbw.png]
+python benchmarks/plot_ocb101_ugbw.py [--n 10000] [--seed 7] [--out docs/img/ocb101_ugbw.png]
 """
+
 import argparse
 import os
 import sys
@@ -29,8 +30,10 @@ u101 = ref["ugbw_hz"][~ref["zero"]]
 m_doc, _ = io.run(a.n, a.seed)
 m_sel, _ = io.run(a.n, a.seed, select="minmax", K=20)
 curves = [(f"OCB-101 (published, {len(u101)} non-zero rows)", u101, "k", "-")]
-for name, m, col in [("documented rules (K=20, k=1..101)", m_doc, "tab:blue"),
-                     ("best+worst FoM of K=20 sizings per topology", m_sel, "tab:red")]:
+for name, m, col in [
+    ("documented rules (K=20, k=1..101)", m_doc, "tab:blue"),
+    ("best+worst FoM of K=20 sizings per topology", m_sel, "tab:red"),
+]:
     u = m["ugbw_hz"][m["ok"]]
     ks = ks_2samp(u, u101).statistic
     curves.append((f"{name}: KS {ks:.3f}", u, col, "--"))
