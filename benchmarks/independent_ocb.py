@@ -360,7 +360,8 @@ def self_check() -> bool:
     pm_exact = 180 - np.degrees(np.arctan(2 * np.pi * fu * R_LOAD * C_LOAD))
     print(
         f"1-stage: max rel err vs analytic {err:.1e}; gain {mc['gain_db'][0]:.3f} dB (expect 60.000); "
-        f"UGF {mc['ugbw_hz'][0] / 1e9:.4f} GHz (expect {fu / 1e9:.4f}); PM {mc['pm_deg'][0]:.3f} (expect {pm_exact:.3f})"
+        f"UGF {mc['ugbw_hz'][0] / 1e9:.4f} GHz (expect {fu / 1e9:.4f}); "
+        f"PM {mc['pm_deg'][0]:.3f} (expect {pm_exact:.3f})"
     )
     ok &= err < 1e-5 and abs(mc["gain_db"][0] - 60) < 1e-4 and abs(mc["pm_deg"][0] - pm_exact) < 0.05
     ok &= abs(mc["ugbw_hz"][0] / fu - 1) < 2e-3
