@@ -1,0 +1,76 @@
+"""Surrogate checkpoints: written atomically, read with ``weights_only``, validated with messages that name the file.
+
+A checkpoint is a dict (``torch.save``) holding the model weights and everything needed to rebuild and
+use the model (architecture config, spec-class preset, label statistics, training classes, version),
+plus, for resuming, the optimiser, scheduler, epoch and RNG states.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from circuits import CktLoopError
+from circuits.config import from_mapping
+from circuits.specs import SpecClasses
+from surrogate.data import Normalisation
+from surrogate.model import DIGIN, MODEL_NAME, SurrogateConfig
+
+FORMAT = "cktloop-surrogate"
+FORMAT_VERSION = 1
+REQUIRED = ("format", "format_version", "model_name", "version", "epoch", "model_config", "spec_classes", "norm",
+            "train_classes", "model")
+
+
+def save(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` via a temporary file, so a kill never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "model_name": MODEL_NAME, **payload}, tmp)
+    os.replace(tmp, path)
+
+
+def load(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read and check a checkpoint; raises ``CktLoopError`` naming the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CktLoopError(f"{path}: no such checkpoint file")
+    try:
+        data = torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CktLoopError(f"{path}: not a readable surrogate checkpoint ({first})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CktLoopError(f"{path}: not a CktLoop surrogate checkpoint (no '{FORMAT}' format marker)")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise CktLoopError(
+            f"{path}: checkpoint format version {data.get('format_version')!r}, this code reads {FORMAT_VERSION}"
+        )
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise CktLoopError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    if data["model_name"] != MODEL_NAME:
+        raise CktLoopError(f"{path}: checkpoint holds model {data['model_name']!r}, expected {MODEL_NAME!r}")
+    return data
+
+
+def build_model(data: dict[str, Any], path: str | Path) -> tuple[DIGIN, SpecClasses, Normalisation]:
+    """The model (weights loaded), spec classes and label statistics of a loaded checkpoint."""
+    try:
+        config = from_mapping(data["model_config"], SurrogateConfig, where=f"{path}: model_config")
+        classes = SpecClasses.from_dict(data["spec_classes"])
+        norm = Normalisation.from_dict(data["norm"])
+    except (CktLoopError, KeyError, TypeError, ValueError) as exc:
+        raise CktLoopError(f"{path}: bad checkpoint metadata ({exc})") from None
+    model = DIGIN(config, classes.sizes)
+    try:
+        model.load_state_dict(data["model"])
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()
+        raise CktLoopError(f"{path}: weights do not fit the stored model config ({' '.join(first[:2])})") from None
+    return model, classes, norm

@@ -1,0 +1,200 @@
+"""The DIGIN surrogate: CktGen's GIN evaluator (reference §4.3) plus a spec regressor.
+
+Circuit encoder: per node, type embedding ⊕ position embedding → linear = x_v; one shared GIN update
+applied in topological (node-index) order, h_v = MLP((1+ε)·x_v + Σ_{u→v} h_u); padding nodes (type
+``PAD_TYPE``) are masked out of the adjacency and zeroed, so nothing a padding row holds can change a
+prediction (§6.10). Readout: node states concatenated in index order (8 nodes) → MLP, ⊕ a size code
+from the device values slotted by position (k/101, 8 positions × (r, c, gm)) → linear = circuit
+embedding. Heads: one classifier per spec axis (sizes from the class preset), a FoM regressor and a
+3-output spec regressor (z-scored gain/100, log10 UGBW, PM/90). A spec embedder (one table per axis)
+serves CktGen's contrastive loss and its retrieval metrics.
+
+Beyond the paper (off in ``configs/paper.yaml``): ``node_values`` adds each node's own (r, c, gm)
+to its token, so the GIN sees device values where they sit in the graph rather than only through the
+8-wide size code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from circuits import CktLoopError
+from circuits.circuit import MAX_NODES, N_POSITIONS
+from circuits.encoding import PAD_TYPE
+from circuits.subgraphs import N_TYPES
+
+MODEL_NAME = "digin"
+
+
+@dataclass(frozen=True)
+class SurrogateConfig:
+    """Every architectural knob and loss weight; defaults are the paper's (reference §4.3)."""
+
+    type_dim: int = 256  # node-type embedding width
+    pos_dim: int = 256  # position (path) embedding width
+    hidden: int = 512  # node-state width (GIN)
+    gin_eps: float = 0.0  # ε of the GIN update
+    train_eps: bool = False  # learn ε
+    dropout: float = 0.5  # inside the GIN MLP
+    readout_hidden: int = 2048  # readout MLP: (8·hidden) → readout_hidden → graph_dim
+    graph_dim: int = 512
+    size_hidden: int = 256  # size code MLP: 24 → size_hidden → size_dim
+    size_dim: int = 8
+    node_values: bool = False  # beyond the paper: each node's (r, c, gm)/101 added to its token
+    embed_dim: int = 256  # circuit (and spec) embedding width
+    spec_emb_dim: int = 256  # per-axis spec embedding table width
+    head_hidden: int = 32  # hidden width of the class / FoM / spec heads
+    temperature: float = 0.1  # InfoNCE temperature
+    class_reduction: str = "sum"  # "sum" (paper) or "mean" for the cross-entropies and the alignment loss
+    w_align: float = 0.01
+    w_nce: float = 1.0
+    w_class: float = 1.0
+    w_fom: float = 1.0
+    w_reg: float = 1.0  # beyond the paper: Smooth-L1 on the three z-scored specs
+
+    def __post_init__(self) -> None:
+        if self.class_reduction not in ("sum", "mean"):
+            raise ValueError(f"class_reduction must be 'sum' or 'mean', got {self.class_reduction!r}")
+        for name in ("type_dim", "pos_dim", "hidden", "readout_hidden", "graph_dim", "size_hidden", "size_dim",
+                     "embed_dim", "spec_emb_dim", "head_hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _head(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_hidden), nn.ReLU(), nn.Linear(d_hidden, d_out))
+
+
+class DIGIN(nn.Module):
+    """Circuit encoder, heads and spec embedder. ``class_sizes`` comes from a ``SpecClasses`` preset."""
+
+    def __init__(self, config: SurrogateConfig, class_sizes: tuple[int, ...]) -> None:
+        super().__init__()
+        if not class_sizes or any(k < 1 for k in class_sizes):
+            raise CktLoopError(f"class sizes must be positive, got {class_sizes}")
+        self.config = config
+        self.class_sizes = tuple(int(k) for k in class_sizes)
+        c = config
+        self.type_emb = nn.Embedding(N_TYPES + 1, c.type_dim, padding_idx=PAD_TYPE)
+        self.pos_emb = nn.Embedding(N_POSITIONS + 1, c.pos_dim, padding_idx=N_POSITIONS)
+        self.node_in = nn.Linear(c.type_dim + c.pos_dim, c.hidden)
+        self.value_in = nn.Linear(3, c.hidden) if c.node_values else None
+        self.gin = nn.Sequential(
+            nn.Linear(c.hidden, c.hidden), nn.ReLU(), nn.Dropout(c.dropout), nn.Linear(c.hidden, c.hidden)
+        )
+        self.eps = nn.Parameter(torch.tensor(float(c.gin_eps)), requires_grad=c.train_eps)
+        self.readout = nn.Sequential(
+            nn.Linear(MAX_NODES * c.hidden, c.readout_hidden), nn.ReLU(), nn.Linear(c.readout_hidden, c.graph_dim)
+        )
+        self.size_code = nn.Sequential(
+            nn.Linear(N_POSITIONS * 3, c.size_hidden), nn.ReLU(), nn.Linear(c.size_hidden, c.size_dim)
+        )
+        self.embed = nn.Linear(c.graph_dim + c.size_dim, c.embed_dim)
+        self.class_heads = nn.ModuleList([_head(c.embed_dim, c.head_hidden, k) for k in self.class_sizes])
+        self.fom_head = _head(c.embed_dim, c.head_hidden, 1)
+        self.reg_head = _head(c.embed_dim, c.head_hidden, 3)
+        self.spec_tables = nn.ModuleList([nn.Embedding(k, c.spec_emb_dim) for k in self.class_sizes])
+        self.spec_mlp = nn.Sequential(
+            nn.Linear(len(self.class_sizes) * c.spec_emb_dim, c.embed_dim), nn.Linear(c.embed_dim, c.embed_dim)
+        )
+
+    # --- encoders ------------------------------------------------------------------------------
+
+    def encode_circuits(
+        self, types: torch.Tensor, pos: torch.Tensor, adj: torch.Tensor, values: torch.Tensor
+    ) -> torch.Tensor:
+        """(B, embed_dim) circuit embeddings from encoded circuits (see ``surrogate.data.encode_batch``)."""
+        b, n = types.shape
+        if n != MAX_NODES:
+            raise CktLoopError(f"expected circuits padded to {MAX_NODES} nodes, got {n}")
+        mask = types != PAD_TYPE  # (B, N)
+        fmask = mask.to(adj.dtype)
+        adj = adj * fmask.unsqueeze(2) * fmask.unsqueeze(1)
+        values = values * fmask.unsqueeze(-1)
+        x = self.node_in(torch.cat([self.type_emb(types.clamp(0, PAD_TYPE)),
+                                    self.pos_emb(pos.clamp(0, N_POSITIONS))], dim=-1))
+        if self.value_in is not None:
+            x = x + self.value_in(values)
+        states: list[torch.Tensor] = []
+        for v in range(n):
+            agg = (1.0 + self.eps) * x[:, v]
+            if states:
+                prev = torch.stack(states, dim=1)  # (B, v, H)
+                agg = agg + torch.einsum("bu,buh->bh", adj[:, :v, v], prev)
+            states.append(self.gin(agg) * fmask[:, v : v + 1])
+        graph = self.readout(torch.stack(states, dim=1).reshape(b, -1))
+        # Size vector slotted by position (reference §4.1): position p holds that node's (r, c, gm).
+        slot = F.one_hot(pos.clamp(0, N_POSITIONS), N_POSITIONS + 1)[..., :N_POSITIONS].to(values.dtype)
+        sizes = torch.einsum("bnp,bnk->bpk", slot * fmask.unsqueeze(-1), values).reshape(b, -1)
+        return self.embed(torch.cat([graph, self.size_code(sizes)], dim=-1))
+
+    def encode_specs(self, cls: torch.Tensor) -> torch.Tensor:
+        """(B, embed_dim) spec embeddings from joint classes (B, n_axes)."""
+        parts = [table(cls[:, i]) for i, table in enumerate(self.spec_tables)]
+        return self.spec_mlp(torch.cat(parts, dim=-1))
+
+    # --- forward -------------------------------------------------------------------------------
+
+    def forward(
+        self, inputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor] | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+        """Outputs (``embedding``, ``logits`` list per axis, ``fom`` z, ``reg`` z (B, 3)) and, when
+        ``targets`` (``cls``, ``fom``, ``reg``) are given, the loss terms and their weighted ``total``."""
+        emb = self.encode_circuits(inputs["types"], inputs["pos"], inputs["adj"], inputs["values"])
+        out: dict[str, Any] = {
+            "embedding": emb,
+            "logits": [head(emb) for head in self.class_heads],
+            "fom": self.fom_head(emb).squeeze(-1),
+            "reg": self.reg_head(emb),
+        }
+        if targets is None:
+            return out, None
+        return out, self.loss(out, targets)
+
+    def loss(self, out: dict[str, Any], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        c = self.config
+        cls = targets["cls"]
+        emb = out["embedding"]
+        spec = self.encode_specs(cls)
+        red = c.class_reduction
+        terms = {
+            "align": F.smooth_l1_loss(spec, emb, reduction=red),
+            "nce": info_nce(spec, emb, cls, c.temperature),
+            "class": sum(F.cross_entropy(lg, cls[:, i], reduction=red) for i, lg in enumerate(out["logits"])),
+            "fom": F.smooth_l1_loss(out["fom"], targets["fom"]),
+            "reg": F.smooth_l1_loss(out["reg"], targets["reg"]),
+        }
+        weights = {"align": c.w_align, "nce": c.w_nce, "class": c.w_class, "fom": c.w_fom, "reg": c.w_reg}
+        terms["total"] = sum(weights[k] * v for k, v in terms.items())  # type: ignore[assignment]
+        return terms  # type: ignore[return-value]
+
+
+def same_class_mask(cls: torch.Tensor) -> torch.Tensor:
+    """CktGen's filter mask: −inf off the diagonal wherever two rows share a joint class, else 0."""
+    same = (cls.unsqueeze(1) == cls.unsqueeze(0)).all(dim=-1)
+    same.fill_diagonal_(False)
+    return torch.zeros(same.shape, device=cls.device).masked_fill(same, float("-inf"))
+
+
+def info_nce(spec: torch.Tensor, emb: torch.Tensor, cls: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE on cosine similarity (spec rows × circuit columns) with same-class negatives removed."""
+    sim = F.normalize(spec, dim=-1) @ F.normalize(emb, dim=-1).T / temperature
+    sim = sim + same_class_mask(cls)
+    target = torch.arange(len(cls), device=cls.device)
+    return 0.5 * (F.cross_entropy(sim, target) + F.cross_entropy(sim.T, target))

@@ -1,0 +1,85 @@
+"""``Surrogate``: a trained DIGIN checkpoint as a plain predictor (no Ray; an actor can wrap it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from circuits import Circuit, CktLoopError
+from circuits.specs import SpecClasses
+from surrogate import checkpoint as ckpt
+from surrogate.data import Normalisation, encode_batch, pm_field, spec_values
+from surrogate.model import DIGIN, default_device
+
+
+class Surrogate:
+    """Predicts spec class, FoM and (gain, UGBW, PM) of circuits, and embeds circuits and specs."""
+
+    def __init__(self, model: DIGIN, classes: SpecClasses, norm: Normalisation, version: str,
+                 train_classes: Sequence[tuple[int, ...]] = (), device: torch.device | str | None = None) -> None:
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model = model.to(self.device).eval()
+        self.classes = classes
+        self.norm = norm
+        self.train_classes = [tuple(int(x) for x in c) for c in train_classes]
+        self.pm_field = pm_field(classes)
+        self._version = version
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, device: torch.device | str | None = None) -> Surrogate:
+        device = torch.device(device) if device is not None else default_device()
+        data = ckpt.load(checkpoint, device)
+        model, classes, norm = ckpt.build_model(data, checkpoint)
+        return cls(model, classes, norm, str(data["version"]), data["train_classes"], device)
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @torch.no_grad()
+    def predict(self, circuits: Sequence[Circuit], batch_size: int = 256) -> list[dict[str, Any]]:
+        """One dict per circuit: ``spec_class`` (tuple, one index per axis), ``class_prob`` (product of the
+        per-axis top-1 probabilities), ``fom``, ``gain_db``, ``ugbw_hz``, the preset's PM field (e.g.
+        ``pm_ocb_deg``) and ``embedding`` (float32 numpy vector)."""
+        if batch_size < 1:
+            raise CktLoopError(f"batch_size must be >= 1, got {batch_size}")
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(circuits), batch_size):
+            inputs = encode_batch(circuits[start : start + batch_size])
+            out, _ = self.model({k: v.to(self.device) for k, v in inputs.items()})
+            probs = [torch.softmax(lg, dim=-1) for lg in out["logits"]]
+            top = [p.max(dim=-1) for p in probs]
+            cls = torch.stack([t.indices for t in top], dim=-1).cpu().tolist()
+            conf = torch.stack([t.values for t in top], dim=-1).prod(dim=-1).cpu().tolist()
+            fom = self.norm.fom_from_z(out["fom"]).cpu().tolist()
+            specs = spec_values(self.norm.reg_from_z(out["reg"])).cpu().tolist()
+            emb = out["embedding"].float().cpu().numpy()
+            for i in range(len(cls)):
+                results.append({
+                    "spec_class": tuple(cls[i]),
+                    "class_prob": conf[i],
+                    "fom": fom[i],
+                    "gain_db": specs[i][0],
+                    "ugbw_hz": specs[i][1],
+                    self.pm_field: specs[i][2],
+                    "embedding": emb[i],
+                })
+        return results
+
+    @torch.no_grad()
+    def embed_specs(self, spec_classes: Sequence[Sequence[int]]) -> np.ndarray:
+        """Spec embeddings (n, embed_dim) of joint classes, for CktGen's retrieval metrics (R@k, MM-D)."""
+        if not spec_classes:
+            return np.zeros((0, self.model.config.embed_dim), dtype=np.float32)
+        cls = torch.tensor([list(c) for c in spec_classes], dtype=torch.long)
+        sizes = torch.tensor(self.classes.sizes)
+        if cls.ndim != 2 or cls.shape[1] != len(sizes) or (cls < 0).any() or (cls >= sizes).any():
+            raise CktLoopError(f"spec classes must be {len(sizes)} indices below {tuple(sizes.tolist())}")
+        return self.model.encode_specs(cls.to(self.device)).float().cpu().numpy()
+
+    def __repr__(self) -> str:
+        return f"Surrogate(version={self.version!r}, classes={self.classes.name!r}, device={self.device})"

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from circuits import Circuit
+from circuits.circuit import MAX_NODES
+from circuits.encoding import PAD_TYPE
+from circuits.specs import spec_classes
+from surrogate.data import build, encode_batch
+from surrogate.model import DIGIN, SurrogateConfig, info_nce, same_class_mask
+
+TINY = SurrogateConfig(type_dim=8, pos_dim=8, hidden=16, readout_hidden=32, graph_dim=16, size_hidden=16, size_dim=4,
+                       node_values=True, embed_dim=16, spec_emb_dim=8, head_hidden=16, dropout=0.0)
+
+
+def _permuted(c: Circuit, perm: list[int]) -> Circuit:
+    """The same circuit with its node list reordered (perm[new] = old)."""
+    new = {old: i for i, old in enumerate(perm)}
+    return Circuit(tuple(c.nodes[i] for i in perm), tuple((new[u], new[v]) for u, v in c.edges), grid=c.grid)
+
+
+def test_shapes_follow_the_preset(rows: list[dict]) -> None:
+    for preset in ("ocb", "cktloop"):
+        classes = spec_classes(preset)
+        data = build(rows, classes)
+        model = DIGIN(TINY, classes.sizes)
+        inputs, targets = data.train.batch(torch.arange(5))
+        out, loss = model(inputs, targets)
+        assert out["embedding"].shape == (5, TINY.embed_dim)
+        assert [lg.shape for lg in out["logits"]] == [(5, k) for k in classes.sizes]
+        assert out["fom"].shape == (5,) and out["reg"].shape == (5, 3)
+        assert set(loss) == {"align", "nce", "class", "fom", "reg", "total"}
+        assert all(torch.isfinite(v) for v in loss.values())
+        assert model.encode_specs(targets["cls"]).shape == (5, TINY.embed_dim)
+        assert data.train.inputs["types"].shape == (len(data.train), MAX_NODES)
+
+
+def test_only_ok_rows_are_training_data(rows: list[dict]) -> None:
+    data = build(rows, spec_classes("ocb"))
+    ok_train = sum(r["status"] == "ok" and r["split"] == "train" for r in rows)
+    assert len(data.train) == ok_train
+    assert data.train.seen.all()
+    assert abs(float(data.train.fom.mean())) < 1e-4  # z-scored with the training statistics
+
+
+def test_padding_and_node_order_do_not_change_predictions(rows: list[dict]) -> None:
+    torch.manual_seed(0)
+    model = DIGIN(TINY, spec_classes("ocb").sizes).eval()
+    circuits = [Circuit.from_dict(r["circuit"]) for r in rows[:6]]
+    small = next(c for c in circuits if len(c.nodes) < MAX_NODES)
+    base = encode_batch([small])
+    # Garbage in padding rows: values, positions, adjacency among and into padding nodes.
+    noisy = {k: v.clone() for k, v in base.items()}
+    pad = noisy["types"][0] == PAD_TYPE
+    noisy["values"][0][pad] = 0.7
+    noisy["pos"][0][pad] = 3
+    noisy["adj"][0][:, pad] = 1.0
+    noisy["adj"][0][pad, :] = 1.0
+    with torch.no_grad():
+        a = model.encode_circuits(**base)
+        b = model.encode_circuits(**noisy)
+        # Reordered node lists encode identically (canonical order first), so predict identically.
+        perm = list(reversed(range(len(small.nodes))))
+        c = model.encode_circuits(**encode_batch([_permuted(small, perm)]))
+        # A circuit predicts the same alone and inside a batch of others.
+        d = model.encode_circuits(**encode_batch([*circuits[:3], small, *circuits[3:]]))[3:4]
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a, c)
+    torch.testing.assert_close(a, d, atol=1e-6, rtol=1e-5)
+
+
+def test_contrastive_mask_removes_same_class_negatives() -> None:
+    cls = torch.tensor([[0, 1, 2], [0, 1, 2], [1, 1, 2]])
+    mask = same_class_mask(cls)
+    assert mask[0, 1] == float("-inf") and mask[1, 0] == float("-inf")
+    assert mask[0, 0] == 0 and mask[0, 2] == 0 and mask[2, 2] == 0
+    emb = torch.randn(3, 4)
+    assert torch.isfinite(info_nce(emb, emb, cls, 0.1))
+
+
+def test_overfits_64_circuits(rows: list[dict]) -> None:
+    torch.manual_seed(0)
+    classes = spec_classes("ocb")
+    data = build(rows, classes)
+    idx = torch.arange(min(64, len(data.train)))
+    inputs, targets = data.train.batch(idx)
+    config = SurrogateConfig(type_dim=16, pos_dim=16, hidden=32, readout_hidden=64, graph_dim=32, size_hidden=32,
+                             size_dim=16, node_values=True, embed_dim=32, spec_emb_dim=16, head_hidden=32,
+                             dropout=0.0, class_reduction="mean")
+    model = DIGIN(config, classes.sizes)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    t0 = time.perf_counter()
+    for _ in range(100):
+        _, loss = model(inputs, targets)
+        opt.zero_grad()
+        loss["total"].backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        out, _ = model(inputs)
+    pred = torch.stack([lg.argmax(-1) for lg in out["logits"]], dim=-1)
+    acc = float((pred == targets["cls"]).all(-1).float().mean())
+    assert acc >= 0.9, acc
+    assert time.perf_counter() - t0 < 20
+
+
+@pytest.mark.parametrize("bad", [{"class_reduction": "max"}, {"hidden": 0}, {"dropout": 1.0}])
+def test_config_validation(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        SurrogateConfig(**bad)
