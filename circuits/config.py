@@ -75,6 +75,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return tuple(items) if origin is tuple else items
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            raise CktLoopError(f"{where}: expected a number, got {value!r}") from None
     if hint in (int, str, bool) and type(value) is not hint:
         raise CktLoopError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value

@@ -22,8 +22,18 @@ from surrogate.model import DIGIN, MODEL_NAME, SurrogateConfig
 
 FORMAT = "cktloop-surrogate"
 FORMAT_VERSION = 1
-REQUIRED = ("format", "format_version", "model_name", "version", "epoch", "model_config", "spec_classes", "norm",
-            "train_classes", "model")
+REQUIRED = (
+    "format",
+    "format_version",
+    "model_name",
+    "version",
+    "epoch",
+    "model_config",
+    "spec_classes",
+    "norm",
+    "train_classes",
+    "model",
+)
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> None:

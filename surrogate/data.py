@@ -14,11 +14,9 @@ Labels, for ``status == "ok"`` rows only (failed simulations are not data, refer
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,37 +36,6 @@ def pm_field(classes: SpecClasses) -> str:
     return next((f for f in classes.fields if f.startswith("pm")), "pm_deg")
 
 
-def load_rows(source: str | Path, dataset: str | None = None) -> list[dict[str, Any]]:
-    """Rows from a JSONL export file or from a store URL (``sqlite:///…``, ``postgresql+psycopg://…``)."""
-    text = str(source)
-    if "://" not in text:
-        path = Path(text)
-        if not path.is_file():
-            raise CktLoopError(f"{path}: no such dataset file (give a .jsonl export or a store URL)")
-        rows = []
-        with path.open() as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise CktLoopError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
-                if not isinstance(row, dict):
-                    raise CktLoopError(f"{path}:{lineno}: expected a JSON object per line")
-                rows.append(row)
-        return rows
-    if not dataset:
-        raise CktLoopError(f"{text}: a dataset name is needed to read rows from a store")
-    from storage import Store  # imported late: the predictor must not need SQL
-
-    store = Store.open(text)
-    try:
-        return list(store.dataset_rows(dataset))
-    finally:
-        store.close()
-
-
 @dataclass(frozen=True)
 class Normalisation:
     """Training statistics the model's regression outputs are scaled by (kept in checkpoints)."""
@@ -79,13 +46,21 @@ class Normalisation:
     reg_std: tuple[float, float, float]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"fom_mean": self.fom_mean, "fom_std": self.fom_std, "reg_mean": list(self.reg_mean),
-                "reg_std": list(self.reg_std)}
+        return {
+            "fom_mean": self.fom_mean,
+            "fom_std": self.fom_std,
+            "reg_mean": list(self.reg_mean),
+            "reg_std": list(self.reg_std),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Normalisation:
-        return cls(float(data["fom_mean"]), float(data["fom_std"]), tuple(float(x) for x in data["reg_mean"]),
-                   tuple(float(x) for x in data["reg_std"]))  # type: ignore[arg-type]
+        return cls(
+            float(data["fom_mean"]),
+            float(data["fom_std"]),
+            tuple(float(x) for x in data["reg_mean"]),
+            tuple(float(x) for x in data["reg_std"]),
+        )  # type: ignore[arg-type]
 
     @classmethod
     def fit(cls, fom: np.ndarray, reg: np.ndarray) -> Normalisation:
@@ -132,8 +107,12 @@ def encode_batch(circuits: Sequence[Circuit]) -> dict[str, torch.Tensor]:
         e = encode(circuit.canonical())
         types[i], pos[i], adj[i] = e.types, e.pos, e.adj
         values[i] = e.values / VALUE_SCALE
-    return {"types": torch.from_numpy(types), "pos": torch.from_numpy(pos), "adj": torch.from_numpy(adj),
-            "values": torch.from_numpy(values)}
+    return {
+        "types": torch.from_numpy(types),
+        "pos": torch.from_numpy(pos),
+        "adj": torch.from_numpy(adj),
+        "values": torch.from_numpy(values),
+    }
 
 
 @dataclass
@@ -195,8 +174,9 @@ def _split(kept: list, norm: Normalisation, seen: list[bool]) -> Split:  # type:
         inputs=encode_batch(circuits),
         cls=torch.tensor([k[1] for k in kept], dtype=torch.long).reshape(len(kept), n_axes),
         fom=torch.tensor(norm.fom_to_z(np.array([k[2] for k in kept], dtype=np.float64)), dtype=torch.float32),
-        reg=torch.tensor(norm.reg_to_z(np.array([k[3] for k in kept], dtype=np.float64).reshape(-1, 3)),
-                         dtype=torch.float32),
+        reg=torch.tensor(
+            norm.reg_to_z(np.array([k[3] for k in kept], dtype=np.float64).reshape(-1, 3)), dtype=torch.float32
+        ),
         seen=torch.tensor(seen, dtype=torch.bool),
         ids=[str(k[0].get("id", i)) for i, k in enumerate(kept)],
     )
@@ -227,4 +207,3 @@ def build(rows: Sequence[Mapping[str, Any]], classes: SpecClasses, norm: Normali
         | {"test " + k: v for k, v in dropped_test.items()}
         | {"test unseen class": len(seen) - sum(seen)},
     )
-

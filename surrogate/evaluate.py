@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from circuits import CktLoopError
-from surrogate.data import Normalisation, Split, build, load_rows
+from storage.rows import load_rows
+from surrogate.data import Normalisation, Split, build
 from surrogate.model import DIGIN
 
 REG_SCALE = (100.0, 1.0, 90.0)  # z-unscaled regression targets → dB, decades, degrees
@@ -60,8 +61,9 @@ def split_metrics(model: DIGIN, split: Split, norm: Normalisation, batch_size: i
     }
 
 
-def evaluate(checkpoint: str | Path, data_source: str | Path, dataset: str | None = None,
-             split: str = "test") -> dict[str, Any]:
+def evaluate(
+    checkpoint: str | Path, data_source: str | Path, dataset: str | None = None, split: str = "test"
+) -> dict[str, Any]:
     """Evaluate a checkpoint on a dataset split (``test`` by default) with the checkpoint's label statistics."""
     from surrogate.predict import Surrogate
 
@@ -74,8 +76,12 @@ def evaluate(checkpoint: str | Path, data_source: str | Path, dataset: str | Non
         seen = {tuple(c) for c in surrogate.train_classes}
         part.seen = torch.tensor([tuple(int(x) for x in c) in seen for c in part.cls.tolist()], dtype=torch.bool)
     metrics = split_metrics(surrogate.model, part, surrogate.norm)
-    metrics.update(version=surrogate.version, split=split, spec_classes=surrogate.classes.name,
-                   fields=list(surrogate.classes.fields))
+    metrics.update(
+        version=surrogate.version,
+        split=split,
+        spec_classes=surrogate.classes.name,
+        fields=list(surrogate.classes.fields),
+    )
     return metrics
 
 

@@ -60,8 +60,18 @@ class SurrogateConfig:
     def __post_init__(self) -> None:
         if self.class_reduction not in ("sum", "mean"):
             raise ValueError(f"class_reduction must be 'sum' or 'mean', got {self.class_reduction!r}")
-        for name in ("type_dim", "pos_dim", "hidden", "readout_hidden", "graph_dim", "size_hidden", "size_dim",
-                     "embed_dim", "spec_emb_dim", "head_hidden"):
+        for name in (
+            "type_dim",
+            "pos_dim",
+            "hidden",
+            "readout_hidden",
+            "graph_dim",
+            "size_hidden",
+            "size_dim",
+            "embed_dim",
+            "spec_emb_dim",
+            "head_hidden",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -127,8 +137,9 @@ class DIGIN(nn.Module):
         fmask = mask.to(adj.dtype)
         adj = adj * fmask.unsqueeze(2) * fmask.unsqueeze(1)
         values = values * fmask.unsqueeze(-1)
-        x = self.node_in(torch.cat([self.type_emb(types.clamp(0, PAD_TYPE)),
-                                    self.pos_emb(pos.clamp(0, N_POSITIONS))], dim=-1))
+        x = self.node_in(
+            torch.cat([self.type_emb(types.clamp(0, PAD_TYPE)), self.pos_emb(pos.clamp(0, N_POSITIONS))], dim=-1)
+        )
         if self.value_in is not None:
             x = x + self.value_in(values)
         states: list[torch.Tensor] = []

@@ -19,8 +19,15 @@ from surrogate.model import DIGIN, default_device
 class Surrogate:
     """Predicts spec class, FoM and (gain, UGBW, PM) of circuits, and embeds circuits and specs."""
 
-    def __init__(self, model: DIGIN, classes: SpecClasses, norm: Normalisation, version: str,
-                 train_classes: Sequence[tuple[int, ...]] = (), device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        model: DIGIN,
+        classes: SpecClasses,
+        norm: Normalisation,
+        version: str,
+        train_classes: Sequence[tuple[int, ...]] = (),
+        device: torch.device | str | None = None,
+    ) -> None:
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device).eval()
         self.classes = classes
@@ -59,15 +66,17 @@ class Surrogate:
             specs = spec_values(self.norm.reg_from_z(out["reg"])).cpu().tolist()
             emb = out["embedding"].float().cpu().numpy()
             for i in range(len(cls)):
-                results.append({
-                    "spec_class": tuple(cls[i]),
-                    "class_prob": conf[i],
-                    "fom": fom[i],
-                    "gain_db": specs[i][0],
-                    "ugbw_hz": specs[i][1],
-                    self.pm_field: specs[i][2],
-                    "embedding": emb[i],
-                })
+                results.append(
+                    {
+                        "spec_class": tuple(cls[i]),
+                        "class_prob": conf[i],
+                        "fom": fom[i],
+                        "gain_db": specs[i][0],
+                        "ugbw_hz": specs[i][1],
+                        self.pm_field: specs[i][2],
+                        "embedding": emb[i],
+                    }
+                )
         return results
 
     @torch.no_grad()

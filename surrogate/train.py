@@ -24,8 +24,9 @@ from tqdm import tqdm
 from circuits import CktLoopError
 from circuits.config import load_config
 from circuits.specs import spec_classes
+from storage.rows import load_rows
 from surrogate import checkpoint as ckpt
-from surrogate.data import build, load_rows
+from surrogate.data import build
 from surrogate.evaluate import split_metrics
 from surrogate.model import DIGIN, MODEL_NAME, SurrogateConfig, default_device
 
@@ -107,8 +108,14 @@ def _config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") 
     return changes
 
 
-def train(config_path: str | Path, data_source: str | Path, dataset_name: str | None, out_dir: str | Path,
-          resume: bool = True, stop_after: int | None = None) -> dict[str, Any]:
+def train(
+    config_path: str | Path,
+    data_source: str | Path,
+    dataset_name: str | None,
+    out_dir: str | Path,
+    resume: bool = True,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
     """Train (or continue training) a surrogate; returns the last epoch's metrics and the checkpoint path.
 
     ``stop_after`` ends this call after that many epochs (as if the process were killed right after a
@@ -125,10 +132,15 @@ def train(config_path: str | Path, data_source: str | Path, dataset_name: str | 
 
     torch.manual_seed(config.seed)
     model = DIGIN(config.model, classes.sizes).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=tuple(config.betas),  # type: ignore[arg-type]
-                            weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=config.plateau_factor,
-                                                       patience=config.plateau_patience)
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=config.lr,
+        betas=tuple(config.betas),  # type: ignore[arg-type]
+        weight_decay=config.weight_decay,
+    )
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=config.plateau_factor, patience=config.plateau_patience
+    )
     shuffle = torch.Generator().manual_seed(config.seed)
     start = 0
     ckpt_path = out / CHECKPOINT
@@ -142,8 +154,11 @@ def train(config_path: str | Path, data_source: str | Path, dataset_name: str | 
     train_split = data.train
     n = len(train_split)
     train_inputs = {k: v.to(device) for k, v in train_split.inputs.items()}
-    train_targets = {"cls": train_split.cls.to(device), "fom": train_split.fom.to(device),
-                     "reg": train_split.reg.to(device)}
+    train_targets = {
+        "cls": train_split.cls.to(device),
+        "fom": train_split.fom.to(device),
+        "reg": train_split.reg.to(device),
+    }
     last: dict[str, Any] = {}
     end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
     for epoch in range(start, end):
@@ -155,8 +170,9 @@ def train(config_path: str | Path, data_source: str | Path, dataset_name: str | 
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not config.progress)
         for step, b in enumerate(bar):
             index = perm[b : b + config.batch_size]
-            _, loss = model({k: v[index] for k, v in train_inputs.items()},
-                            {k: v[index] for k, v in train_targets.items()})
+            _, loss = model(
+                {k: v[index] for k, v in train_inputs.items()}, {k: v[index] for k, v in train_targets.items()}
+            )
             assert loss is not None
             opt.zero_grad(set_to_none=True)
             loss["total"].backward()
@@ -178,9 +194,11 @@ def train(config_path: str | Path, data_source: str | Path, dataset_name: str | 
         with metrics_path.open("a") as fh:
             fh.write(json.dumps(last) + "\n")
         if config.progress:
-            tqdm.write(f"epoch {epoch + 1}: loss {last['train']['total']:.3f}  test joint acc "
-                       f"{test.get('joint_acc', float('nan')):.3f}  FoM MAE {test.get('fom_mae', float('nan')):.2f}  "
-                       f"{seconds:.1f}s")
+            tqdm.write(
+                f"epoch {epoch + 1}: loss {last['train']['total']:.3f}  test joint acc "
+                f"{test.get('joint_acc', float('nan')):.3f}  FoM MAE {test.get('fom_mae', float('nan')):.2f}  "
+                f"{seconds:.1f}s"
+            )
         if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
             _save(ckpt_path, config, data, model, opt, sched, shuffle, epoch + 1, dataset_name)
             plot_metrics(metrics_path, out / PLOT)
@@ -190,45 +208,71 @@ def train(config_path: str | Path, data_source: str | Path, dataset_name: str | 
     if not last and metrics_path.exists():  # nothing left to train: report the stored last epoch
         lines = metrics_path.read_text().splitlines()
         last = json.loads(lines[-1]) if lines else {}
-    return {"checkpoint": str(ckpt_path), "version": model_version(config, data.fingerprint, end if end > start
-                                                                   else start), **last}
+    return {
+        "checkpoint": str(ckpt_path),
+        "version": model_version(config, data.fingerprint, end if end > start else start),
+        **last,
+    }
 
 
-def _save(path: Path, config: TrainConfig, data: Any, model: DIGIN, opt: Any, sched: Any,
-          shuffle: torch.Generator, epoch: int, dataset_name: str | None) -> None:
-    ckpt.save(path, {
-        "version": model_version(config, data.fingerprint, epoch),
-        "epoch": epoch,
-        "config": config.to_dict(),
-        "model_config": config.model.to_dict(),
-        "spec_classes": data.classes.to_dict(),
-        "norm": data.norm.to_dict(),
-        "train_classes": [list(c) for c in data.train_classes],
-        "data": {"dataset": dataset_name, "fingerprint": data.fingerprint},
-        "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "shuffle": shuffle.get_state(),
+def _save(
+    path: Path,
+    config: TrainConfig,
+    data: Any,
+    model: DIGIN,
+    opt: Any,
+    sched: Any,
+    shuffle: torch.Generator,
+    epoch: int,
+    dataset_name: str | None,
+) -> None:
+    ckpt.save(
+        path,
+        {
+            "version": model_version(config, data.fingerprint, epoch),
+            "epoch": epoch,
+            "config": config.to_dict(),
+            "model_config": config.model.to_dict(),
+            "spec_classes": data.classes.to_dict(),
+            "norm": data.norm.to_dict(),
+            "train_classes": [list(c) for c in data.train_classes],
+            "data": {"dataset": dataset_name, "fingerprint": data.fingerprint},
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "shuffle": shuffle.get_state(),
+            },
         },
-    })
+    )
 
 
-def _restore(path: Path, config: TrainConfig, fingerprint: str, model: DIGIN, opt: Any, sched: Any,
-             shuffle: torch.Generator, device: torch.device) -> int:
+def _restore(
+    path: Path,
+    config: TrainConfig,
+    fingerprint: str,
+    model: DIGIN,
+    opt: Any,
+    sched: Any,
+    shuffle: torch.Generator,
+    device: torch.device,
+) -> int:
     data = ckpt.load(path, device)
     for key in ("config", "optimizer", "scheduler", "rng", "data"):
         if key not in data:
             raise CktLoopError(f"{path}: checkpoint lacks {key!r} and cannot be resumed")
     changes = _config_changes(data["config"], config.to_dict())
     if changes:
-        raise CktLoopError(f"{path}: written with a different config ({'; '.join(changes)}); "
-                           "use another output directory or resume=False")
+        raise CktLoopError(
+            f"{path}: written with a different config ({'; '.join(changes)}); "
+            "use another output directory or resume=False"
+        )
     if data["data"].get("fingerprint") != fingerprint:
-        raise CktLoopError(f"{path}: trained on other data (fingerprint {data['data'].get('fingerprint')!r}, "
-                           f"now {fingerprint!r})")
+        raise CktLoopError(
+            f"{path}: trained on other data (fingerprint {data['data'].get('fingerprint')!r}, now {fingerprint!r})"
+        )
     try:
         model.load_state_dict(data["model"])
         opt.load_state_dict(data["optimizer"])
@@ -301,8 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-after", type=int, help="train at most this many epochs in this run")
     args = parser.parse_args(argv)
     try:
-        result = train(args.config, args.data, args.dataset, args.out, resume=not args.fresh,
-                       stop_after=args.stop_after)
+        result = train(
+            args.config, args.data, args.dataset, args.out, resume=not args.fresh, stop_after=args.stop_after
+        )
     except CktLoopError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

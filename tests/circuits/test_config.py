@@ -26,6 +26,8 @@ def test_nested_config_with_defaults(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model: {width: 16, lr: 1, dims: [2, 3]}\nepochs: 5\n")
     assert load_config(path, Train) == Train(Model(16, 1.0, (2, 3)), 5, None)
+    path.write_text("model: {lr: 1e-4}\n")  # YAML reads this as a string
+    assert load_config(path, Train).model.lr == 1e-4
 
 
 @pytest.mark.parametrize(
@@ -34,6 +36,7 @@ def test_nested_config_with_defaults(tmp_path):
         ("modle: {}", r"c.yaml: unknown key\(s\) modle for Train"),
         ("epochs: many", r"c.yaml: epochs: expected int, got 'many'"),
         ("model: {width: 1.5}", r"c.yaml: model: width: expected int, got 1.5"),
+        ("model: {lr: fast}", r"c.yaml: model: lr: expected a number, got 'fast'"),
         ("model: [1, 2", r"c.yaml: malformed YAML"),
         ("- 1\n- 2", r"expected a mapping for Train"),
     ],

@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import event, func, select
 
-from circuits import Circuit, Performance, SimStatus
+from circuits import Circuit, CktLoopError, Performance, SimStatus
 from storage import DatasetRow, Store, StoreError
 from storage.models import circuits, dataset_circuits, datasets, simulations, topologies
 from storage.testing import fake_performance, rows, samples
@@ -249,3 +249,22 @@ def test_ten_thousand_rows_insert_fast_on_sqlite(sqlite_url: str) -> None:
         sims = time.perf_counter() - t0
     assert elapsed < 3.0, f"adding 10,000 rows took {elapsed:.2f} s"
     assert sims < 2.0, f"adding 10,000 results took {sims:.2f} s"
+
+
+def test_rows_load_from_an_export_or_a_store(tmp_path) -> None:
+    import json
+
+    from storage.rows import load_rows
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    with Store.open(url) as store:
+        store.ensure_dataset("d", 1, 0, {})
+    assert load_rows(url, "d") == []
+    path = tmp_path / "x.jsonl"
+    path.write_text(json.dumps({"id": "a", "status": "ok"}) + "\n\n")
+    assert load_rows(path) == [{"id": "a", "status": "ok"}]
+    path.write_text("{broken\n")
+    with pytest.raises(CktLoopError, match=r"x\.jsonl:1: malformed JSON"):
+        load_rows(path)
+    with pytest.raises(CktLoopError, match="dataset name is needed"):
+        load_rows(url)

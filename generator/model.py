@@ -1,0 +1,600 @@
+"""The CktGen conditional VAE (reference §4.2), cleaned per §6.
+
+* **Circuit encoder**: per node, type ⊕ position ⊕ a one-layer GIN connectivity embedding → linear
+  to ``d_model``; two learned distribution tokens (μ, σ) prepended; fixed sinusoidal position
+  encodings; a transformer encoder **with a key padding mask** (§6.10); a value code (MLP over the
+  masked, normalised device values) concatenated to both token outputs; linear μ and log σ² heads.
+* **Spec encoder**: one embedding per spec axis (table sizes from the ``SpecClasses`` preset, §6.9)
+  → concat → MLP → μ, log σ².
+* **Decoder**: GPT-like over three token streams (types, positions, topology), each
+  ``[latent, node 0 … node 7]``; position i of any stream attends to positions ≤ i of all three.
+  ``dec_streams: 1`` instead sums the three node embeddings into one stream of 9 tokens: the same
+  information reaches position i (everything at positions ≤ i), attention and MLPs cost a third, and
+  the heads read one shared hidden state; the CPU presets use it to fit the time budget.
+  The output at position i predicts node i: type logits, position logits and a topology feature;
+  the edge u→v probability is an MLP on (topology feature of v ⊕ that of u) for u < v only, so a
+  decoded graph is a DAG by construction. Device values of node i are regressed from the type
+  stream at position i + 1 (which has seen node i's type and position) — a per-node regressor
+  instead of the paper's latent-only 24-vector indexed by position.
+* **Losses** (all summed over the batch, as in the paper): reconstruction from the circuit latent
+  and from the spec latent (type CE·type_rate + position CE·pos_rate + edge BCE + value MSE in grid
+  units ·value_rate/value_divisor, on present devices only), four KL terms, Smooth-L1 latent
+  alignment, filtered InfoNCE (temperature 0.1), and per-axis classifier guidance on the circuit
+  latent. Every term can be switched off in ``CktGenConfig``.
+* **Sampling**: greedy (argmax type and position, edge if p > 0.5, Out forced at the 8th node, loose
+  ends always wired to Out, values snapped to the grid and masked by type by ``circuits.encoding.decode``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from circuits.circuit import MAX_NODES, N_POSITIONS, POS_IN, POS_OUT, Circuit
+from circuits.encoding import PAD_POS, PAD_TYPE, decode
+from circuits.errors import CircuitError, CktLoopError
+from circuits.grid import value_grid
+from circuits.specs import spec_classes
+from circuits.subgraphs import IN, N_TYPES, OUT
+from generator.data import circuit_tensors, denormalise_values, device_mask_table, same_class_filter
+
+
+class ConfigError(CktLoopError, ValueError):
+    """A bad config value; a ValueError too, so ``circuits.config`` prefixes the YAML file's name."""
+
+
+LOSS_TERMS = ("recon_ckt", "recon_spec", "kl", "align", "nce", "gde")
+
+
+@dataclass
+class CktGenConfig:
+    """Every knob of the model and its loss. Defaults are the paper's (reference §4.2)."""
+
+    spec_preset: str = "ocb"
+    grid: str = "ocb"
+    # circuit encoder
+    d_model: int = 512
+    d_embed: int = 128  # per-part node embedding (type, position, connectivity)
+    gin_hidden: int = 256
+    gin_dropout: float = 0.2
+    enc_layers: int = 4
+    enc_heads: int = 8
+    enc_ff: int = 512
+    enc_dropout: float = 0.1
+    pe_dropout: float = 0.2
+    value_hidden: int = 128
+    value_code: int = 8
+    latent_dim: int = 64
+    # spec encoder
+    spec_embed: int = 128
+    spec_hidden: int = 128
+    # decoder
+    dec_layers: int = 4
+    dec_heads: int = 8
+    dec_dropout: float = 0.3
+    dec_mlp_ratio: int = 4
+    dec_streams: int = 3  # 3: the paper's type/position/topology streams; 1: one summed stream (3x cheaper)
+    head_hidden: int = 128
+    topo_dim: int = 128
+    edge_hidden: int = 128
+    value_head_hidden: int = 128
+    gde_hidden: int = 32
+    # loss switches
+    recon_ckt: bool = True
+    recon_spec: bool = True
+    kl: bool = True
+    align: bool = True
+    nce: bool = True
+    gde: bool = True
+    # loss weights and rates
+    w_recon: float = 1.0
+    w_kl: float = 1e-5
+    w_align: float = 1.0
+    w_nce: float = 1.0
+    w_gde: float = 1.0
+    type_rate: float = 0.5
+    pos_rate: float = 0.05
+    value_rate: float = 0.01
+    value_divisor: float = 300.0
+    nce_temperature: float = 0.1
+    # sampling
+    edge_threshold: float = 0.5
+    sample_batch: int = 256
+
+    def __post_init__(self) -> None:
+        check_field_types(self)
+        try:
+            spec_classes(self.spec_preset)
+            value_grid(self.grid)
+        except (CktLoopError, ValueError) as exc:
+            raise ConfigError(str(exc)) from None
+        for name in ("d_model", "enc_layers", "dec_layers", "latent_dim"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"CktGenConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name, heads in (("enc_heads", self.enc_heads), ("dec_heads", self.dec_heads)):
+            if heads < 1 or self.d_model % heads:
+                raise ConfigError(f"CktGenConfig.{name}={heads} must divide d_model={self.d_model}")
+        if self.dec_streams not in (1, 3):
+            raise ConfigError(f"CktGenConfig.dec_streams must be 1 or 3, got {self.dec_streams}")
+        if self.nce_temperature <= 0:
+            raise ConfigError(f"CktGenConfig.nce_temperature must be > 0, got {self.nce_temperature}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def spec_sizes(self) -> tuple[int, ...]:
+        return spec_classes(self.spec_preset).sizes
+
+
+def check_field_types(obj: Any) -> None:
+    """Reject values of the wrong type (e.g. YAML 1.1 reads ``1e-4`` as a string), naming the field."""
+    kinds = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        hint = str(f.type).replace(" | None", "")
+        if hint not in kinds or (value is None and "None" in str(f.type)):
+            continue
+        ok = isinstance(value, kinds[hint]) and (hint == "bool" or not isinstance(value, bool))
+        if not ok:
+            raise ConfigError(f"{type(obj).__name__}.{f.name} must be a {hint}, got {value!r}")
+
+
+# --- building blocks ------------------------------------------------------------------------
+
+
+class Gin(nn.Module):
+    """One GIN-style layer on (rank one-hot ⊕ Aᵀ·one-hot): a node's slot and its predecessors' slots."""
+
+    def __init__(self, hidden: int, out: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(2 * MAX_NODES, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, out),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, topo: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([topo, adj.transpose(1, 2) @ topo], dim=-1))
+
+
+def sinusoidal(n: int, d: int) -> torch.Tensor:
+    position = torch.arange(n, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    pe = torch.zeros(n, d)
+    pe[:, 0::2] = torch.sin(position * div)
+    pe[:, 1::2] = torch.cos(position * div)[:, : d // 2]
+    return pe
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention on ``scaled_dot_product_attention`` with a boolean block mask."""
+
+    def __init__(self, d: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        h = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=~blocked, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.proj(h.transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block (GPT style)."""
+
+    def __init__(self, d: int, heads: int, ratio: int, dropout: float) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d)
+        self.attn = Attention(d, heads, dropout)
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, ratio * d), nn.GELU(), nn.Linear(ratio * d, d), nn.Dropout(dropout))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), blocked))
+        return x + self.mlp(self.ln2(x))
+
+
+def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out))
+
+
+def kl_diag(mu1: torch.Tensor, lv1: torch.Tensor, mu2: torch.Tensor, lv2: torch.Tensor) -> torch.Tensor:
+    """Σ KL(N(mu1, e^lv1) ‖ N(mu2, e^lv2)) over the batch and dimensions."""
+    return 0.5 * (lv2 - lv1 + (lv1.exp() + (mu1 - mu2) ** 2) / lv2.exp() - 1.0).sum()
+
+
+def kl_std(mu: torch.Tensor, lv: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (lv.exp() + mu**2 - 1.0 - lv).sum()
+
+
+# --- the model --------------------------------------------------------------------------------
+
+
+class CktGen(nn.Module):
+    def __init__(self, config: CktGenConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.spec_sizes = c.spec_sizes
+        d, L = c.d_model, MAX_NODES + 1
+        # circuit encoder
+        self.enc_type = nn.Embedding(N_TYPES + 1, c.d_embed, padding_idx=PAD_TYPE)
+        self.enc_pos = nn.Embedding(N_POSITIONS + 1, c.d_embed, padding_idx=PAD_POS)
+        self.enc_gin = Gin(c.gin_hidden, c.d_embed, c.gin_dropout)
+        self.enc_in = nn.Linear(3 * c.d_embed, d)
+        self.dist_tokens = nn.Parameter(torch.randn(2, d) * 0.02)
+        self.register_buffer("enc_pe", sinusoidal(MAX_NODES + 2, d), persistent=False)
+        self.enc_drop = nn.Dropout(c.pe_dropout)
+        layer = nn.TransformerEncoderLayer(d, c.enc_heads, c.enc_ff, c.enc_dropout, activation="gelu", batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, c.enc_layers, enable_nested_tensor=False)
+        self.value_code = mlp(3 * MAX_NODES, c.value_hidden, c.value_code)
+        self.ckt_mu = nn.Linear(d + c.value_code, c.latent_dim)
+        self.ckt_lv = nn.Linear(d + c.value_code, c.latent_dim)
+        # spec encoder
+        self.spec_emb = nn.ModuleList(nn.Embedding(k, c.spec_embed) for k in self.spec_sizes)
+        self.spec_body = nn.Sequential(nn.Linear(len(self.spec_sizes) * c.spec_embed, c.spec_hidden), nn.ReLU())
+        self.spec_mu = nn.Linear(c.spec_hidden, c.latent_dim)
+        self.spec_lv = nn.Linear(c.spec_hidden, c.latent_dim)
+        # decoder
+        self.dec_latent = nn.Linear(c.latent_dim, d)
+        self.dec_type = nn.Embedding(N_TYPES + 1, d, padding_idx=PAD_TYPE)
+        self.dec_pos = nn.Embedding(N_POSITIONS + 1, d, padding_idx=PAD_POS)
+        self.dec_gin = Gin(c.gin_hidden, d, c.dec_dropout)
+        n_streams = c.dec_streams
+        self.dec_pe = nn.Parameter(torch.zeros(n_streams * L, d))
+        self.dec_drop = nn.Dropout(c.dec_dropout)
+        self.blocks = nn.ModuleList(Block(d, c.dec_heads, c.dec_mlp_ratio, c.dec_dropout) for _ in range(c.dec_layers))
+        self.dec_ln = nn.LayerNorm(d)
+        step = torch.arange(n_streams * L) % L
+        self.register_buffer("dec_mask", step[None, :] > step[:, None], persistent=False)  # True = blocked
+        self.head_type = mlp(d, c.head_hidden, N_TYPES)
+        self.head_pos = mlp(d, c.head_hidden, N_POSITIONS)
+        self.head_topo = mlp(d, c.head_hidden, c.topo_dim)
+        self.edge_in = nn.Linear(2 * c.topo_dim, c.edge_hidden)
+        self.edge_out = nn.Linear(c.edge_hidden, 1)
+        self.head_value = mlp(d + c.latent_dim, c.value_head_hidden, 3)
+        # classifier guidance
+        self.gde_heads = nn.ModuleList(mlp(c.latent_dim, c.gde_hidden, k) for k in self.spec_sizes)
+        self.register_buffer("device_mask", device_mask_table(), persistent=False)
+        self.register_buffer("pair_mask", torch.ones(MAX_NODES, MAX_NODES).triu(1).bool(), persistent=False)
+        # prior rescaling for random generation (set from training means after training)
+        self.register_buffer("prior_mean", torch.zeros(c.latent_dim))
+        self.register_buffer("prior_std", torch.ones(c.latent_dim))
+
+    @property
+    def device(self) -> torch.device:
+        return self.dist_tokens.device
+
+    # --- encoders ---------------------------------------------------------------------------
+
+    def encode_circuit(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = batch["mask"]
+        nodes = torch.cat(
+            [self.enc_type(batch["types"]), self.enc_pos(batch["pos"]), self.enc_gin(batch["topo"], batch["adj"])], -1
+        )
+        x = self.enc_in(nodes)
+        tokens = self.dist_tokens[None].expand(x.shape[0], -1, -1)
+        x = self.enc_drop(torch.cat([tokens, x], 1) + self.enc_pe)
+        pad = torch.cat([torch.zeros_like(mask[:, :2]), ~mask], 1)
+        h = self.encoder(x, src_key_padding_mask=pad)
+        values = (batch["values"] * batch["value_mask"] * mask[..., None]).flatten(1)
+        code = self.value_code(values)
+        return self.ckt_mu(torch.cat([h[:, 0], code], -1)), self.ckt_lv(torch.cat([h[:, 1], code], -1))
+
+    def encode_spec(self, spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.spec_body(torch.cat([emb(spec[:, k]) for k, emb in enumerate(self.spec_emb)], -1))
+        return self.spec_mu(h), self.spec_lv(h)
+
+    # --- decoder ----------------------------------------------------------------------------
+
+    def decode_streams(
+        self,
+        z: torch.Tensor,
+        types: torch.Tensor,
+        pos: torch.Tensor,
+        topo: torch.Tensor,
+        adj: torch.Tensor,
+        length: int = MAX_NODES + 1,
+    ) -> dict[str, torch.Tensor]:
+        """One causal pass over the first ``length`` tokens of each stream (latent + ``length`` − 1 nodes).
+
+        Outputs at positions 0..7 predict nodes 0..7; causality makes a prefix pass give the same
+        outputs as a full one, so greedy decoding only runs the prefix it needs.
+        """
+        n = length - 1
+        lat = self.dec_latent(z)[:, None]
+        parts = (self.dec_type(types[:, :n]), self.dec_pos(pos[:, :n]), self.dec_gin(topo[:, :n, :], adj[:, :n, :n]))
+        L = MAX_NODES + 1
+        if self.config.dec_streams == 3:
+            x = torch.cat([torch.cat([lat, p], 1) for p in parts], 1)
+            idx = torch.cat([torch.arange(length) + s * L for s in range(3)]).to(z.device)
+        else:
+            x = torch.cat([lat, parts[0] + parts[1] + parts[2]], 1)
+            idx = torch.arange(length, device=z.device)
+        x = self.dec_drop(x + self.dec_pe[idx])
+        mask = self.dec_mask[idx][:, idx]
+        for block in self.blocks:
+            x = block(x, mask)
+        x = self.dec_ln(x)
+        h_type, h_pos, h_topo = x.chunk(3, dim=1) if self.config.dec_streams == 3 else (x, x, x)
+        m = min(length, MAX_NODES)
+        return {
+            "type_logits": self.head_type(h_type[:, :m]),
+            "pos_logits": self.head_pos(h_pos[:, :m]),
+            "topo": self.head_topo(h_topo[:, :m]),
+            "h_next": h_type[:, 1:],  # position i + 1 has seen node i: the value regressor's input
+        }
+
+    def edge_logits(self, topo_feat: torch.Tensor) -> torch.Tensor:
+        """(B, 8, 8) logits of u→v (row u, column v); only u < v is meaningful."""
+        w = self.edge_in.weight
+        k = self.config.topo_dim
+        as_v = topo_feat @ w[:, :k].T  # feature of the target node
+        as_u = topo_feat @ w[:, k:].T  # feature of the source node
+        h = F.relu(as_u[:, :, None, :] + as_v[:, None, :, :] + self.edge_in.bias)
+        return self.edge_out(h).squeeze(-1)
+
+    def node_values(self, h_next: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        zz = z[:, None, :].expand(-1, h_next.shape[1], -1)
+        return torch.sigmoid(self.head_value(torch.cat([h_next, zz], -1)))
+
+    def decode_teacher(self, z: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = self.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"])
+        out["edge_logits"] = self.edge_logits(out.pop("topo"))
+        out["values"] = self.node_values(out.pop("h_next"), z)
+        return out
+
+    # --- training pass ----------------------------------------------------------------------
+
+    def forward(self, batch: dict[str, torch.Tensor], with_loss: bool = True) -> dict[str, Any]:
+        """Encode, decode (teacher forcing) and, with ``with_loss``, the loss terms under ``"losses"``.
+
+        Latents are sampled in training mode and the means are used in eval mode.
+        """
+        c = self.config
+        mu_c, lv_c = self.encode_circuit(batch)
+        z_c = self._sample(mu_c, lv_c)
+        out: dict[str, Any] = {"mu_ckt": mu_c, "logvar_ckt": lv_c, "z_ckt": z_c}
+        has_spec = "spec" in batch
+        if has_spec:
+            mu_s, lv_s = self.encode_spec(batch["spec"])
+            z_s = self._sample(mu_s, lv_s)
+            out.update(mu_spec=mu_s, logvar_spec=lv_s, z_spec=z_s)
+        need_spec_decode = with_loss and c.recon_spec
+        if need_spec_decode and not has_spec:
+            raise CktLoopError("recon_spec loss needs 'spec' in the batch")
+        if need_spec_decode:
+            both = {k: torch.cat([v, v]) for k, v in batch.items() if k != "spec"}
+            dec = self.decode_teacher(torch.cat([z_c, z_s]), both)
+            b = z_c.shape[0]
+            out.update({k: v[:b] for k, v in dec.items()})
+            dec_spec = {k: v[b:] for k, v in dec.items()}
+        else:
+            out.update(self.decode_teacher(z_c, batch))
+        if not with_loss:
+            return out
+        losses: dict[str, torch.Tensor] = {}
+        if c.recon_ckt:
+            parts = self.recon_parts(out, batch)
+            losses.update({f"ckt_{k}": v.detach() for k, v in parts.items()})
+            losses["recon_ckt"] = self.recon_total(parts)
+        if c.recon_spec:
+            parts = self.recon_parts(dec_spec, batch)
+            losses.update({f"spec_{k}": v.detach() for k, v in parts.items()})
+            losses["recon_spec"] = self.recon_total(parts)
+        if not has_spec and (c.kl or c.align or c.nce):
+            raise CktLoopError("kl, align and nce losses need 'spec' in the batch")
+        if c.kl:
+            losses["kl"] = (
+                kl_diag(mu_s, lv_s, mu_c, lv_c)
+                + kl_diag(mu_c, lv_c, mu_s, lv_s)
+                + kl_std(mu_c, lv_c)
+                + kl_std(mu_s, lv_s)
+            )
+        if c.align:
+            losses["align"] = F.smooth_l1_loss(z_s, z_c, reduction="sum")
+        if c.nce:
+            logits = F.normalize(z_s, dim=-1) @ F.normalize(z_c, dim=-1).T / c.nce_temperature
+            logits = logits + same_class_filter(batch["spec"])
+            target = torch.arange(logits.shape[0], device=logits.device)
+            losses["nce"] = 0.5 * (
+                F.cross_entropy(logits, target, reduction="sum") + F.cross_entropy(logits.T, target, reduction="sum")
+            )
+        if c.gde:
+            if not has_spec:
+                raise CktLoopError("gde loss needs 'spec' in the batch")
+            losses["gde"] = sum(
+                F.cross_entropy(head(z_c), batch["spec"][:, k], reduction="sum")
+                for k, head in enumerate(self.gde_heads)
+            )
+        weights = {
+            "recon_ckt": c.w_recon,
+            "recon_spec": c.w_recon,
+            "kl": c.w_kl,
+            "align": c.w_align,
+            "nce": c.w_nce,
+            "gde": c.w_gde,
+        }
+        total = sum((weights[k] * losses[k] for k in LOSS_TERMS if k in losses), torch.zeros((), device=self.device))
+        losses["total"] = total
+        out["losses"] = losses
+        return out
+
+    def _sample(self, mu: torch.Tensor, lv: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return mu
+        return mu + torch.randn_like(mu) * (0.5 * lv).exp()
+
+    def recon_parts(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        mask = batch["mask"]
+        type_ce = F.cross_entropy(out["type_logits"][mask], batch["types"][mask], reduction="sum")
+        pos_ce = F.cross_entropy(out["pos_logits"][mask], batch["pos"][mask], reduction="sum")
+        pairs = self.pair_mask[None] & mask[:, None, :]
+        edge_bce = F.binary_cross_entropy_with_logits(out["edge_logits"][pairs], batch["adj"][pairs], reduction="sum")
+        g = value_grid(self.config.grid)
+        span = float(g.k_max - g.k_min)
+        present = batch["value_mask"] * mask[..., None]
+        value_se = (((out["values"] - batch["values"]) * span) ** 2 * present).sum()
+        return {"type_ce": type_ce, "pos_ce": pos_ce, "edge_bce": edge_bce, "value_se": value_se}
+
+    def recon_total(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        c = self.config
+        return (
+            c.type_rate * parts["type_ce"]
+            + c.pos_rate * parts["pos_ce"]
+            + parts["edge_bce"]
+            + c.value_rate * parts["value_se"] / c.value_divisor
+        )
+
+    # --- greedy decoding ----------------------------------------------------------------------
+
+    @torch.no_grad()
+    def decode_latents(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Greedy decoding of latents (B, latent_dim) into padded graph arrays (a DAG by construction).
+
+        Node 0 is In; each later step takes argmax type and position and adds u→i for u < i when
+        p > ``edge_threshold``. A predicted Out ends the graph; at the 8th node Out is forced (at
+        position 1). When Out is placed, every earlier node without an outgoing edge is wired to it.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            return self._decode_latents(z.to(self.device))
+        finally:
+            self.train(was_training)
+
+    def _decode_latents(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        b, dev = z.shape[0], z.device
+        types = torch.full((b, MAX_NODES), PAD_TYPE, dtype=torch.long, device=dev)
+        pos = torch.full((b, MAX_NODES), PAD_POS, dtype=torch.long, device=dev)
+        topo = torch.zeros(b, MAX_NODES, MAX_NODES, device=dev)
+        adj = torch.zeros(b, MAX_NODES, MAX_NODES, device=dev)
+        values = torch.zeros(b, MAX_NODES, 3, device=dev)
+        n_nodes = torch.full((b,), MAX_NODES, dtype=torch.long, device=dev)
+        done = torch.zeros(b, dtype=torch.bool, device=dev)
+        types[:, 0], pos[:, 0], topo[:, 0, 0] = IN, POS_IN, 1.0
+        for i in range(1, MAX_NODES):
+            out = self.decode_streams(z, types, pos, topo, adj, length=i + 1)
+            active = ~done
+            values[:, i - 1] = torch.where(active[:, None], self.node_values(out["h_next"][:, i - 1 : i], z)[:, 0], 0.0)
+            t = out["type_logits"][:, i].argmax(-1)
+            p = out["pos_logits"][:, i].argmax(-1)
+            if i == MAX_NODES - 1:
+                forced = t != OUT
+                t = torch.full_like(t, OUT)
+                p = torch.where(forced, torch.full_like(p, POS_OUT), p)
+            logits = self.edge_logits(out["topo"])[:, :i, i]  # u < i → i
+            edges = (torch.sigmoid(logits) > self.config.edge_threshold).float()
+            types[:, i] = torch.where(active, t, types[:, i])
+            pos[:, i] = torch.where(active, p, pos[:, i])
+            topo[:, i, i] = active.float()
+            adj[:, :i, i] = edges * active[:, None]
+            is_out = active & (t == OUT)
+            loose = (adj[:, :i, :].sum(-1) == 0).float()  # earlier nodes with no outgoing edge
+            adj[:, :i, i] = torch.maximum(adj[:, :i, i], loose * is_out[:, None])
+            n_nodes = torch.where(is_out, torch.full_like(n_nodes, i + 1), n_nodes)
+            done = done | is_out
+            if bool(done.all()):
+                break
+        values = values * self.device_mask[types]
+        return {"types": types, "pos": pos, "adj": adj, "values": values, "n_nodes": n_nodes}
+
+    def to_circuits(self, graphs: dict[str, torch.Tensor]) -> list[Circuit | CircuitError]:
+        """Decoded arrays → Circuits (or the CircuitError naming why one is invalid)."""
+        # Plain lists: ``decode`` indexes element by element, which is slow on numpy scalars.
+        g = value_grid(self.config.grid)
+        values = denormalise_values(graphs["values"].detach().cpu().double(), self.config.grid)
+        values = values.round().clamp(g.k_min, g.k_max).tolist()
+        types, pos = graphs["types"].tolist(), graphs["pos"].tolist()
+        adj, counts = graphs["adj"].int().tolist(), graphs["n_nodes"].tolist()
+        results: list[Circuit | CircuitError] = []
+        for j in range(len(counts)):
+            try:
+                results.append(decode(types[j], pos[j], adj[j], values[j], counts[j], grid=self.config.grid))
+            except CircuitError as exc:
+                results.append(exc)
+        return results
+
+    def _decode_all(self, z: torch.Tensor) -> list[Circuit | CircuitError]:
+        results: list[Circuit | CircuitError] = []
+        step = max(1, self.config.sample_batch)
+        for start in range(0, z.shape[0], step):
+            results.extend(self.to_circuits(self.decode_latents(z[start : start + step])))
+        return results
+
+    # --- public sampling API ----------------------------------------------------------------
+
+    def check_specs(self, specs: Sequence[Sequence[int]]) -> torch.Tensor:
+        n_axes = len(self.spec_sizes)
+        for s in specs:
+            if len(s) != n_axes or any(not 0 <= int(k) < size for k, size in zip(s, self.spec_sizes)):
+                raise CktLoopError(
+                    f"spec class {tuple(s)!r} is not a class of preset {self.config.spec_preset!r} "
+                    f"(axis sizes {self.spec_sizes})"
+                )
+        return torch.tensor([[int(k) for k in s] for s in specs], dtype=torch.long, device=self.device).reshape(
+            len(specs), n_axes
+        )
+
+    @torch.no_grad()
+    def generate(
+        self, specs: Sequence[Sequence[int]], n_per_spec: int = 1, generator: torch.Generator | None = None
+    ) -> list[Circuit | CircuitError]:
+        """``n_per_spec`` circuits per spec class (spec-major order); diversity comes from sampling the spec latent."""
+        if n_per_spec < 0:
+            raise CktLoopError(f"n_per_spec must be >= 0, got {n_per_spec}")
+        spec = self.check_specs(specs).repeat_interleave(n_per_spec, 0)
+        if spec.shape[0] == 0:
+            return []
+        was_training = self.training
+        self.eval()
+        try:
+            mu, lv = self.encode_spec(spec)
+            noise = torch.randn(mu.shape, generator=generator, device="cpu" if generator is None else generator.device)
+            z = mu + noise.to(mu.device) * (0.5 * lv).exp()
+            return self._decode_all(z)
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def encode_mean(self, circuits: Sequence[Circuit]) -> torch.Tensor:
+        was_training = self.training
+        self.eval()
+        try:
+            mus = []
+            for start in range(0, len(circuits), max(1, self.config.sample_batch)):
+                batch = circuit_tensors(circuits[start : start + self.config.sample_batch], self.config.grid)
+                mus.append(self.encode_circuit({k: v.to(self.device) for k, v in batch.items()})[0])
+            return torch.cat(mus) if mus else torch.zeros(0, self.config.latent_dim, device=self.device)
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def reconstruct(self, circuits: Sequence[Circuit]) -> list[Circuit | CircuitError]:
+        """Encode each circuit to its mean latent and decode it greedily."""
+        if not circuits:
+            return []
+        return self._decode_all(self.encode_mean(circuits))
+
+    @torch.no_grad()
+    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> list[Circuit | CircuitError]:
+        """Decode ``n`` draws of N(0, I) rescaled by ``prior_mean``/``prior_std`` (the training means' statistics)."""
+        noise = torch.randn(
+            (n, self.config.latent_dim), generator=generator, device="cpu" if generator is None else generator.device
+        )
+        z = self.prior_mean + noise.to(self.device) * self.prior_std
+        return self._decode_all(z)

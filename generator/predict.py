@@ -1,0 +1,65 @@
+"""Inference: a plain object around a trained CktGen checkpoint (a Ray actor wraps it elsewhere)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from circuits.circuit import Circuit
+from circuits.errors import CircuitError, CktLoopError
+from circuits.specs import SpecClass, SpecClasses, spec_classes
+from generator.checkpoint import load_checkpoint, model_from_checkpoint
+from generator.model import CktGen
+
+
+class Generator:
+    """Spec-conditioned circuit generation from a checkpoint.
+
+    Results are ``Circuit`` objects, or the ``CircuitError`` naming why a generated graph is invalid.
+    ``seed`` makes a call reproducible; without it the global torch RNG is used.
+    """
+
+    def __init__(self, model: CktGen, version: str, spec: SpecClasses, checkpoint: Path | None = None) -> None:
+        self.model = model.eval()
+        self.version = version
+        self.spec_classes = spec
+        self.checkpoint = checkpoint
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, device: str | torch.device = "cpu") -> Generator:
+        path = Path(checkpoint)
+        state = load_checkpoint(path, map_location=device)
+        model = model_from_checkpoint(path, state, device)
+        raw_spec = state.get("spec_classes")
+        try:
+            spec = SpecClasses.from_dict(raw_spec) if raw_spec else spec_classes(model.config.spec_preset)
+        except CktLoopError as exc:
+            raise CktLoopError(f"{path}: {exc}") from None
+        if spec.sizes != model.spec_sizes:
+            raise CktLoopError(f"{path}: stored spec classes {spec.sizes} do not match the model's {model.spec_sizes}")
+        return cls(model, str(state["version"]), spec, path)
+
+    @staticmethod
+    def _rng(seed: int | None) -> torch.Generator | None:
+        return None if seed is None else torch.Generator().manual_seed(seed)
+
+    def generate(
+        self, specs: Sequence[SpecClass], n_per_spec: int = 1, seed: int | None = None
+    ) -> list[Circuit | CircuitError]:
+        """``n_per_spec`` circuits for each spec class, spec-major (all of spec 0 first)."""
+        return self.model.generate(specs, n_per_spec, generator=self._rng(seed))
+
+    def reconstruct(self, circuits: Sequence[Circuit]) -> list[Circuit | CircuitError]:
+        return self.model.reconstruct(circuits)
+
+    def sample_prior(self, n: int, seed: int | None = None) -> list[Circuit | CircuitError]:
+        return self.model.sample_prior(n, generator=self._rng(seed))
+
+    def encode(self, circuits: Sequence[Circuit]) -> torch.Tensor:
+        """Mean circuit latents (n, latent_dim)."""
+        return self.model.encode_mean(circuits)
+
+    def __repr__(self) -> str:
+        return f"Generator(version={self.version!r}, spec={self.spec_classes.name!r})"

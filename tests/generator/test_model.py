@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from circuits import Circuit, CircuitError, CktLoopError
+from circuits.circuit import MAX_NODES
+from circuits.encoding import PAD_POS, PAD_TYPE
+from circuits.subgraphs import N_TYPES
+from generator.data import build_splits
+from generator.model import LOSS_TERMS, CktGen, CktGenConfig
+
+from .conftest import TINY_MODEL
+
+
+def tiny(**kw) -> CktGen:
+    torch.manual_seed(0)
+    return CktGen(CktGenConfig(**{**TINY_MODEL, **kw}))
+
+
+@pytest.fixture(scope="module")
+def splits(rows):
+    return build_splits(rows, "ocb")
+
+
+@pytest.mark.parametrize("streams", [1, 3])
+def test_forward_shapes_and_losses(splits, streams):
+    model = tiny(dec_streams=streams)
+    batch = splits.train.batch(slice(0, 8))
+    out = model(batch)
+    assert out["type_logits"].shape == (8, MAX_NODES, N_TYPES)
+    assert out["pos_logits"].shape == (8, MAX_NODES, 8)
+    assert out["edge_logits"].shape == (8, MAX_NODES, MAX_NODES)
+    assert out["values"].shape == (8, MAX_NODES, 3)
+    assert out["mu_ckt"].shape == out["mu_spec"].shape == (8, 16)
+    losses = out["losses"]
+    assert set(LOSS_TERMS) <= set(losses) and torch.isfinite(losses["total"])
+    losses["total"].backward()
+    assert model.enc_in.weight.grad is not None and model.spec_mu.weight.grad is not None
+
+
+def test_losses_switch_off(splits):
+    model = tiny(nce=False, gde=False, align=False)
+    losses = model(splits.train.batch(slice(0, 8)))["losses"]
+    assert not {"nce", "gde", "align"} & set(losses)
+    assert {"recon_ckt", "recon_spec", "kl", "total"} <= set(losses)
+    expected = losses["recon_ckt"] + losses["recon_spec"] + 1e-5 * losses["kl"]
+    assert torch.allclose(losses["total"], expected)
+
+
+def test_padding_content_does_not_change_the_encoding(splits):
+    model = tiny().eval()
+    batch = splits.train.batch(slice(0, 8))
+    assert (~batch["mask"]).any()
+    mu, lv = model.encode_circuit(batch)
+    noisy = {k: v.clone() for k, v in batch.items()}
+    pad = ~batch["mask"]
+    g = torch.Generator().manual_seed(1)
+    noisy["types"][pad] = torch.randint(0, N_TYPES, (int(pad.sum()),), generator=g)
+    noisy["pos"][pad] = torch.randint(0, 8, (int(pad.sum()),), generator=g)
+    noisy["values"][pad] = torch.rand(int(pad.sum()), 3, generator=g)
+    mu2, lv2 = model.encode_circuit(noisy)
+    assert torch.allclose(mu, mu2, atol=1e-5) and torch.allclose(lv, lv2, atol=1e-5)
+    noisy["types"][pad], noisy["pos"][pad] = PAD_TYPE, PAD_POS  # and PAD tokens are not In/position 0
+    assert not torch.equal(model.enc_type.weight[PAD_TYPE], model.enc_type.weight[0])
+
+
+def test_decoder_builds_a_dag_by_construction():
+    model = tiny()
+    with torch.no_grad():
+        for p in (model.edge_out.bias,):
+            p.fill_(10.0)  # push every edge probability towards 1
+    z = torch.randn(64, 16, generator=torch.Generator().manual_seed(2)) * 3
+    g = model.decode_latents(z)
+    adj = g["adj"]
+    assert torch.equal(adj, adj.triu(1))  # no edge to the same or an earlier node
+    n = g["n_nodes"]
+    assert ((n >= 2) & (n <= MAX_NODES)).all()
+    rows = torch.arange(64)
+    assert (g["types"][rows, n - 1] == 1).all()  # Out last, forced at the 8th node at the latest
+    for j in range(64):  # nothing after Out, and every non-Out node has an outgoing edge
+        k = int(n[j])
+        assert (g["types"][j, k:] == PAD_TYPE).all() and (adj[j, k:].sum() == 0)
+        assert (adj[j, : k - 1, :k].sum(-1) > 0).all()
+
+
+def test_generate_count_types_and_speed(splits):
+    model = tiny()
+    specs = sorted(set(splits.train.classes))[:3]
+    out = model.generate(specs, 4, generator=torch.Generator().manual_seed(0))
+    assert len(out) == 12 and all(isinstance(r, Circuit | CircuitError) for r in out)
+    again = model.generate(specs, 4, generator=torch.Generator().manual_seed(0))
+    assert [str(a) for a in out] == [str(b) for b in again]
+    with pytest.raises(CktLoopError, match="not a class"):
+        model.generate([(99, 0, 0)], 1)
+    assert len(model.sample_prior(5)) == 5
+    circuits = splits.train_circuits[:6]
+    assert len(model.reconstruct(circuits)) == 6
+    t = time.perf_counter()
+    model.generate(specs, 86)
+    assert (time.perf_counter() - t) / 258 < 0.01  # generous bound; the cpu preset is measured in the report
+
+
+def _same_graph(a: Circuit, b: Circuit | CircuitError) -> bool:
+    return isinstance(b, Circuit) and [n.type for n in a.nodes] == [n.type for n in b.nodes] and a.edges == b.edges
+
+
+def test_tiny_model_overfits_32_circuits(splits):
+    model = tiny(
+        gin_dropout=0.0,
+        enc_dropout=0.0,
+        pe_dropout=0.0,
+        dec_dropout=0.0,
+        recon_spec=False,
+        nce=False,
+        gde=False,
+        align=False,
+        kl=False,
+        d_model=64,
+        enc_heads=4,
+        dec_heads=4,
+        enc_ff=128,
+    )
+    data = splits.train
+    batch = data.batch(slice(0, 32))
+    circuits = splits.train_circuits[:32]
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    model.train()
+    for _ in range(160):
+        loss = model(batch)["losses"]["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    recon = model.reconstruct(circuits)
+    ordered = [Circuit(tuple(c.nodes[i] for i in c.topological_order()), _reindex(c)) for c in circuits]
+    acc = sum(_same_graph(a, b) for a, b in zip(ordered, recon)) / len(circuits)
+    assert acc >= 0.9
+
+
+def _reindex(c: Circuit) -> tuple[tuple[int, int], ...]:
+    index = {old: new for new, old in enumerate(c.topological_order())}
+    return tuple((index[u], index[v]) for u, v in c.edges)
