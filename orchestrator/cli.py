@@ -122,6 +122,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     netlist.add_argument("file", help="circuit JSON file (or '-' for standard input)")
     netlist.set_defaults(run=_netlist)
+
+    train = commands.add_parser(
+        "train",
+        help="train the CktGen generator or the GIN surrogate (resumable)",
+        description="Train from a dataset in the store (--db, --dataset) or a JSONL export (--data). Checkpoints, "
+        "metrics.jsonl and metrics.png land in --out; run the same command again to resume after an interruption. "
+        "A model trained from the store is registered there with its version, config and metrics.",
+    )
+    train.add_argument("model", choices=("generator", "surrogate"), help="which model")
+    train.add_argument(
+        "--config", required=True, type=Path, help="training config YAML (e.g. generator/configs/cpu.yaml)"
+    )
+    train.add_argument("--data", help="a JSONL export to train from instead of the store")
+    train.add_argument("--dataset", help="dataset name in the store (default: the only dataset)")
+    train.add_argument("--out", type=Path, help="output directory (default: runs/<model>)")
+    train.add_argument("--fresh", action="store_true", help="start over instead of resuming from --out")
+    db_option(train)
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a trained surrogate against ngspice labels on held-out circuits",
+        description="Joint-class and per-axis accuracy, FoM and spec regression errors of a surrogate checkpoint on "
+        "a dataset split whose labels come from ngspice.",
+    )
+    evaluate.add_argument("model", choices=("surrogate",), help="which model")
+    evaluate.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file")
+    evaluate.add_argument("--data", help="a JSONL export instead of the store")
+    evaluate.add_argument("--dataset", help="dataset name in the store (default: the only dataset)")
+    evaluate.add_argument("--split", default="test", help="split to evaluate on (default test)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    db_option(evaluate)
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 
@@ -279,6 +312,47 @@ def _simulate(args: argparse.Namespace) -> int:
     circuit = read_circuit(args.file)
     (result,) = NgspiceBackend().simulate([circuit])
     print(json.dumps({"id": circuit.key, **result.to_dict()}, indent=2))
+    return 0
+
+
+def _data_source(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The rows to train or evaluate on: an export file, or a dataset in the store."""
+    if args.data:
+        return args.data, None
+    return args.db, _dataset_name(_open_store(args.db), args.dataset)
+
+
+def _train(args: argparse.Namespace) -> int:
+    source, dataset = _data_source(args)
+    out = args.out or Path("runs") / args.model
+    if args.model == "generator":
+        from generator.train import train as train_generator
+
+        result = train_generator(args.config, source, dataset, out, resume=not args.fresh)
+        version, checkpoint, metrics = result.version, result.checkpoint, dict(result.last or {})
+        metrics["validity"] = result.validity
+    else:
+        from surrogate.train import train as train_surrogate
+
+        metrics = train_surrogate(args.config, source, dataset, out, resume=not args.fresh)
+        version, checkpoint = metrics.pop("version"), metrics.pop("checkpoint")
+    if dataset is not None:
+        import yaml
+
+        config = yaml.safe_load(args.config.read_text())
+        _open_store(args.db).register_model(args.model, version, Path(checkpoint).resolve(), config, metrics)
+    print(
+        f"{args.model} {version}: checkpoint {checkpoint}, metrics {out / 'metrics.jsonl'}, plot {out / 'metrics.png'}"
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from surrogate.evaluate import evaluate, markdown_table
+
+    source, dataset = _data_source(args)
+    metrics = evaluate(args.checkpoint, source, dataset, split=args.split)
+    print(json.dumps(metrics, indent=2, default=str) if args.json else markdown_table(metrics))
     return 0
 
 
