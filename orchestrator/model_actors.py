@@ -71,4 +71,3 @@ def start_actor(host: type, checkpoint: str | Path, resources: ActorResources = 
 
     actor_cls = ray.remote(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus)(host)
     return actor_cls.remote(str(checkpoint), resources.num_gpus)
-
