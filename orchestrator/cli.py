@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Ckt-Bench-101, the best and worst OCB-FoM sizings of each topology's 20 (simulates 10x N circuits)",
     )
     build.add_argument(
+        "--sizings-per-topology",
+        type=_positive_int,
+        default=20,
+        metavar="K",
+        help="circuits sized on each random topology (default 20, CktGNN's K); fewer gives more topologies",
+    )
+    build.add_argument(
         "--workers", type=_positive_int, default=os.cpu_count() or 1, help="ngspice actors (default: CPU count)"
     )
     build.add_argument("--batch-size", type=_positive_int, default=250, help="circuits per Ray call (default 250)")
@@ -195,6 +202,7 @@ def _open_store(url: str):  # type: ignore[no-untyped-def]
 
 
 def _dataset_build(args: argparse.Namespace) -> int:
+    from circuits import FamilyConfig
     from orchestrator.dataset import build_dataset
     from orchestrator.ray_runtime import ensure_ray
     from orchestrator.simulation_pool import PoolConfig
@@ -214,6 +222,7 @@ def _dataset_build(args: argparse.Namespace) -> int:
         args.n,
         args.seed,
         name,
+        family=FamilyConfig(sizings_per_topology=args.sizings_per_topology),
         pool_config=pool_config,
         pool_factory=pool_factory,
         progress=not args.no_progress,
