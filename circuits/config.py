@@ -15,15 +15,20 @@ from circuits.errors import CktLoopError
 T = TypeVar("T")
 
 
-def load_config(path: str | Path, cls: type[T], section: str | None = None) -> T:
-    """Read ``path`` (YAML) into the dataclass ``cls``; ``section`` picks a top-level key."""
+def read_yaml(path: str | Path, what: str = "config") -> Any:
+    """Parse a YAML file; a missing file or bad YAML is a one-line ``CktLoopError`` naming the file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise CktLoopError(f"{path}: no such config file") from None
+        raise CktLoopError(f"{path}: no such {what} file") from None
     except yaml.YAMLError as exc:
-        raise CktLoopError(f"{path}: malformed YAML ({str(exc).splitlines()[0]})") from None
+        raise CktLoopError(f"{path}: malformed YAML ({' '.join(str(exc).split())})") from None
+
+
+def load_config(path: str | Path, cls: type[T], section: str | None = None) -> T:
+    """Read ``path`` (YAML) into the dataclass ``cls``; ``section`` picks a top-level key."""
+    data = read_yaml(path)
     if section is not None:
         if not isinstance(data, dict) or section not in data:
             raise CktLoopError(f"{path}: missing section {section!r}")

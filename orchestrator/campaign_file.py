@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from circuits import CktLoopError
+from circuits.config import read_yaml
 from circuits.targets import Target
 
 DEFAULT_BUDGET = 500
@@ -35,13 +34,7 @@ class Campaign:
 
 def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign file; every error names the file, and the target and field at fault."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise CktLoopError(f"{path}: no such campaign file") from None
-    except yaml.YAMLError as exc:
-        raise CktLoopError(f"{path}: malformed YAML ({' '.join(str(exc).split())})") from None
+    data = read_yaml(path, "campaign")
     try:
         return parse_campaign(data)
     except CktLoopError as exc:
