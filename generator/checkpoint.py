@@ -3,15 +3,14 @@
 Keys: ``format`` ("cktloop-generator"), ``format_version``, ``version`` (the model version string),
 ``epoch``, ``train_config`` / ``model_config`` (dicts), ``spec_classes``, ``model`` (state dict),
 ``optimizer``, ``scheduler``, ``rng`` (python/numpy/torch states), ``data`` (fingerprint of the
-training rows). Any problem reading one is a ``CktLoopError`` naming the file and the problem.
+training rows). Any problem reading one is a ``CktLoopError`` naming the file and the problem; the
+atomic write and the checked read are the surrogate's (``surrogate.checkpoint``), shared by both models.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import torch
 
 from circuits.errors import CktLoopError
 from generator.model import CktGen, CktGenConfig
+from surrogate.checkpoint import read_checked, write_atomic
 
 FORMAT = "cktloop-generator"
 FORMAT_VERSION = 1
@@ -56,32 +56,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Atomic write (temporary file, then rename), so an interrupted save never leaves a torn file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, {"format": FORMAT, "format_version": FORMAT_VERSION, **state})
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise CktLoopError(f"{path}: no such checkpoint file")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CktLoopError(f"{path}: not a readable generator checkpoint ({first[:200]})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CktLoopError(f"{path}: not a CktLoop generator checkpoint (no format {FORMAT!r} marker)")
-    if state.get("format_version") != FORMAT_VERSION:
-        raise CktLoopError(
-            f"{path}: checkpoint format version {state.get('format_version')!r} is not supported"
-            f" (expected {FORMAT_VERSION})"
-        )
-    missing = [k for k in REQUIRED if k not in state]
-    if missing:
-        raise CktLoopError(f"{path}: checkpoint lacks {', '.join(missing)}")
-    return state
+    return read_checked(path, FORMAT, FORMAT_VERSION, REQUIRED, map_location)
 
 
 def model_from_checkpoint(path: str | Path, state: dict[str, Any], device: str | torch.device = "cpu") -> CktGen:

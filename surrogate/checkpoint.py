@@ -36,34 +36,50 @@ REQUIRED = (
 )
 
 
-def save(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` via a temporary file, so a kill never leaves half a checkpoint."""
+def write_atomic(path: str | Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` via a temporary file and a rename, so a kill never leaves half a checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "model_name": MODEL_NAME, **payload}, tmp)
+    torch.save(payload, tmp)
     os.replace(tmp, path)
 
 
-def load(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read and check a checkpoint; raises ``CktLoopError`` naming the file and the problem."""
+def read_checked(
+    path: str | Path, fmt: str, version: int, required: tuple[str, ...], device: torch.device | str = "cpu"
+) -> dict[str, Any]:
+    """Load a checkpoint written with ``format``/``format_version`` markers and check its keys.
+
+    Shared by the surrogate and the generator; every problem is a ``CktLoopError`` naming the file.
+    """
     path = Path(path)
+    what = fmt.removeprefix("cktloop-")
     if not path.is_file():
         raise CktLoopError(f"{path}: no such checkpoint file")
     try:
         data = torch.load(path, map_location=device, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CktLoopError(f"{path}: not a readable surrogate checkpoint ({first})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CktLoopError(f"{path}: not a CktLoop surrogate checkpoint (no '{FORMAT}' format marker)")
-    if data.get("format_version") != FORMAT_VERSION:
+        raise CktLoopError(f"{path}: not a readable {what} checkpoint ({first[:200]})") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise CktLoopError(f"{path}: not a CktLoop {what} checkpoint (no format {fmt!r} marker)")
+    if data.get("format_version") != version:
         raise CktLoopError(
-            f"{path}: checkpoint format version {data.get('format_version')!r}, this code reads {FORMAT_VERSION}"
+            f"{path}: checkpoint format version {data.get('format_version')!r} is not supported (expected {version})"
         )
-    missing = [k for k in REQUIRED if k not in data]
+    missing = [k for k in required if k not in data]
     if missing:
         raise CktLoopError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    return data
+
+
+def save(path: str | Path, payload: dict[str, Any]) -> None:
+    write_atomic(path, {"format": FORMAT, "format_version": FORMAT_VERSION, "model_name": MODEL_NAME, **payload})
+
+
+def load(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read and check a surrogate checkpoint; raises ``CktLoopError`` naming the file and the problem."""
+    data = read_checked(path, FORMAT, FORMAT_VERSION, REQUIRED, device)
     if data["model_name"] != MODEL_NAME:
         raise CktLoopError(f"{path}: checkpoint holds model {data['model_name']!r}, expected {MODEL_NAME!r}")
     return data
