@@ -20,9 +20,14 @@
   and from the spec latent (type CE·type_rate + position CE·pos_rate + edge BCE + value MSE in grid
   units ·value_rate/value_divisor, on present devices only), four KL terms, Smooth-L1 latent
   alignment, filtered InfoNCE (temperature 0.1), and per-axis classifier guidance on the circuit
-  latent. Every term can be switched off in ``CktGenConfig``.
-* **Sampling**: greedy (argmax type and position, edge if p > 0.5, Out forced at the 8th node, loose
-  ends always wired to Out, values snapped to the grid and masked by type by ``circuits.encoding.decode``).
+  latent. Every term can be switched off in ``CktGenConfig``; ``kl_mode: prior`` with only ``recon_ckt``
+  on is the paper's reconstruction-only VAE (its Table 5 model).
+* **Sampling**: greedy. By default constrained by the op-amp grammar (``generator/grammar.py``): the
+  best-scoring (type, position) pair that can still complete a valid circuit, each side node's source
+  by its edge logits, the other edges fixed by the grammar. ``grammar: false`` decodes as the paper
+  does (argmax type and position, edge if p > 0.5, Out forced at the 8th node, loose ends wired to Out),
+  which the evaluation reports as the unconstrained validity. Values are snapped to the grid and masked
+  by type by ``circuits.encoding.decode``.
 """
 
 from __future__ import annotations
@@ -36,13 +41,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from circuits.circuit import MAX_NODES, N_POSITIONS, POS_IN, POS_OUT, Circuit
+from circuits.circuit import MAX_NODES, N_POSITIONS, POS_IN, POS_OUT, SIDE_POSITIONS, Circuit
 from circuits.encoding import PAD_POS, PAD_TYPE, decode
 from circuits.errors import CircuitError, CktLoopError
 from circuits.grid import value_grid
 from circuits.specs import spec_classes
 from circuits.subgraphs import IN, N_TYPES, OUT
 from generator.data import circuit_tensors, denormalise_values, device_mask_table, same_class_filter
+from generator.grammar import GrammarState
 
 
 class ConfigError(CktLoopError, ValueError):
@@ -92,6 +98,7 @@ class CktGenConfig:
     align: bool = True
     nce: bool = True
     gde: bool = True
+    kl_mode: str = "paired"  # "paired": CktGen's four KL terms; "prior": KL(circuit ‖ N(0, I)) only (the recon VAE)
     # loss weights and rates
     w_recon: float = 1.0
     w_kl: float = 1e-5
@@ -104,6 +111,7 @@ class CktGenConfig:
     value_divisor: float = 300.0
     nce_temperature: float = 0.1
     # sampling
+    grammar: bool = True  # constrained decoding (generator/grammar.py); False decodes as the paper does
     edge_threshold: float = 0.5
     sample_batch: int = 256
 
@@ -120,6 +128,8 @@ class CktGenConfig:
         for name, heads in (("enc_heads", self.enc_heads), ("dec_heads", self.dec_heads)):
             if heads < 1 or self.d_model % heads:
                 raise ConfigError(f"CktGenConfig.{name}={heads} must divide d_model={self.d_model}")
+        if self.kl_mode not in ("paired", "prior"):
+            raise ConfigError(f"CktGenConfig.kl_mode must be 'paired' or 'prior', got {self.kl_mode!r}")
         if self.dec_streams not in (1, 3):
             raise ConfigError(f"CktGenConfig.dec_streams must be 1 or 3, got {self.dec_streams}")
         if self.nce_temperature <= 0:
@@ -396,9 +406,11 @@ class CktGen(nn.Module):
             parts = self.recon_parts(dec_spec, batch)
             losses.update({f"spec_{k}": v.detach() for k, v in parts.items()})
             losses["recon_spec"] = self.recon_total(parts)
-        if not has_spec and (c.kl or c.align or c.nce):
-            raise CktLoopError("kl, align and nce losses need 'spec' in the batch")
-        if c.kl:
+        if not has_spec and ((c.kl and c.kl_mode == "paired") or c.align or c.nce):
+            raise CktLoopError("paired kl, align and nce losses need 'spec' in the batch")
+        if c.kl and c.kl_mode == "prior":
+            losses["kl"] = kl_std(mu_c, lv_c)
+        elif c.kl:
             losses["kl"] = (
                 kl_diag(mu_s, lv_s, mu_c, lv_c)
                 + kl_diag(mu_c, lv_c, mu_s, lv_s)
@@ -487,31 +499,61 @@ class CktGen(nn.Module):
         n_nodes = torch.full((b,), MAX_NODES, dtype=torch.long, device=dev)
         done = torch.zeros(b, dtype=torch.bool, device=dev)
         types[:, 0], pos[:, 0], topo[:, 0, 0] = IN, POS_IN, 1.0
+        grammar = GrammarState(b, dev) if self.config.grammar else None
         for i in range(1, MAX_NODES):
             out = self.decode_streams(z, types, pos, topo, adj, length=i + 1)
             active = ~done
             values[:, i - 1] = torch.where(active[:, None], self.node_values(out["h_next"][:, i - 1 : i], z)[:, 0], 0.0)
-            t = out["type_logits"][:, i].argmax(-1)
-            p = out["pos_logits"][:, i].argmax(-1)
-            if i == MAX_NODES - 1:
-                forced = t != OUT
-                t = torch.full_like(t, OUT)
-                p = torch.where(forced, torch.full_like(p, POS_OUT), p)
-            logits = self.edge_logits(out["topo"])[:, :i, i]  # u < i → i
-            edges = (torch.sigmoid(logits) > self.config.edge_threshold).float()
+            edge_logits = self.edge_logits(out["topo"])[:, :i, i]  # u < i → i
+            type_logits, pos_logits = out["type_logits"][:, i], out["pos_logits"][:, i]
+            if grammar is None:
+                t, p, edges = self._choose_free(i, type_logits, pos_logits, edge_logits)
+            else:
+                t, p, edges = self._choose_constrained(i, grammar, type_logits, pos_logits, edge_logits)
+                grammar.advance(i, t, p, active)
             types[:, i] = torch.where(active, t, types[:, i])
             pos[:, i] = torch.where(active, p, pos[:, i])
             topo[:, i, i] = active.float()
             adj[:, :i, i] = edges * active[:, None]
             is_out = active & (t == OUT)
-            loose = (adj[:, :i, :].sum(-1) == 0).float()  # earlier nodes with no outgoing edge
-            adj[:, :i, i] = torch.maximum(adj[:, :i, i], loose * is_out[:, None])
+            if grammar is None:
+                loose = (adj[:, :i, :].sum(-1) == 0).float()  # earlier nodes with no outgoing edge
+                adj[:, :i, i] = torch.maximum(adj[:, :i, i], loose * is_out[:, None])
             n_nodes = torch.where(is_out, torch.full_like(n_nodes, i + 1), n_nodes)
             done = done | is_out
             if bool(done.all()):
                 break
         values = values * self.device_mask[types]
         return {"types": types, "pos": pos, "adj": adj, "values": values, "n_nodes": n_nodes}
+
+    def _choose_free(
+        self, i: int, type_logits: torch.Tensor, pos_logits: torch.Tensor, edge_logits: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The paper's decoding: argmax type and position, every edge with p > threshold, Out forced at the 8th node."""
+        t, p = type_logits.argmax(-1), pos_logits.argmax(-1)
+        if i == MAX_NODES - 1:
+            forced = t != OUT
+            t = torch.full_like(t, OUT)
+            p = torch.where(forced, torch.full_like(p, POS_OUT), p)
+        return t, p, (torch.sigmoid(edge_logits) > self.config.edge_threshold).float()
+
+    def _choose_constrained(
+        self,
+        i: int,
+        grammar: GrammarState,
+        type_logits: torch.Tensor,
+        pos_logits: torch.Tensor,
+        edge_logits: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The most likely (type, position) pair the grammar allows; a side node's one source by its edge logits."""
+        score = F.log_softmax(type_logits, -1)[:, :, None] + F.log_softmax(pos_logits, -1)[:, None, :]
+        score = score.masked_fill(~grammar.allowed_pairs(i), -math.inf)
+        choice = score.flatten(1).argmax(-1)
+        t, p = choice // N_POSITIONS, choice % N_POSITIONS
+        source = edge_logits.masked_fill(~grammar.allowed_sources(i), -math.inf).argmax(-1)
+        side_edges = F.one_hot(source, i).float()
+        is_side = (p >= SIDE_POSITIONS[0])[:, None]
+        return t, p, torch.where(is_side, side_edges, grammar.spine_edges(i))
 
     def to_circuits(self, graphs: dict[str, torch.Tensor]) -> list[Circuit | CircuitError]:
         """Decoded arrays → Circuits (or the CircuitError naming why one is invalid)."""

@@ -13,6 +13,9 @@ from circuits.specs import SpecClass, SpecClasses, spec_classes
 from generator.checkpoint import load_checkpoint, model_from_checkpoint
 from generator.model import CktGen
 
+# Trained with the cpu preset on the 10,000-circuit ocb101 dataset; shipped with the package (see docs/models.md).
+SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "cktgen-cpu.pt"
+
 
 class Generator:
     """Spec-conditioned circuit generation from a checkpoint.

@@ -100,6 +100,14 @@ class SimulationPool:
             self._ray.kill(actor, no_restart=True)
         self._actors = []
 
+    def simulate_all(self, circuits: Sequence[Circuit]) -> list[Performance]:
+        """Every circuit's result, in input order (``run`` without the streaming)."""
+        results: list[Performance | None] = [None] * len(circuits)
+        for batch in self.run(circuits):
+            for i, perf in zip(batch.indices, batch.results):
+                results[i] = perf
+        return results  # type: ignore[return-value]
+
     def run(self, circuits: Sequence[Circuit]) -> Iterator[BatchResult]:
         """Simulate every circuit; each input index appears in exactly one yielded batch."""
         size = self.config.batch_size

@@ -15,6 +15,9 @@ from surrogate import checkpoint as ckpt
 from surrogate.data import Normalisation, encode_batch, pm_field, spec_values
 from surrogate.model import DIGIN, default_device
 
+# Trained with the cpu preset on the 10,000-circuit ocb101 dataset; shipped with the package (see docs/models.md).
+SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "digin-cpu.pt"
+
 
 class Surrogate:
     """Predicts spec class, FoM and (gain, UGBW, PM) of circuits, and embeds circuits and specs."""
