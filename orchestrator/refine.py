@@ -1,0 +1,345 @@
+"""Sizing refinement of one topology with NSGA-II (pymoo), the simulator in the loop.
+
+A campaign's verified circuits are good topologies with rough sizings; refinement keeps the
+topology and searches the device values (every r, c and gm the nodes carry, as integer indices
+on the circuit's value grid) for a sizing that meets the target with the highest figure of merit.
+
+Each generation's new circuits go to ``evaluate`` as one batch (the Ray ngspice pool in
+production, ``MnaBackend().simulate`` in tests); results are cached by circuit key, so a
+circuit is never simulated twice and ``n_evaluations`` counts unique simulations.
+
+Objectives (both minimised):
+
+* ``-FoM``: what the campaign ranks by;
+* the *worst normalised constraint value* ``max_i G_i`` (minus the smallest margin to any bound
+  of the target). The two conflict: the highest FoM usually sits on the edge of a bound (a phase
+  margin just above its minimum, a gain just above its floor), while a designer also wants a
+  sizing with headroom against process and model error. The front is that trade-off, FoM against
+  guaranteed slack, which ``-gain``/``-UGBW`` would not show (both already drive the FoM up).
+
+Constraints ``G_i <= 0``, one per bound side of the target, each in a unit where one step is
+comparable: gain in decades of voltage gain (dB / 20), UGBW in decades (log10 Hz), phase margin
+in units of 90°, FoM in FoM units. Feasible is exactly ``target.met_by``. A failed simulation
+(status not ok) gets ``FAILED_PENALTY`` on every constraint and objective, so constrained
+domination ranks it below every measured circuit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.problem import Problem
+from pymoo.operators.crossover.sbx import SBX
+from pymoo.operators.mutation.pm import PM
+from pymoo.operators.repair.rounding import RoundingRepair
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+from circuits import Circuit, CktLoopError, Performance, subgraph_type, value_grid
+from circuits.circuit import DEVICE_FIELDS
+from circuits.targets import Target
+
+BatchEvaluate = Callable[[Sequence[Circuit]], list[Performance]]
+
+FAILED_PENALTY = 1e3  # far above any measured circuit's normalised violation or -FoM
+UGBW_FLOOR_HZ = 1e-3  # below any sweep, so log10 of a bound <= 0 Hz stays finite and ordered
+_TINY = 1e-12
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+class RefineError(CktLoopError):
+    """Refinement input or an ``evaluate`` answer that cannot be used."""
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """NSGA-II's knobs. ``max_evaluations`` caps unique simulations: a generation that would pass
+    it is not run, so the cap is never exceeded (None: only ``n_generations`` limits the run)."""
+
+    pop_size: int = 24
+    n_generations: int = 20
+    seed: int = 0
+    max_evaluations: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("pop_size", 2), ("n_generations", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if not _is_int(value) or value < minimum:
+                raise RefineError(f"RefineConfig.{name} must be an integer >= {minimum}, got {value!r}")
+        cap = self.max_evaluations
+        if cap is not None and (not _is_int(cap) or cap < self.pop_size):
+            raise RefineError(
+                f"RefineConfig.max_evaluations must be None or an integer >= pop_size ({self.pop_size}), "
+                f"since the first generation alone may need that many, got {cap!r}"
+            )
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """Progress after one generation (1 = the initial population), for convergence plots."""
+
+    generation: int
+    n_evaluations: int  # unique simulations so far
+    best_fom: float | None  # best FoM among circuits meeting the target so far; None if none yet
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A simulated sizing with its worst normalised margin (>= 0 when it meets the target)."""
+
+    circuit: Circuit
+    performance: Performance
+    margin: float
+
+
+@dataclass(frozen=True)
+class RefineResult:
+    """The best sizing found: highest FoM among those meeting the target, else least violating.
+
+    ``front`` is the FoM-versus-margin trade-off among sizings meeting the target (highest FoM
+    first; empty when none does), so a designer can trade FoM for headroom.
+    """
+
+    circuit: Circuit
+    performance: Performance
+    met: bool
+    fom_before: float | None  # the seed's (None if its simulation failed)
+    fom_after: float | None
+    n_evaluations: int
+    history: tuple[GenerationRecord, ...]
+    front: tuple[Candidate, ...]
+
+
+# --- decision variables ---------------------------------------------------------------------
+
+
+def sizing_variables(circuit: Circuit) -> tuple[tuple[int, str], ...]:
+    """(node index, device field) for every device value the topology carries, in node order."""
+    return tuple(
+        (i, name)
+        for i, node in enumerate(circuit.nodes)
+        for name in DEVICE_FIELDS
+        if name in subgraph_type(node.type).devices
+    )
+
+
+def sizing_of(circuit: Circuit) -> np.ndarray:
+    """The circuit's own grid indices, in ``sizing_variables`` order."""
+    return np.array([getattr(circuit.nodes[i], name) for i, name in sizing_variables(circuit)], dtype=int)
+
+
+def with_sizing(circuit: Circuit, x: Sequence[int] | np.ndarray) -> Circuit:
+    """The same topology with the device values ``x`` (``sizing_variables`` order); off-grid
+    values raise the circuit's own CircuitError, naming the node."""
+    variables = sizing_variables(circuit)
+    if len(x) != len(variables):
+        raise RefineError(f"a sizing of this topology has {len(variables)} values, got {len(x)}")
+    values = [list(node.values()) for node in circuit.nodes]
+    for j, ((i, name), k) in enumerate(zip(variables, x)):
+        if not float(k).is_integer():
+            raise RefineError(f"sizing value {j} (node {i}, {name}) must be a whole grid index, got {k!r}")
+        values[i][DEVICE_FIELDS.index(name)] = round(float(k))
+    return circuit.with_values([tuple(v) for v in values])
+
+
+# --- objectives and constraints -------------------------------------------------------------
+
+
+def _normalised(field: str, value: float) -> float:
+    """A spec in units where one step means about as much for every field (see module doc)."""
+    if field == "gain_db":
+        return value / 20.0
+    if field == "ugbw_hz":
+        return math.log10(max(value, UGBW_FLOOR_HZ))
+    if field == "pm_deg":
+        return value / 90.0
+    return value  # fom
+
+
+def constraint_sides(target: Target) -> tuple[tuple[str, str, float], ...]:
+    """(field, 'min' or 'max', bound) for every bound side of the target: one constraint each."""
+    sides = []
+    for field, bound in target.bounds:
+        if bound.low is not None:
+            sides.append((field, "min", bound.low))
+        if bound.high is not None:
+            sides.append((field, "max", bound.high))
+    return tuple(sides)
+
+
+def constraint_values(target: Target, performance: Performance) -> np.ndarray:
+    """Normalised G (<= 0 where a bound holds), exactly as feasible as ``target.met_by``."""
+    sides = constraint_sides(target)
+    if not performance.ok:
+        return np.full(len(sides), FAILED_PENALTY)
+    specs = performance.to_dict()
+    g = np.empty(len(sides))
+    for j, (field, side, limit) in enumerate(sides):
+        value = float(specs[field])
+        gap = _normalised(field, limit) - _normalised(field, value)
+        g[j] = gap if side == "min" else -gap
+        holds = value >= limit if side == "min" else value <= limit
+        # Rounding in log10 must not flip the verdict of the exact comparison met_by makes.
+        g[j] = min(g[j], 0.0) if holds else max(g[j], _TINY)
+    return g
+
+
+def objective_values(target: Target, performance: Performance) -> np.ndarray:
+    """(-FoM, worst normalised constraint value); both FAILED_PENALTY for a failed simulation."""
+    if not performance.ok:
+        return np.array([FAILED_PENALTY, FAILED_PENALTY])
+    fom = performance.fom
+    assert fom is not None
+    return np.array([-fom, float(np.max(constraint_values(target, performance)))])
+
+
+# --- simulation cache -----------------------------------------------------------------------
+
+
+class _Simulations:
+    """Every circuit simulated so far, by key, in first-seen order; one ``evaluate`` call per batch."""
+
+    def __init__(self, evaluate: BatchEvaluate, target: Target) -> None:
+        self.evaluate = evaluate
+        self.target = target
+        self.results: dict[str, tuple[Circuit, Performance]] = {}
+        self.best_fom: float | None = None
+
+    def n_new(self, circuits: Sequence[Circuit]) -> int:
+        return len({c.key for c in circuits} - self.results.keys())
+
+    def run(self, circuits: Sequence[Circuit]) -> list[Performance]:
+        fresh = list({c.key: c for c in circuits if c.key not in self.results}.values())
+        if fresh:
+            answers = self.evaluate(fresh)
+            if not isinstance(answers, Sequence) or len(answers) != len(fresh):
+                got = len(answers) if isinstance(answers, Sequence) else type(answers).__name__
+                raise RefineError(f"evaluate returned {got} results for a batch of {len(fresh)} circuits")
+            for circuit, perf in zip(fresh, answers):
+                if not isinstance(perf, Performance):
+                    raise RefineError(f"evaluate returned a {type(perf).__name__}, not a Performance")
+                self.results[circuit.key] = (circuit, perf)
+                if self.target.met_by(perf.to_dict()) and perf.fom is not None:
+                    self.best_fom = perf.fom if self.best_fom is None else max(self.best_fom, perf.fom)
+        return [self.results[c.key][1] for c in circuits]
+
+
+class SizingProblem(Problem):
+    """The seed's topology as a pymoo problem: integer grid indices in, (F, G) out, batched."""
+
+    def __init__(self, seed: Circuit, target: Target, simulations: _Simulations) -> None:
+        grid = value_grid(seed.grid)
+        n_var = len(sizing_variables(seed))
+        super().__init__(
+            n_var=n_var,
+            n_obj=2,
+            n_ieq_constr=len(constraint_sides(target)),
+            xl=np.full(n_var, grid.k_min),
+            xu=np.full(n_var, grid.k_max),
+            vtype=int,
+        )
+        self.seed = seed
+        self.target = target
+        self.simulations = simulations
+
+    def decode(self, X: np.ndarray) -> list[Circuit]:
+        return [with_sizing(self.seed, x) for x in np.atleast_2d(X)]
+
+    def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        perfs = self.simulations.run(self.decode(X))
+        out["F"] = np.array([objective_values(self.target, p) for p in perfs])
+        out["G"] = np.array([constraint_values(self.target, p) for p in perfs])
+
+
+# --- the loop -------------------------------------------------------------------------------
+
+
+def refine(
+    seed: Circuit, target: Target, evaluate: BatchEvaluate, config: RefineConfig = RefineConfig()
+) -> RefineResult:
+    """Search ``seed``'s sizings for one meeting ``target`` with the highest FoM (NSGA-II).
+
+    The initial population is the seed's own sizing plus uniform draws on the grid; integer SBX
+    and polynomial mutation (rounded) breed the rest. Deterministic for ``config.seed`` when
+    ``evaluate`` is.
+    """
+    if not isinstance(seed, Circuit):
+        raise RefineError(f"seed must be a Circuit, got {type(seed).__name__}")
+    if not isinstance(target, Target):
+        raise RefineError(f"target must be a circuits.targets.Target, got {type(target).__name__}")
+    if not callable(evaluate):
+        raise RefineError(f"evaluate must be callable on a batch of circuits, got {type(evaluate).__name__}")
+    if not isinstance(config, RefineConfig):
+        raise RefineError(f"config must be a RefineConfig, got {type(config).__name__}")
+
+    simulations = _Simulations(evaluate, target)
+    problem = SizingProblem(seed, target, simulations)
+    grid = value_grid(seed.grid)
+    rng = np.random.default_rng(config.seed)
+    initial = np.vstack(
+        [sizing_of(seed)[None, :], rng.integers(grid.k_min, grid.k_max + 1, size=(config.pop_size - 1, problem.n_var))]
+    )
+    algorithm = NSGA2(
+        pop_size=config.pop_size,
+        sampling=initial,
+        crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
+        mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
+        eliminate_duplicates=True,
+    )
+    algorithm.setup(problem, termination=("n_gen", config.n_generations), seed=config.seed, verbose=False)
+
+    history: list[GenerationRecord] = []
+    for generation in range(1, config.n_generations + 1):
+        pop = algorithm.ask()
+        if pop is None or len(pop) == 0:  # no new offspring could be bred: the search has converged
+            break
+        if config.max_evaluations is not None:
+            spent = len(simulations.results)
+            if spent + simulations.n_new(problem.decode(pop.get("X"))) > config.max_evaluations:
+                break
+        algorithm.evaluator.eval(problem, pop)
+        algorithm.tell(infills=pop)
+        history.append(GenerationRecord(generation, len(simulations.results), simulations.best_fom))
+
+    return _result(seed, target, simulations, tuple(history))
+
+
+def _result(
+    seed: Circuit, target: Target, simulations: _Simulations, history: tuple[GenerationRecord, ...]
+) -> RefineResult:
+    entries = list(simulations.results.values())  # first-seen order: the seed comes first
+    met = [target.met_by(p.to_dict()) for _, p in entries]
+    if any(met):
+        # Highest FoM; on ties the earliest found.
+        best = max((i for i in range(len(entries)) if met[i]), key=lambda i: (entries[i][1].fom, -i))
+    else:
+        violation = [float(np.maximum(constraint_values(target, p), 0.0).sum()) for _, p in entries]
+        best = min(range(len(entries)), key=lambda i: (violation[i], i))
+    circuit, performance = entries[best]
+    seed_perf = simulations.results[seed.key][1]
+    return RefineResult(
+        circuit=circuit,
+        performance=performance,
+        met=met[best],
+        fom_before=seed_perf.fom,
+        fom_after=performance.fom,
+        n_evaluations=len(entries),
+        history=history,
+        front=_front(target, [entries[i] for i in range(len(entries)) if met[i]]),
+    )
+
+
+def _front(target: Target, feasible: list[tuple[Circuit, Performance]]) -> tuple[Candidate, ...]:
+    if not feasible:
+        return ()
+    F = np.array([objective_values(target, p) for _, p in feasible])
+    idx = NonDominatedSorting().do(F, only_non_dominated_front=True)
+    ranked = sorted((int(i) for i in idx), key=lambda i: (F[i, 0], i))
+    return tuple(Candidate(feasible[i][0], feasible[i][1], -float(F[i, 1])) for i in ranked)
