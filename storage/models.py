@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -129,9 +131,90 @@ class ModelVersion(Base):
     created_at: Mapped[datetime] = _created_at()
 
 
+class Campaign(Base):
+    """A named design campaign: the validated campaign file it was started from."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    config: Mapped[str] = mapped_column(Text)  # JSON object
+    created_at: Mapped[datetime] = _created_at()
+
+
+class CampaignTarget(Base):
+    """One target of a campaign, pending until finished with a verdict (never reopened)."""
+
+    __tablename__ = "campaign_targets"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "name"),
+        UniqueConstraint("campaign_id", "position"),
+        CheckConstraint("status IN ('pending', 'done')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)  # order in the campaign file
+    bounds: Mapped[str] = mapped_column(Text)  # JSON {"gain_db": {"min": 60.0, "max": null}, ...}
+    status: Mapped[str] = mapped_column(String(16))
+    met: Mapped[bool | None] = mapped_column(Boolean)
+    n_simulations: Mapped[int | None] = mapped_column(Integer)
+    # candidates also refer to targets: the cycle is closed by ALTER (use_alter) after both exist.
+    winner_candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id", use_alter=True))
+    summary: Mapped[str | None] = mapped_column(Text)  # JSON object
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Candidate(Base):
+    """A circuit proposed for a target, by whom, with what prediction and from which parent.
+
+    Measured specs are not kept here: they are the circuit's rows in ``simulations``.
+    """
+
+    __tablename__ = "candidates"
+    __table_args__ = (UniqueConstraint("target_id", "circuit_id", "source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("campaign_targets.id"))
+    circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id"), index=True)
+    source: Mapped[str] = mapped_column(String(32))  # generator, random, refine, seed, ...
+    spec_class: Mapped[str | None] = mapped_column(Text)  # JSON list of class indices
+    predicted_gain_db: Mapped[float | None] = mapped_column(Float)
+    predicted_ugbw_hz: Mapped[float | None] = mapped_column(Float)
+    predicted_pm_deg: Mapped[float | None] = mapped_column(Float)
+    predicted_fom: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id"))
+    round: Mapped[int] = mapped_column(Integer)  # bandit pull or NSGA-II generation
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Refinement(Base):
+    """One NSGA-II refinement of a seed candidate for a target, and what it achieved."""
+
+    __tablename__ = "refinements"
+    __table_args__ = (UniqueConstraint("target_id", "seed_candidate_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("campaign_targets.id"))
+    seed_candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id"))
+    result_candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id"))
+    n_evaluations: Mapped[int] = mapped_column(Integer)
+    fom_before: Mapped[float | None] = mapped_column(Float)
+    fom_after: Mapped[float | None] = mapped_column(Float)
+    history: Mapped[str] = mapped_column(Text)  # JSON, e.g. best FoM per generation
+    created_at: Mapped[datetime] = _created_at()
+
+
 topologies = Topology.__table__
 circuits = CircuitRow.__table__
 simulations = Simulation.__table__
 datasets = Dataset.__table__
 dataset_circuits = DatasetCircuit.__table__
 model_versions = ModelVersion.__table__
+campaigns = Campaign.__table__
+campaign_targets = CampaignTarget.__table__
+candidates = Candidate.__table__
+refinements = Refinement.__table__
