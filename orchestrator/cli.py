@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="cktloop",
-        description="Specification-driven op-amp design: build SPICE-labelled datasets, netlist and simulate circuits.",
+        description="Specification-driven op-amp design: build SPICE-labelled datasets, train and evaluate the "
+        "generator and the surrogate, design op-amps for target specs and run campaigns of many targets.",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -172,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--workers", type=_positive_int, help="cond-gen: ngspice actors (default: CPU count)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.set_defaults(run=_evaluate)
+
+    from orchestrator import campaign_cli
+
+    campaign_cli.add_commands(commands, db_option)
     return parser
 
 

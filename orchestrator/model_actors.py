@@ -35,16 +35,30 @@ def _device(resources_gpus: float) -> str:
     return "cuda" if resources_gpus > 0 and torch.cuda.is_available() else "cpu"
 
 
+def _one_thread_per_cpu() -> None:
+    """Torch in an actor uses the CPUs Ray gave it (at least one), not every core of the node."""
+    import ray
+    import torch
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0.0) if ray.is_initialized() else 0.0
+    torch.set_num_threads(max(1, int(cpus)))
+
+
 class GeneratorHost:
     """One CktGen model; results travel as circuits or the reason a generated graph is invalid."""
 
     def __init__(self, checkpoint: str | Path, num_gpus: float = 0.0) -> None:
         from generator.predict import Generator
 
+        _one_thread_per_cpu()
         self.model = Generator.load(checkpoint, device=_device(num_gpus))
 
     def version(self) -> str:
         return self.model.version
+
+    def spec_classes(self) -> dict[str, Any]:
+        """The class preset the generator is conditioned on (as a dict: it travels between processes)."""
+        return self.model.spec_classes.to_dict()
 
     def generate(self, specs: Sequence[SpecClass], n_per_spec: int = 1, seed: int | None = None) -> list[Circuit | str]:
         return [r if isinstance(r, Circuit) else str(r) for r in self.model.generate(specs, n_per_spec, seed)]
@@ -56,10 +70,15 @@ class SurrogateHost:
     def __init__(self, checkpoint: str | Path, num_gpus: float = 0.0) -> None:
         from surrogate.predict import Surrogate
 
+        _one_thread_per_cpu()
         self.model = Surrogate.load(checkpoint, device=_device(num_gpus))
 
     def version(self) -> str:
         return self.model.version
+
+    def train_classes(self) -> list[tuple[int, ...]]:
+        """The joint classes seen in training: a campaign's arms are drawn from these."""
+        return self.model.train_classes
 
     def predict(self, circuits: Sequence[Circuit]) -> list[dict[str, Any]]:
         return self.model.predict(circuits)

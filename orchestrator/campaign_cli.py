@@ -1,0 +1,241 @@
+"""``cktloop design`` and ``cktloop campaign run|export|report|list``: the designer's commands."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from circuits import CktLoopError
+from circuits.targets import Target
+from orchestrator.bandit import POLICIES
+
+
+def add_commands(commands: Any, db_option: Callable[[argparse.ArgumentParser], None]) -> None:
+    design = commands.add_parser(
+        "design",
+        help="design one op-amp for a target: generate, rank, verify with ngspice, refine",
+        description="Search the circuits meeting every --target bound: a bandit over the target's spec classes asks "
+        "the generator for circuits, the surrogate ranks them, ngspice verifies the best and NSGA-II refines the "
+        "sizing of the best verified topology. Whether the target is met is decided by ngspice alone. The search is "
+        "stored as a one-target campaign, so running the same command again returns the stored answer.",
+    )
+    design.add_argument(
+        "--target",
+        action="append",
+        required=True,
+        metavar="EXPR",
+        help="a bound such as 'gain_db>=60', 'ugbw_hz>=1e9' or 'pm_deg>=60' (repeat; fields: gain_db, ugbw_hz, "
+        "pm_deg, fom)",
+    )
+    design.add_argument("--name", help="name of the design (default: derived from the bounds)")
+    design.add_argument("--json", action="store_true", help="print one JSON object (met, circuit, netlist, specs)")
+    _search_options(design, db_option)
+    design.set_defaults(run=_design)
+
+    campaign = commands.add_parser("campaign", help="run, export and report design campaigns of many targets")
+    sub = campaign.add_subparsers(title="campaign commands", metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run (or resume) the targets of a campaign file",
+        description="Run every target of FILE (a name, an optional budget, targets with {min, max} bounds per spec). "
+        "Results land in the store as they finish; killed and re-run, the campaign skips finished targets.",
+    )
+    run.add_argument("file", type=Path, help="campaign YAML file")
+    _search_options(run, db_option)
+    run.add_argument("--no-progress", action="store_true", help="no progress display")
+    run.set_defaults(run=_campaign_run)
+
+    export = sub.add_parser("export", help="one JSON line per target: bounds, met, winner circuit, netlist, specs")
+    export.add_argument("campaign", help="campaign id or name")
+    export.add_argument("--out", required=True, help="output .jsonl file ('-' for standard output)")
+    db_option(export)
+    export.set_defaults(run=_campaign_export)
+
+    report = sub.add_parser("report", help="an HTML report: met targets, FoM against simulations, Bode plots")
+    report.add_argument("campaign", help="campaign id or name")
+    report.add_argument("--out", required=True, type=Path, help="output directory (index.html and images)")
+    report.add_argument("--baseline", help="a campaign (id or name) to compare with, e.g. a --random run")
+    db_option(report)
+    report.set_defaults(run=_campaign_report)
+
+    listing = sub.add_parser("list", help="campaigns in the store")
+    db_option(listing)
+    listing.set_defaults(run=_campaign_list)
+
+
+def _search_options(p: argparse.ArgumentParser, db_option: Callable[[argparse.ArgumentParser], None]) -> None:
+    p.add_argument("--budget", type=int, help="simulations per target, refinement included (default 500)")
+    p.add_argument("--policy", choices=sorted(POLICIES), default="ucb1", help="bandit policy (default ucb1)")
+    p.add_argument("--generator", type=Path, help="generator checkpoint (default: the shipped one)")
+    p.add_argument("--surrogate", type=Path, help="surrogate checkpoint (default: the shipped one)")
+    p.add_argument(
+        "--random", action="store_true", help="baseline: plain random sampling of the family, no models, no refinement"
+    )
+    p.add_argument("--workers", type=int, default=2, help="bandit workers in flight (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
+    p.add_argument("--reference", help="dataset whose best FoM per target the report compares with")
+    p.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
+    db_option(p)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from orchestrator.campaign import CampaignSettings, default_paths
+    from orchestrator.search import SearchConfig
+
+    if args.workers < 1:
+        raise CktLoopError(f"--workers must be >= 1, got {args.workers}")
+    generator, surrogate = default_paths()
+    generator, surrogate = args.generator or generator, args.surrogate or surrogate
+    if not args.random:
+        for what, path in (("generator", generator), ("surrogate", surrogate)):
+            if not Path(path).is_file():
+                raise CktLoopError(f"{what} checkpoint {path} not found (train one, or pass --random)")
+    search = SearchConfig(policy=args.policy, refine_share=0.0 if args.random else SearchConfig().refine_share)
+    return CampaignSettings(
+        generator=None if args.random else str(generator),
+        surrogate=None if args.random else str(surrogate),
+        search=search,
+        workers=args.workers,
+        seed=args.seed,
+    )
+
+
+def _run(args: argparse.Namespace, campaign: Any, show: bool) -> dict[str, Any]:
+    from orchestrator.campaign import load_reference, run_campaign
+    from storage import Store
+
+    settings = _settings(args)
+    with Store.open(args.db) as store:
+        bar = _progress_bar(len(campaign.targets)) if show else None
+        try:
+            return run_campaign(
+                store,
+                campaign,
+                settings,
+                address=args.address,
+                on_progress=bar,
+                reference_rows=load_reference(store, args.reference),
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+class _progress_bar:
+    """tqdm over targets, with met and simulations in the postfix."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="target", desc="campaign", file=sys.stderr)
+
+    def __call__(self, progress: Any) -> None:
+        self.bar.n = progress.done
+        self.bar.set_postfix(met=progress.met, sims=progress.simulations)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _design(args: argparse.Namespace) -> int:
+    from orchestrator.campaign_export import campaign_records
+    from orchestrator.campaign_file import DEFAULT_BUDGET, Campaign
+    from storage import Store
+
+    digest = hashlib.sha256(json.dumps(sorted(args.target)).encode()).hexdigest()[:10]
+    name = args.name or f"design-{digest}"
+    target = Target.from_expressions(name, args.target)
+    campaign = Campaign(name, args.budget or DEFAULT_BUDGET, (target,))
+    started = time.monotonic()
+    _run(args, campaign, show=False)
+    with Store.open(args.db) as store:
+        (record,) = campaign_records(store, name)
+    winner = record["winner"] or {}
+    out = {
+        "target": target.describe(),
+        "met": bool(record["met"]),
+        "n_simulations": record["n_simulations"],
+        "seconds": round(time.monotonic() - started, 2),
+        **{k: winner.get(k) for k in ("circuit", "netlist", "measured", "predicted", "source", "spec_class")},
+    }
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    verdict = "met" if out["met"] else "NOT met (closest circuit shown)"
+    print(f"{name}: {target.describe()}: {verdict} after {out['n_simulations']} simulations")
+    if out["measured"]:
+        m = out["measured"]
+        print(
+            f"  measured (ngspice): gain {m['gain_db']:.2f} dB, UGBW {m['ugbw_hz']:.4g} Hz, PM {m['pm_deg']:.2f} deg, "
+            f"FoM {m['fom']:.3f}"
+        )
+        print("  netlist: cktloop campaign export " + name + " --out - | jq -r .winner.netlist")
+    return 0
+
+
+def _campaign_run(args: argparse.Namespace) -> int:
+    from orchestrator.campaign_file import load_campaign
+
+    campaign = load_campaign(args.file)
+    if args.budget is not None:
+        campaign = type(campaign)(campaign.name, args.budget, campaign.targets)
+    summary = _run(args, campaign, show=not args.no_progress)
+    print(
+        f"campaign {summary['name']!r} (id {summary['id']}): {summary['met']} of {summary['targets']} targets met, "
+        f"{summary['done']} done, {summary['wall_s']:.1f} s. Report: cktloop campaign report {summary['name']} "
+        f"--out report/"
+    )
+    return 0
+
+
+def _campaign_export(args: argparse.Namespace) -> int:
+    from orchestrator.campaign_export import campaign_records
+    from storage import Store
+
+    with Store.open(args.db) as store:
+        records = campaign_records(store, _id_or_name(args.campaign))
+    lines = [json.dumps(r, default=str) for r in records]
+    if args.out == "-":
+        sys.stdout.write("\n".join(lines) + "\n")
+    else:
+        Path(args.out).write_text("\n".join(lines) + "\n")
+        print(f"wrote {len(lines)} targets to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _campaign_report(args: argparse.Namespace) -> int:
+    from orchestrator.campaign_export import campaign_records
+    from orchestrator.report import write_report
+    from storage import Store
+
+    with Store.open(args.db) as store:
+        info = store.campaign(_id_or_name(args.campaign))
+        records = campaign_records(store, info["id"])
+        baseline = campaign_records(store, _id_or_name(args.baseline)) if args.baseline else None
+    facts = {"campaign": info["name"], "targets": info["targets"], "created": str(info.get("created_at"))}
+    path = write_report(records, args.out, baseline=baseline, facts=facts)
+    print(f"report: {path}")
+    return 0
+
+
+def _campaign_list(args: argparse.Namespace) -> int:
+    from storage import Store
+
+    with Store.open(args.db) as store:
+        rows = store.campaigns()
+    if not rows:
+        print("no campaigns in the store")
+    for r in rows:
+        print(f"{r['id']:>4}  {r['name']:<40} targets {r['targets']:>4}  done {r['done']:>4}  met {r['met']:>4}")
+    return 0
+
+
+def _id_or_name(text: str) -> int | str:
+    return int(text) if text.isdigit() else text

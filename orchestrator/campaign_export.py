@@ -1,0 +1,57 @@
+"""A campaign as one record per target, read back from the store: what ``campaign export`` writes and
+``campaign report`` draws. The winner carries its circuit, a netlist anyone can run with ``ngspice -b``,
+its measured specs (ngspice) and the specs the surrogate predicted for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from circuits import Circuit
+from simulator.netlist import deck
+
+SPEC_FIELDS = ("gain_db", "ugbw_hz", "pm_deg", "fom")
+
+
+def winner_record(candidate: dict[str, Any]) -> dict[str, Any]:
+    """The winner's fields, shared by ``design --json`` and every export line."""
+    circuit = Circuit.from_dict(candidate["circuit"])
+    return {
+        "circuit": candidate["circuit"],
+        "netlist": deck(circuit),
+        "measured": {"status": candidate["status"], **{f: candidate[f] for f in SPEC_FIELDS}},
+        "predicted": candidate["predicted"],
+        "source": candidate["source"],
+        "spec_class": candidate["spec_class"],
+        "key": candidate["key"],
+    }
+
+
+def target_record(store: Any, target: dict[str, Any]) -> dict[str, Any]:
+    summary = target.get("summary") or {}
+    winner = None
+    if target["winner_candidate_id"] is not None:
+        by_id = {c["id"]: c for c in store.candidates(target["id"])}
+        winner = winner_record(by_id[target["winner_candidate_id"]])
+    refinements = store.refinements(target["id"])
+    refinement = None
+    if refinements:
+        r = refinements[0]
+        refinement = {k: r[k] for k in ("fom_before", "fom_after", "n_evaluations")}
+    return {
+        "campaign": target["campaign"],
+        "name": target["name"],
+        "bounds": target["bounds"],
+        "status": target["status"],
+        "met": target["met"],
+        "class_mode": summary.get("class_mode"),
+        "n_simulations": target["n_simulations"],
+        "winner": winner,
+        "refinement": refinement,
+        "dataset_best_fom": summary.get("dataset_best_fom"),
+        "history": summary.get("history", []),
+    }
+
+
+def campaign_records(store: Any, campaign: int | str) -> list[dict[str, Any]]:
+    """One record per target of ``campaign`` (its id or name), in file order; unfinished ones included."""
+    return [target_record(store, t) for t in store.campaign_targets(campaign)]

@@ -1,0 +1,271 @@
+"""The search for one design target: a bandit over spec classes, the surrogate ranks, ngspice decides.
+
+``TargetSearch`` is a plain class driven by three functions, so it runs the same in a test, in one
+process, or in a Ray actor whose functions call the shared model actors and a simulation pool:
+
+* ``propose(spec_class, n, seed)``: n circuits of a class (the generator), or of the family at random;
+* ``predict(circuits)``: the surrogate's predicted specs (gain_db, ugbw_hz, pm_deg where it has one) and FoM;
+* ``simulate(circuits)``: ngspice's verdict, one batch per call.
+
+One round: ``pulls_per_round`` bandit pulls, each generating ``pull_size`` circuits of the chosen
+class and scoring them with the surrogate (reward = the best predicted closeness to the target,
+in [0, 1]); then the ``verify_per_round`` best-ranked new circuits are simulated, and each verified
+circuit rewards its arm again with its measured closeness, so a surrogate that is wrong about a class
+cannot hold the bandit there. Rounds stop when a circuit meets the target by measurement or the
+search share of the budget is spent; NSGA-II (``orchestrator.refine``) then resizes the best
+verified topology with the rest of the budget. The winner is the highest-FoM circuit that meets the
+target by measurement, or the least-violating one when none does. Every simulation counts against
+the budget; the surrogate never decides whether a target is met.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from circuits import Circuit, Performance, SimStatus
+from circuits.specs import SpecClass, SpecClasses
+from circuits.targets import Target, valid_classes
+from orchestrator.bandit import POLICIES
+from orchestrator.refine import RefineConfig, constraint_values, refine
+
+Propose = Callable[[SpecClass | None, int, int], list[Circuit]]
+Predict = Callable[[Sequence[Circuit]], list[dict[str, Any]]]
+Simulate = Callable[[Sequence[Circuit]], list[Performance]]
+
+PREDICTED_FIELDS = ("gain_db", "ugbw_hz", "pm_deg", "fom")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How one target is searched; ``budget`` counts simulations, refinement included."""
+
+    budget: int = 500
+    policy: str = "ucb1"
+    pull_size: int = 10  # circuits per pull (the paper's 10)
+    pulls_per_round: int = 6
+    verify_per_round: int = 20
+    refine_share: float = 0.5  # of the budget, kept for NSGA-II once the search phase ends
+    refine_pop: int = 16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown bandit policy {self.policy!r} (known: {', '.join(POLICIES)})")
+        for name in ("budget", "pull_size", "pulls_per_round", "verify_per_round", "refine_pop"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"SearchConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.refine_share < 1.0:
+            raise ValueError(f"SearchConfig.refine_share must be in [0, 1), got {self.refine_share}")
+
+    @property
+    def search_budget(self) -> int:
+        return max(1, self.budget - int(self.budget * self.refine_share))
+
+
+@dataclass
+class Proposal:
+    """A circuit the search produced, with where it came from and what is known about it."""
+
+    circuit: Circuit
+    source: str  # "generator", "random" or "refine"
+    spec_class: SpecClass | None
+    round: int
+    predicted: dict[str, float] | None = None
+    measured: Performance | None = None
+    parent: str | None = None  # circuit key of the refined seed
+
+
+@dataclass
+class SearchOutcome:
+    """Everything a target's search produced, ready to be stored and reported."""
+
+    target: Target
+    met: bool
+    winner: str | None  # circuit key
+    class_mode: str  # "inside", "overlap" or "none" (no class of the data fits: searched over all)
+    arms: list[SpecClass]
+    proposals: dict[str, Proposal]  # by circuit key, in order of appearance
+    n_simulations: int
+    history: list[tuple[int, float | None]]  # (simulations so far, best FoM of a met circuit so far)
+    refinement: dict[str, Any] | None = None
+    arm_pulls: list[int] = field(default_factory=list)
+
+    def simulated(self) -> list[Proposal]:
+        return [p for p in self.proposals.values() if p.measured is not None]
+
+
+def closeness(target: Target, specs: Performance) -> float:
+    """1 when every bound holds, falling towards 0 with the largest normalised violation."""
+    worst = float(np.max(constraint_values(target, specs), initial=0.0))
+    return 1.0 / (1.0 + max(worst, 0.0))
+
+
+def predicted_performance(target: Target, predicted: dict[str, Any]) -> Performance:
+    """The surrogate's prediction as a Performance on the fields it predicts; the bounds on fields it
+    does not predict (e.g. pm_deg for a surrogate of OCB's PM reading) are treated as holding."""
+    values = {k: float(predicted[k]) for k in ("gain_db", "ugbw_hz", "pm_deg") if predicted.get(k) is not None}
+    fill = {f: b.low if b.low is not None else b.high for f, b in target.bounds}
+    for k in ("gain_db", "ugbw_hz", "pm_deg"):
+        values.setdefault(k, fill.get(k) if fill.get(k) is not None else 0.0)
+    return Performance(SimStatus.OK, values["gain_db"], values["ugbw_hz"], values["pm_deg"])
+
+
+class TargetSearch:
+    """Searches one target (see the module docstring); ``run`` returns a ``SearchOutcome``."""
+
+    def __init__(
+        self,
+        target: Target,
+        classes: SpecClasses,
+        known_classes: Sequence[SpecClass],
+        propose: Propose,
+        predict: Predict | None,
+        simulate: Simulate,
+        config: SearchConfig = SearchConfig(),
+        source: str = "generator",
+    ) -> None:
+        self.target, self.config, self.source = target, config, source
+        self.propose, self.predict, self.simulate = propose, predict, simulate
+        if source == "random":
+            self.arms: list[SpecClass | None] = [None]
+            self.class_mode = "none"
+        else:
+            arms, inside = valid_classes(target, classes, known_classes)
+            self.class_mode = "inside" if inside else ("overlap" if arms else "none")
+            self.arms = list(arms) if arms else sorted(set(known_classes))
+        self.policy = POLICIES[config.policy](len(self.arms), seed=config.seed)
+        self.proposals: dict[str, Proposal] = {}
+        self.n_sims = 0
+        self.history: list[tuple[int, float | None]] = []
+        self._arm_of: dict[str, int] = {}
+        self._seed = config.seed * 1_000_003
+
+    # --- phases ---------------------------------------------------------------------------------
+
+    def run(self) -> SearchOutcome:
+        rounds = 0
+        while self.n_sims < self.config.search_budget and not self._met():
+            rounds += 1
+            if not self._round(rounds):
+                break  # nothing new to simulate
+        refinement = self._refine(rounds + 1)
+        winner = self._winner()
+        return SearchOutcome(
+            target=self.target,
+            met=winner is not None and self._meets(self.proposals[winner]),
+            winner=winner,
+            class_mode=self.class_mode,
+            arms=[a for a in self.arms if a is not None],
+            proposals=self.proposals,
+            n_simulations=self.n_sims,
+            history=self.history,
+            refinement=refinement,
+            arm_pulls=[a.pulls for a in self.policy.arms],
+        )
+
+    def _round(self, round_no: int) -> bool:
+        fresh: list[Proposal] = []
+        for _ in range(self.config.pulls_per_round):
+            arm = self.policy.select()
+            self._seed += 1
+            circuits = self.propose(self.arms[arm], self.config.pull_size, self._seed)
+            new = [c for c in {c.key: c for c in circuits}.values() if c.key not in self.proposals]
+            for c in new:
+                p = Proposal(c, self.source, self.arms[arm], round_no)
+                self.proposals[c.key] = p
+                self._arm_of[c.key] = arm
+                fresh.append(p)
+            if self.predict is not None and new:
+                for p, pred in zip(fresh[-len(new) :], self.predict(new)):
+                    p.predicted = {k: float(pred[k]) for k in PREDICTED_FIELDS if pred.get(k) is not None}
+            scores = [self._score(p) for p in fresh[-len(new) :]] if new else [0.0]
+            self.policy.update(arm, max(scores))
+        pending = [p for p in self.proposals.values() if p.measured is None]
+        if not pending:
+            return False
+        pending.sort(key=self._rank, reverse=True)
+        room = self.config.search_budget - self.n_sims
+        self._verify(pending[: min(self.config.verify_per_round, room)])
+        return True
+
+    def _verify(self, proposals: list[Proposal]) -> None:
+        results = self.simulate([p.circuit for p in proposals])
+        self.n_sims += len(proposals)
+        for p, perf in zip(proposals, results):
+            p.measured = perf
+            arm = self._arm_of.get(p.circuit.key)
+            if arm is not None:
+                self.policy.update(arm, closeness(self.target, perf) if perf.ok else 0.0)
+        self.history.append((self.n_sims, self._best_met_fom()))
+
+    def _refine(self, round_no: int) -> dict[str, Any] | None:
+        room = self.config.budget - self.n_sims
+        verified = [p for p in self.proposals.values() if p.measured is not None and p.measured.ok]
+        if room < self.config.refine_pop or not verified:
+            return None
+        seed = max(verified, key=lambda p: (self._meets(p), self._fom_or_closeness(p)))
+        pop = self.config.refine_pop
+        generations = max(1, room // pop)
+        cfg = RefineConfig(pop_size=pop, n_generations=generations, seed=self.config.seed, max_evaluations=room)
+        start = self.n_sims
+
+        def evaluate(circuits: Sequence[Circuit]) -> list[Performance]:
+            results = self.simulate(circuits)
+            self.n_sims += len(circuits)
+            for c, perf in zip(circuits, results):
+                if c.key not in self.proposals:
+                    self.proposals[c.key] = Proposal(
+                        c, "refine", seed.spec_class, round_no, measured=perf, parent=seed.circuit.key
+                    )
+            self.history.append((self.n_sims, self._best_met_fom()))
+            return results
+
+        result = refine(seed.circuit, self.target, evaluate, cfg)
+        return {
+            "seed": seed.circuit.key,
+            "result": result.circuit.key,
+            "n_evaluations": self.n_sims - start,
+            "fom_before": result.fom_before,
+            "fom_after": result.fom_after,
+            "met": result.met,
+            "history": [[h.generation, h.n_evaluations, h.best_fom] for h in result.history],
+        }
+
+    # --- judging --------------------------------------------------------------------------------
+
+    def _meets(self, p: Proposal) -> bool:
+        return p.measured is not None and self.target.met_by(p.measured.to_dict())
+
+    def _met(self) -> bool:
+        return any(self._meets(p) for p in self.proposals.values())
+
+    def _best_met_fom(self) -> float | None:
+        foms = [p.measured.fom for p in self.proposals.values() if self._meets(p) and p.measured.fom is not None]
+        return max(foms) if foms else None
+
+    def _fom_or_closeness(self, p: Proposal) -> float:
+        assert p.measured is not None
+        return (p.measured.fom or 0.0) if self._meets(p) else closeness(self.target, p.measured)
+
+    def _score(self, p: Proposal) -> float:
+        """A pull's evidence for one circuit: the surrogate's predicted closeness (1 without a surrogate)."""
+        if p.predicted is None:
+            return 1.0
+        return closeness(self.target, predicted_performance(self.target, p.predicted))
+
+    def _rank(self, p: Proposal) -> tuple[float, float]:
+        """Predicted closeness first, then predicted FoM: which new circuits are worth a simulation."""
+        fom = p.predicted.get("fom", 0.0) if p.predicted else 0.0
+        return (self._score(p), fom if math.isfinite(fom) else 0.0)
+
+    def _winner(self) -> str | None:
+        simulated = [p for p in self.proposals.values() if p.measured is not None and p.measured.ok]
+        if not simulated:
+            return None
+        best = max(simulated, key=lambda p: (self._meets(p), self._fom_or_closeness(p)))
+        return best.circuit.key

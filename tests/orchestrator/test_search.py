@@ -1,0 +1,119 @@
+"""One target's search, without Ray: the MNA backend stands in for ngspice (they agree to 1e-13)."""
+
+from __future__ import annotations
+
+import pytest
+
+from circuits import Circuit
+from circuits.specs import spec_classes
+from circuits.targets import Target
+from orchestrator.campaign import family_proposer
+from orchestrator.search import SearchConfig, TargetSearch, closeness
+from simulator.mna import MnaBackend
+
+CLASSES = spec_classes("ocb")
+MNA = MnaBackend()
+
+
+class Counting:
+    """The simulator, counting what it is asked to simulate."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def __call__(self, circuits):
+        self.calls.append(len(circuits))
+        return MNA.simulate(circuits)
+
+
+def oracle(circuits):
+    """A perfect surrogate: the simulated specs themselves."""
+    out = []
+    for perf in MNA.simulate(circuits):
+        row = perf.to_dict()
+        out.append({k: row[k] if row[k] is not None else -1e9 for k in ("gain_db", "ugbw_hz", "pm_deg", "fom")})
+    return out
+
+
+def search(target: Target, predict=None, source="random", **config) -> tuple[TargetSearch, Counting]:
+    sim = Counting()
+    cfg = SearchConfig(**{"budget": 200, "seed": 3, **config})
+    known = [(2, 1, 1), (2, 2, 1), (3, 1, 1), (1, 0, 0)]
+    return TargetSearch(target, CLASSES, known, family_proposer(), predict, sim, cfg, source), sim
+
+
+EASY = Target.from_expressions("easy", ["gain_db>=40", "ugbw_hz>=1e8", "pm_deg>=45"])
+
+
+def test_an_easy_target_is_met_and_the_winner_is_verified():
+    s, sim = search(EASY)
+    out = s.run()
+    assert out.met and out.winner is not None
+    winner = out.proposals[out.winner]
+    (again,) = MNA.simulate([winner.circuit])
+    assert EASY.met_by(again.to_dict()) and again.fom == pytest.approx(winner.measured.fom)
+    assert out.n_simulations == sum(sim.calls) <= 200
+    met_foms = [f for _, f in out.history if f is not None]
+    assert met_foms == sorted(met_foms)  # the best met FoM never drops
+
+
+def test_refinement_improves_the_winner_and_records_lineage():
+    s, _ = search(EASY, budget=200, refine_share=0.6)
+    out = s.run()
+    r = out.refinement
+    assert r is not None and r["n_evaluations"] > 0
+    refined = [p for p in out.proposals.values() if p.source == "refine"]
+    assert refined and all(p.parent == r["seed"] for p in refined)
+    seed = out.proposals[r["seed"]].circuit
+    assert all(p.circuit.topology_key == seed.topology_key for p in refined)
+    assert r["fom_after"] >= r["fom_before"]
+    assert out.proposals[out.winner].measured.fom >= r["fom_before"]
+
+
+def test_an_impossible_target_spends_at_most_its_budget_and_is_not_met():
+    impossible = Target.from_expressions("impossible", ["gain_db>=500"])
+    s, sim = search(impossible, budget=120)
+    out = s.run()
+    assert not out.met
+    assert out.n_simulations == sum(sim.calls) <= 120
+    assert out.winner is not None  # the least violating circuit is still reported
+    assert search(impossible, source="generator")[0].class_mode == "overlap"  # no class lies inside
+
+
+def test_a_perfect_surrogate_sends_only_good_circuits_to_the_simulator():
+    hard = Target.from_expressions("hard", ["gain_db>=80", "ugbw_hz>=3e9", "pm_deg>=60"])
+    with_oracle, _ = search(hard, predict=oracle, refine_share=0.0, budget=40, pulls_per_round=10, pull_size=20)
+    blind, _ = search(hard, refine_share=0.0, budget=40, pulls_per_round=10, pull_size=20)
+
+    def verified_closeness(out):
+        done = [p for p in out.proposals.values() if p.measured is not None]
+        return sum(closeness(hard, p.measured) for p in done) / len(done)
+
+    assert verified_closeness(with_oracle.run()) > verified_closeness(blind.run()) + 0.1
+
+
+def test_searches_are_reproducible():
+    a, _ = search(EASY)
+    b, _ = search(EASY)
+    oa, ob = a.run(), b.run()
+    assert list(oa.proposals) == list(ob.proposals) and oa.winner == ob.winner
+
+
+def test_arms_are_the_classes_inside_the_target():
+    target = Target.from_expressions("t", ["gain_db>=0"])
+    s, _ = search(target, source="generator")
+    assert s.class_mode == "inside"
+    assert all(CLASSES.axes[0].interval(c[0])[0] >= 0 for c in s.arms)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"policy": "greedy"}, "unknown bandit policy"), ({"budget": 0}, "budget"), ({"refine_share": 1.0}, "refine")],
+)
+def test_bad_search_configs_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SearchConfig(**kwargs)
+
+
+def test_generated_circuits_are_circuits():
+    assert all(isinstance(c, Circuit) for c in family_proposer()(None, 5, 1))
