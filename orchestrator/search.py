@@ -49,7 +49,7 @@ class SearchConfig:
     pull_size: int = 10  # circuits per pull (the paper's 10)
     pulls_per_round: int = 6
     verify_per_round: int = 20
-    refine_share: float = 0.5  # of the budget, kept for NSGA-II once the search phase ends
+    refine_share: float = 0.5  # of the budget, kept for NSGA-II once the search phase ends (0: no refinement)
     refine_pop: int = 16
     seed: int = 0
 
@@ -206,7 +206,7 @@ class TargetSearch:
     def _refine(self, round_no: int) -> dict[str, Any] | None:
         room = self.config.budget - self.n_sims
         verified = [p for p in self.proposals.values() if p.measured is not None and p.measured.ok]
-        if room < self.config.refine_pop or not verified:
+        if self.config.refine_share == 0 or room < self.config.refine_pop or not verified:
             return None
         seed = max(verified, key=lambda p: (self._meets(p), self._fom_or_closeness(p)))
         pop = self.config.refine_pop
