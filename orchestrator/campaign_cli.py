@@ -64,6 +64,25 @@ def add_commands(commands: Any, db_option: Callable[[argparse.ArgumentParser], N
     db_option(report)
     report.set_defaults(run=_campaign_report)
 
+    draw = sub.add_parser(
+        "draw",
+        help="write a campaign file of targets drawn from a dataset (as the paper draws them, or hard ones)",
+        description="paper: thresholds of the spec classes (the cktloop preset, standard PM) that occur in the "
+        "dataset, plus random threshold triples no circuit has but a class dominates (reference §5); each is "
+        "feasible. hard: "
+        "gain/UGBW thresholds with a PM window met by fewer than 1 in 500 circuits of the dataset, which should be a "
+        "plain random sample of the family (e.g. the ocb101 pool), and by at least 5 of them.",
+    )
+    draw.add_argument("kind", choices=("paper", "hard"), help="which kind of targets")
+    draw.add_argument("--n", type=int, default=100, help="number of targets (default 100)")
+    draw.add_argument("--dataset", required=True, help="dataset in the store to draw from")
+    draw.add_argument("--name", help="campaign name (default: <kind>-<n>)")
+    draw.add_argument("--budget", type=int, help="simulations per target written into the file")
+    draw.add_argument("--seed", type=int, default=1, help="drawing seed (default 1)")
+    draw.add_argument("--out", required=True, type=Path, help="campaign YAML file to write")
+    db_option(draw)
+    draw.set_defaults(run=_campaign_draw)
+
     listing = sub.add_parser("list", help="campaigns in the store")
     db_option(listing)
     listing.set_defaults(run=_campaign_list)
@@ -222,6 +241,39 @@ def _campaign_report(args: argparse.Namespace) -> int:
     facts = {"campaign": info["name"], "targets": info["targets"], "created": str(info.get("created_at"))}
     path = write_report(records, args.out, baseline=baseline, facts=facts)
     print(f"report: {path}")
+    return 0
+
+
+def _campaign_draw(args: argparse.Namespace) -> int:
+    import yaml
+
+    from circuits.specs import spec_classes
+    from circuits.target_sets import hard_targets, meet_rates, paper_targets, to_campaign
+    from storage import Store
+
+    if args.n < 1:
+        raise CktLoopError(f"--n must be >= 1, got {args.n}")
+    with Store.open(args.db) as store:
+        rows = list(store.dataset_rows(args.dataset))
+    classes = spec_classes("cktloop")
+    if args.kind == "paper":
+        present = {c for c in (classes.classify(r) for r in rows) if c is not None}
+        targets = paper_targets(classes, present, args.n, seed=args.seed)
+        rates = meet_rates(targets, rows)
+    else:
+        picked = hard_targets(rows, args.n, seed=args.seed)
+        targets, rates = [t for t, _ in picked], [r for _, r in picked]
+    if not targets:
+        raise CktLoopError(f"no {args.kind} targets can be drawn from dataset {args.dataset!r}")
+    name = args.name or f"{args.kind}-{len(targets)}"
+    header = (
+        f"# {len(targets)} {args.kind} targets drawn from dataset {args.dataset} ({len(rows)} circuits) with seed "
+        f"{args.seed}.\n# Share of the dataset meeting each target: min {min(rates):.2e}, median "
+        f"{sorted(rates)[len(rates) // 2]:.2e}, max {max(rates):.2e}.\n"
+    )
+    text = yaml.safe_dump(to_campaign(name, targets, args.budget), sort_keys=False, default_flow_style=None)
+    args.out.write_text(header + text)
+    print(f"wrote {len(targets)} targets to {args.out}")
     return 0
 
 
