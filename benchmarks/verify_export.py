@@ -1,11 +1,13 @@
 """Re-simulate exported circuits independently and compare with the stored specs.
 
-For a random sample of an export (``cktloop dataset export``), each circuit is netlisted by the
-``cktloop netlist`` command, run by a separate ``ngspice -b`` process, and measured by the
-independent implementation in ``independent_ocb.py`` (which shares no code with CktLoop).
-The stored values must agree: gain within 0.01 dB, UGBW within 0.5 %, PM within 0.5°.
+For a random sample of an export, each circuit's netlist is run by a separate ``ngspice -b`` process
+and measured by the independent implementation in ``independent_ocb.py`` (which shares no code with
+CktLoop). A dataset export (``cktloop dataset export``) is netlisted by the ``cktloop netlist``
+command; a campaign export (``cktloop campaign export``) carries each winner's netlist, which is run
+as it stands. The stored values must agree: gain within 0.01 dB, UGBW within 0.5 %, PM within 0.5°.
 
     .venv/bin/python benchmarks/verify_export.py out/ocb-seed0.jsonl --n 200
+    .venv/bin/python benchmarks/verify_export.py out/demo.jsonl --n 1000
 """
 
 from __future__ import annotations
@@ -41,8 +43,12 @@ def read_raw(path: Path) -> dict[str, np.ndarray]:
 
 def resimulate(row: dict, workdir: Path, cktloop: list[str]) -> dict:
     circuit_file = workdir / f"{row['id']}.json"
-    circuit_file.write_text(json.dumps(row))
-    deck = subprocess.run([*cktloop, "netlist", str(circuit_file)], capture_output=True, text=True, check=True).stdout
+    if "netlist" in row:
+        deck = row["netlist"]
+    else:
+        circuit_file.write_text(json.dumps(row))
+        cmd = [*cktloop, "netlist", str(circuit_file)]
+        deck = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     deck_file, raw_file = circuit_file.with_suffix(".cir"), circuit_file.with_suffix(".raw")
     deck_file.write_text(deck)
     subprocess.run(["ngspice", "-b", "-r", str(raw_file), str(deck_file)], capture_output=True, check=True)
@@ -59,12 +65,18 @@ def resimulate(row: dict, workdir: Path, cktloop: list[str]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("export", type=Path, help="JSONL written by `cktloop dataset export`")
+    parser.add_argument("export", type=Path, help="JSONL of `cktloop dataset export` or `cktloop campaign export`")
     parser.add_argument("--n", type=int, default=200, help="circuits to check (default 200)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cktloop", default=str(Path(sys.executable).parent / "cktloop"), help="cktloop executable")
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.export.read_text().splitlines()]
+    if rows and "winner" in rows[0]:  # a campaign export: check every winner against its own netlist
+        rows = [
+            {"id": f"{r['campaign']}-{r['name']}", "netlist": r["winner"]["netlist"], **r["winner"]["measured"]}
+            for r in rows
+            if r.get("winner")
+        ]
     sample = random.Random(args.seed).sample(rows, min(args.n, len(rows)))
     worst = {"gain_db": 0.0, "ugbw_rel": 0.0, "pm_deg": 0.0}
     failures = []
