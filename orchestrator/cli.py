@@ -174,6 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.set_defaults(run=_evaluate)
 
+    ship = commands.add_parser(
+        "ship",
+        help="copy a trained checkpoint without its resume state (to ship it), with the metrics it reached",
+        description="Drop the optimiser, scheduler and RNG states (only resuming needs them) and attach the "
+        "evaluation metrics (a JSON file, e.g. from `cktloop evaluate ... --json`).",
+    )
+    ship.add_argument("checkpoint", type=Path, help="trained checkpoint")
+    ship.add_argument("--out", required=True, type=Path, help="where to write the shipped checkpoint")
+    ship.add_argument("--metrics", type=Path, action="append", help="JSON metrics to attach (repeatable)")
+    ship.set_defaults(run=_ship)
+
     from orchestrator import campaign_cli
 
     campaign_cli.add_commands(commands, db_option)
@@ -406,6 +417,20 @@ def _evaluate(args: argparse.Namespace) -> int:
                 pool.shutdown()
         title = "conditional generation"
     print(json.dumps(metrics, indent=2, default=str) if args.json else gen_eval.markdown_table(title, metrics))
+    return 0
+
+
+def _ship(args: argparse.Namespace) -> int:
+    from surrogate.checkpoint import ship
+
+    metrics: dict = {}
+    for path in args.metrics or []:
+        try:
+            metrics[path.stem] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CktLoopError(f"{path}: cannot read metrics JSON ({exc})") from None
+    size = ship(args.checkpoint, args.out, metrics or None)
+    print(f"shipped {args.checkpoint} to {args.out} ({size / 1e6:.1f} MB)")
     return 0
 
 

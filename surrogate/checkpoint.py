@@ -100,3 +100,26 @@ def build_model(data: dict[str, Any], path: str | Path) -> tuple[DIGIN, SpecClas
         first = str(exc).strip().splitlines()
         raise CktLoopError(f"{path}: weights do not fit the stored model config ({' '.join(first[:2])})") from None
     return model, classes, norm
+
+
+TRAINING_STATE = ("optimizer", "scheduler", "rng")
+
+
+def ship(src: str | Path, dst: str | Path, metrics: dict[str, Any] | None = None) -> int:
+    """Copy a checkpoint without what only resuming needs (optimiser, scheduler, RNG states), with the
+    evaluation ``metrics`` it reached, for shipping with the package; returns the bytes written.
+
+    Works for either model: both checkpoints are plain dicts with a ``format`` marker.
+    """
+    src, dst = Path(src), Path(dst)
+    try:
+        data = torch.load(src, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        raise CktLoopError(f"{src}: not a readable checkpoint ({str(exc).strip()[:200]})") from None
+    if not isinstance(data, dict) or not str(data.get("format", "")).startswith("cktloop-"):
+        raise CktLoopError(f"{src}: not a CktLoop checkpoint")
+    shipped = {k: v for k, v in data.items() if k not in TRAINING_STATE}
+    if metrics is not None:
+        shipped["metrics"] = metrics
+    write_atomic(dst, shipped)
+    return dst.stat().st_size

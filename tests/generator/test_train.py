@@ -122,3 +122,22 @@ def test_shipped_configs_load():
     assert cpu.model.nce and cpu.model.gde and cpu.model.align
     same = {k: v for k, v in cpu.to_dict().items() if k != "model"}
     assert same == {k: v for k, v in ablation.to_dict().items() if k != "model"}
+
+
+def test_a_shipped_checkpoint_loads_without_resume_state(tmp_path, splits, capsys):
+    from orchestrator.cli import main
+
+    result = train(write_config(tmp_path / "cfg.yaml", epochs=1, sample_eval=0), splits, out_dir=tmp_path / "run")
+    metrics = tmp_path / "recon.json"
+    metrics.write_text(json.dumps({"recon_acc": 0.5}))
+    shipped = tmp_path / "shipped.pt"
+    assert main(["ship", str(result.checkpoint), "--out", str(shipped), "--metrics", str(metrics)]) == 0
+    state = load_checkpoint(shipped)
+    assert not {"optimizer", "scheduler", "rng"} & set(state) and state["metrics"] == {"recon": {"recon_acc": 0.5}}
+    assert shipped.stat().st_size < result.checkpoint.stat().st_size
+    specs = sorted(set(splits.train.classes))[:2]
+    a, b = Generator.load(result.checkpoint), Generator.load(shipped)
+    assert [str(r) for r in a.generate(specs, 2, seed=1)] == [str(r) for r in b.generate(specs, 2, seed=1)]
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert main(["ship", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "o.pt")]) == 2
+    assert "junk.pt" in capsys.readouterr().err
