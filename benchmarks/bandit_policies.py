@@ -100,7 +100,7 @@ def main() -> None:
             else:
                 config = SearchConfig(budget=args.budget, policy=name, seed=seed)
                 search = TargetSearch(
-                    t, generator.spec_classes, surrogate.train_classes, propose, predict, backend.simulate, config
+                    t, generator.spec_classes, generator.train_classes, propose, predict, backend.simulate, config
                 )
             out = search.run()
             rows.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,11 +25,24 @@ class Generator:
     ``seed`` makes a call reproducible; without it the global torch RNG is used.
     """
 
-    def __init__(self, model: CktGen, version: str, spec: SpecClasses, checkpoint: Path | None = None) -> None:
+    def __init__(
+        self,
+        model: CktGen,
+        version: str,
+        spec: SpecClasses,
+        checkpoint: Path | None = None,
+        train_classes: Sequence[SpecClass] | None = None,
+    ) -> None:
         self.model = model.eval()
         self.version = version
         self.spec_classes = spec
         self.checkpoint = checkpoint
+        # The classes seen in training (older checkpoints lack them: then every class of the preset).
+        self.train_classes = (
+            [tuple(int(k) for k in c) for c in train_classes]
+            if train_classes
+            else [tuple(c) for c in itertools.product(*(range(k) for k in spec.sizes))]
+        )
 
     @classmethod
     def load(cls, checkpoint: str | Path, device: str | torch.device = "cpu") -> Generator:
@@ -42,7 +56,7 @@ class Generator:
             raise CktLoopError(f"{path}: {exc}") from None
         if spec.sizes != model.spec_sizes:
             raise CktLoopError(f"{path}: stored spec classes {spec.sizes} do not match the model's {model.spec_sizes}")
-        return cls(model, str(state["version"]), spec, path)
+        return cls(model, str(state["version"]), spec, path, state.get("train_classes"))
 
     @staticmethod
     def _rng(seed: int | None) -> torch.Generator | None:

@@ -256,6 +256,7 @@ def train(
             train_data.classes[: cfg.max_train_rows],
         )
     fingerprint = _fingerprint(train_data)
+    train_classes = [list(c) for c in sorted(set(train_data.classes))]  # a campaign's arms come from these
     ckpt_path = out / CHECKPOINT
     metrics_path = out / METRICS
 
@@ -294,6 +295,7 @@ def train(
                 "train_config": cfg.to_dict(),
                 "model_config": cfg.model.to_dict(),
                 "spec_classes": splits.spec.to_dict(),
+                "train_classes": train_classes,
                 "model": model.state_dict(),
                 "optimizer": optimiser.state_dict(),
                 "scheduler": scheduler.state_dict(),
@@ -353,6 +355,7 @@ def train(
     else:  # nothing trained: refresh the stored prior statistics only
         state = load_checkpoint(ckpt_path, map_location=device)
         state["model"] = model.state_dict()
+        state["train_classes"] = train_classes
         save_checkpoint(ckpt_path, {k: v for k, v in state.items() if k not in ("format", "format_version")})
     plot_metrics(records, out / PLOT)
     valid = None

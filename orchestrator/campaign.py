@@ -195,7 +195,7 @@ def _start(settings: CampaignSettings, address: str | None) -> tuple[list[Any], 
         versions["generator"] = ray.get(generator.version.remote())
         versions["surrogate"] = ray.get(surrogate.version.remote())
         classes = ray.get(generator.spec_classes.remote())
-        known = ray.get(surrogate.train_classes.remote())
+        known = ray.get(generator.train_classes.remote())
     else:
         from circuits.specs import spec_classes
 

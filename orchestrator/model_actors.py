@@ -60,6 +60,10 @@ class GeneratorHost:
         """The class preset the generator is conditioned on (as a dict: it travels between processes)."""
         return self.model.spec_classes.to_dict()
 
+    def train_classes(self) -> list[tuple[int, ...]]:
+        """The joint classes the generator saw in training: a campaign's arms are drawn from these."""
+        return self.model.train_classes
+
     def generate(self, specs: Sequence[SpecClass], n_per_spec: int = 1, seed: int | None = None) -> list[Circuit | str]:
         return [r if isinstance(r, Circuit) else str(r) for r in self.model.generate(specs, n_per_spec, seed)]
 
@@ -75,10 +79,6 @@ class SurrogateHost:
 
     def version(self) -> str:
         return self.model.version
-
-    def train_classes(self) -> list[tuple[int, ...]]:
-        """The joint classes seen in training: a campaign's arms are drawn from these."""
-        return self.model.train_classes
 
     def predict(self, circuits: Sequence[Circuit]) -> list[dict[str, Any]]:
         return self.model.predict(circuits)

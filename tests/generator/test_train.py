@@ -35,6 +35,7 @@ def test_train_writes_metrics_plot_and_a_loadable_checkpoint(tmp_path, splits):
 
     gen = Generator.load(result.checkpoint)
     assert gen.version == result.version and gen.version.endswith("-e2")
+    assert gen.train_classes == sorted(set(splits.train.classes))  # a campaign's arms
     specs = sorted(set(splits.train.classes))[:2]
     out = gen.generate(specs, 3, seed=5)
     assert len(out) == 6 and all(isinstance(r, Circuit | CircuitError) for r in out)
