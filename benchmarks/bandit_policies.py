@@ -17,9 +17,9 @@ from pathlib import Path
 
 from circuits import Circuit
 from orchestrator.bandit import POLICIES, Policy
-from orchestrator.campaign import family_proposer, target_seed
+from orchestrator.campaign import target_seed
 from orchestrator.campaign_file import load_campaign
-from orchestrator.search import SearchConfig, TargetSearch
+from orchestrator.search import SearchConfig, TargetSearch, family_proposer
 
 
 class TPE(Policy):

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from circuits import Circuit, CktLoopError, Performance
-from circuits.family import FamilyConfig, random_sizing, random_topology
 from circuits.specs import SpecClass, SpecClasses
 from circuits.targets import Target
 from orchestrator.campaign_file import Campaign
 from orchestrator.model_actors import ActorResources
-from orchestrator.search import SearchConfig, SearchOutcome, TargetSearch
+from orchestrator.search import SearchConfig, SearchOutcome, TargetSearch, family_proposer
 
 SIMULATOR = "ngspice"
 
@@ -54,19 +53,6 @@ def target_seed(campaign_seed: int, name: str) -> int:
     """A stable per-target seed, so a re-run repeats a target's search exactly."""
     digest = hashlib.sha256(f"{campaign_seed}:{name}".encode()).hexdigest()
     return int(digest[:8], 16)
-
-
-def family_proposer(config: FamilyConfig | None = None) -> Callable[[SpecClass | None, int, int], list[Circuit]]:
-    """Plain random sampling of the family: each circuit a fresh random topology and sizing."""
-    import numpy as np
-
-    config = config or FamilyConfig()
-
-    def propose(_cls: SpecClass | None, n: int, seed: int) -> list[Circuit]:
-        rng = np.random.default_rng(seed)
-        return [random_sizing(rng, random_topology(rng, config)) for _ in range(n)]
-
-    return propose
 
 
 class BanditWorker:
@@ -277,14 +263,14 @@ def save_outcome(
 
     first_ids = store.add_candidates(target_id, [record(p, None) for p in first])
     cand_ids = dict(zip((p.circuit.key for p in first), first_ids))
-    if refined:
-        parent = cand_ids[outcome.refinement["seed"]] if outcome.refinement else None
-        keys = [p.circuit.key for p in refined]
-        cand_ids.update(zip(keys, store.add_candidates(target_id, [record(p, parent) for p in refined])))
+    for r in outcome.refinements:  # refined circuits, each child of the candidate its NSGA-II run started from
+        children = [p for p in refined if p.parent == r["seed"]]
+        if children:
+            ids = store.add_candidates(target_id, [record(p, cand_ids[r["seed"]]) for p in children])
+            cand_ids.update(zip((p.circuit.key for p in children), ids))
     simulated = [(p.circuit.key, p.measured, None) for p in proposals if p.measured is not None]
     store.add_simulations(versions.get("simulator") or SIMULATOR, versions.get("simulator_version") or "?", simulated)
-    if outcome.refinement is not None:
-        r = outcome.refinement
+    for r in outcome.refinements:
         store.add_refinement(
             target_id,
             cand_ids[r["seed"]],
@@ -297,7 +283,7 @@ def save_outcome(
     winner_id = cand_ids.get(outcome.winner) if outcome.winner else None
     summary = {
         "class_mode": outcome.class_mode,
-        "arms": [list(a) for a in outcome.arms],
+        "arms": [None if a is None else list(a) for a in outcome.arms],
         "arm_pulls": outcome.arm_pulls,
         "history": [[n, f] for n, f in outcome.history],
         "dataset_best_fom": dataset_best_fom(outcome.target, reference) if reference else None,

@@ -4,6 +4,7 @@ its measured specs (ngspice) and the specs the surrogate predicted for it."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from circuits import Circuit
@@ -34,9 +35,14 @@ def target_record(store: Any, target: dict[str, Any]) -> dict[str, Any]:
         winner = winner_record(by_id[target["winner_candidate_id"]])
     refinements = store.refinements(target["id"])
     refinement = None
-    if refinements:
-        r = refinements[0]
-        refinement = {k: r[k] for k in ("fom_before", "fom_after", "n_evaluations")}
+    if refinements:  # the run that reached the best FoM, with the evaluations of every run
+        best = max(refinements, key=lambda r: -math.inf if r["fom_after"] is None else r["fom_after"])
+        refinement = {
+            "fom_before": best["fom_before"],
+            "fom_after": best["fom_after"],
+            "n_evaluations": sum(r["n_evaluations"] for r in refinements),
+            "runs": len(refinements),
+        }
     return {
         "campaign": target["campaign"],
         "name": target["name"],

@@ -11,9 +11,11 @@ One round: ``pulls_per_round`` bandit pulls, each generating ``pull_size`` circu
 class and scoring them with the surrogate (reward = the best predicted closeness to the target,
 in [0, 1]); then the ``verify_per_round`` best-ranked new circuits are simulated, and each verified
 circuit rewards its arm again with its measured closeness, so a surrogate that is wrong about a class
-cannot hold the bandit there. Rounds stop when a circuit meets the target by measurement or the
-search share of the budget is spent; NSGA-II (``orchestrator.refine``) then resizes the best
-verified topology with the rest of the budget. The winner is the highest-FoM circuit that meets the
+cannot hold the bandit there; half of each verification round is drawn at random from the rest, so
+a poor surrogate cannot starve the search of diversity. Rounds stop when a circuit meets the target
+by measurement or the search share of the budget is spent; NSGA-II (``orchestrator.refine``) then
+resizes the best verified distinct topologies (``refine_seeds``), each with an equal share of the
+rest of the budget. The winner is the highest-FoM circuit that meets the
 target by measurement, or the least-violating one when none does. Every simulation counts against
 the budget; the surrogate never decides whether a target is met.
 """
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from circuits import Circuit, Performance, SimStatus
+from circuits.family import FamilyConfig, random_sizing, random_topology
 from circuits.specs import SpecClass, SpecClasses
 from circuits.targets import Target, valid_classes
 from orchestrator.bandit import POLICIES
@@ -49,18 +52,23 @@ class SearchConfig:
     pull_size: int = 10  # circuits per pull (the paper's 10)
     pulls_per_round: int = 6
     verify_per_round: int = 20
-    refine_share: float = 0.5  # of the budget, kept for NSGA-II once the search phase ends (0: no refinement)
-    refine_pop: int = 16
+    explore_share: float = 0.5  # of each verification round, drawn at random from the unranked rest
+    refine_share: float = 0.6  # of the budget, kept for NSGA-II once the search phase ends (0: no refinement)
+    refine_seeds: int = 2  # distinct verified topologies refined, each with an equal share of the rest
+    refine_pop: int = 20
+    family_arm: bool = True  # one more arm: plain random circuits of the family, so the generator must earn its pulls
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"unknown bandit policy {self.policy!r} (known: {', '.join(POLICIES)})")
-        for name in ("budget", "pull_size", "pulls_per_round", "verify_per_round", "refine_pop"):
+        for name in ("budget", "pull_size", "pulls_per_round", "verify_per_round", "refine_seeds", "refine_pop"):
             if getattr(self, name) < 1:
                 raise ValueError(f"SearchConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.refine_share < 1.0:
             raise ValueError(f"SearchConfig.refine_share must be in [0, 1), got {self.refine_share}")
+        if not 0.0 <= self.explore_share <= 1.0:
+            raise ValueError(f"SearchConfig.explore_share must be in [0, 1], got {self.explore_share}")
 
     @property
     def search_budget(self) -> int:
@@ -88,11 +96,11 @@ class SearchOutcome:
     met: bool
     winner: str | None  # circuit key
     class_mode: str  # "inside", "overlap" or "none" (no class of the data fits: searched over all)
-    arms: list[SpecClass]
+    arms: list[SpecClass | None]  # None: the family arm
     proposals: dict[str, Proposal]  # by circuit key, in order of appearance
     n_simulations: int
     history: list[tuple[int, float | None]]  # (simulations so far, best FoM of a met circuit so far)
-    refinement: dict[str, Any] | None = None
+    refinements: list[dict[str, Any]] = field(default_factory=list)
     arm_pulls: list[int] = field(default_factory=list)
 
     def simulated(self) -> list[Proposal]:
@@ -113,6 +121,20 @@ def predicted_performance(target: Target, predicted: dict[str, Any]) -> Performa
     for k in ("gain_db", "ugbw_hz", "pm_deg"):
         values.setdefault(k, fill.get(k) if fill.get(k) is not None else 0.0)
     return Performance(SimStatus.OK, values["gain_db"], values["ugbw_hz"], values["pm_deg"])
+
+
+def family_proposer(config: FamilyConfig | None = None) -> Propose:
+    """Plain random sampling of the family: each circuit a fresh random topology and sizing."""
+    config = config or FamilyConfig()
+
+    def propose(_cls: SpecClass | None, n: int, seed: int) -> list[Circuit]:
+        rng = np.random.default_rng(seed)
+        return [random_sizing(rng, random_topology(rng, config)) for _ in range(n)]
+
+    return propose
+
+
+_FAMILY = family_proposer()
 
 
 class TargetSearch:
@@ -138,12 +160,15 @@ class TargetSearch:
             arms, inside = valid_classes(target, classes, known_classes)
             self.class_mode = "inside" if inside else ("overlap" if arms else "none")
             self.arms = list(arms) if arms else sorted(set(known_classes))
+            if config.family_arm:
+                self.arms.append(None)
         self.policy = POLICIES[config.policy](len(self.arms), seed=config.seed)
         self.proposals: dict[str, Proposal] = {}
         self.n_sims = 0
         self.history: list[tuple[int, float | None]] = []
         self._arm_of: dict[str, int] = {}
         self._seed = config.seed * 1_000_003
+        self._rng = np.random.default_rng(config.seed)
 
     # --- phases ---------------------------------------------------------------------------------
 
@@ -153,18 +178,18 @@ class TargetSearch:
             rounds += 1
             if not self._round(rounds):
                 break  # nothing new to simulate
-        refinement = self._refine(rounds + 1)
+        refinements = self._refine(rounds + 1)
         winner = self._winner()
         return SearchOutcome(
             target=self.target,
             met=winner is not None and self._meets(self.proposals[winner]),
             winner=winner,
             class_mode=self.class_mode,
-            arms=[a for a in self.arms if a is not None],
+            arms=list(self.arms),
             proposals=self.proposals,
             n_simulations=self.n_sims,
             history=self.history,
-            refinement=refinement,
+            refinements=refinements,
             arm_pulls=[a.pulls for a in self.policy.arms],
         )
 
@@ -173,10 +198,12 @@ class TargetSearch:
         for _ in range(self.config.pulls_per_round):
             arm = self.policy.select()
             self._seed += 1
-            circuits = self.propose(self.arms[arm], self.config.pull_size, self._seed)
+            cls = self.arms[arm]
+            propose = self.propose if cls is not None or self.source == "random" else _FAMILY
+            circuits = propose(cls, self.config.pull_size, self._seed)
             new = [c for c in {c.key: c for c in circuits}.values() if c.key not in self.proposals]
             for c in new:
-                p = Proposal(c, self.source, self.arms[arm], round_no)
+                p = Proposal(c, self.source if cls is not None else "random", cls, round_no)
                 self.proposals[c.key] = p
                 self._arm_of[c.key] = arm
                 fresh.append(p)
@@ -189,8 +216,11 @@ class TargetSearch:
         if not pending:
             return False
         pending.sort(key=self._rank, reverse=True)
-        room = self.config.search_budget - self.n_sims
-        self._verify(pending[: min(self.config.verify_per_round, room)])
+        n = min(self.config.verify_per_round, self.config.search_budget - self.n_sims)
+        ranked = n - int(n * self.config.explore_share) if self.predict is not None else 0
+        rest = pending[ranked:]
+        picks = self._rng.choice(len(rest), min(n - ranked, len(rest)), replace=False) if rest else []
+        self._verify(pending[:ranked] + [rest[i] for i in sorted(picks)])
         return True
 
     def _verify(self, proposals: list[Proposal]) -> None:
@@ -203,15 +233,28 @@ class TargetSearch:
                 self.policy.update(arm, closeness(self.target, perf) if perf.ok else 0.0)
         self.history.append((self.n_sims, self._best_met_fom()))
 
-    def _refine(self, round_no: int) -> dict[str, Any] | None:
-        room = self.config.budget - self.n_sims
+    def _refine(self, round_no: int) -> list[dict[str, Any]]:
+        """NSGA-II from the best verified distinct topologies, each with an equal share of what is left."""
+        if self.config.refine_share == 0:
+            return []
         verified = [p for p in self.proposals.values() if p.measured is not None and p.measured.ok]
-        if self.config.refine_share == 0 or room < self.config.refine_pop or not verified:
-            return None
-        seed = max(verified, key=lambda p: (self._meets(p), self._fom_or_closeness(p)))
+        verified.sort(key=lambda p: (self._meets(p), self._fom_or_closeness(p)), reverse=True)
+        seeds: list[Proposal] = []
+        for p in verified:
+            if all(p.circuit.topology_key != q.circuit.topology_key for q in seeds):
+                seeds.append(p)
+        seeds = seeds[: self.config.refine_seeds]
+        done = []
+        for k, seed in enumerate(seeds):
+            room = (self.config.budget - self.n_sims) // (len(seeds) - k)
+            if room < self.config.refine_pop:
+                break
+            done.append(self._refine_one(seed, room, round_no))
+        return done
+
+    def _refine_one(self, seed: Proposal, room: int, round_no: int) -> dict[str, Any]:
         pop = self.config.refine_pop
-        generations = max(1, room // pop)
-        cfg = RefineConfig(pop_size=pop, n_generations=generations, seed=self.config.seed, max_evaluations=room)
+        cfg = RefineConfig(pop_size=pop, n_generations=max(1, room // pop), seed=self.config.seed, max_evaluations=room)
         start = self.n_sims
 
         def evaluate(circuits: Sequence[Circuit]) -> list[Performance]:

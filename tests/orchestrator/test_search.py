@@ -7,8 +7,7 @@ import pytest
 from circuits import Circuit
 from circuits.specs import spec_classes
 from circuits.targets import Target
-from orchestrator.campaign import family_proposer
-from orchestrator.search import SearchConfig, TargetSearch, closeness
+from orchestrator.search import SearchConfig, TargetSearch, closeness, family_proposer
 from simulator.mna import MnaBackend
 
 CLASSES = spec_classes("ocb")
@@ -45,6 +44,11 @@ def search(target: Target, predict=None, source="random", **config) -> tuple[Tar
 EASY = Target.from_expressions("easy", ["gain_db>=40", "ugbw_hz>=1e8", "pm_deg>=45"])
 
 
+def test_without_refinement_there_is_no_refinement():
+    out = search(EASY, refine_share=0.0)[0].run()
+    assert out.refinements == [] and all(p.source == "random" for p in out.proposals.values())
+
+
 def test_an_easy_target_is_met_and_the_winner_is_verified():
     s, sim = search(EASY)
     out = s.run()
@@ -58,16 +62,18 @@ def test_an_easy_target_is_met_and_the_winner_is_verified():
 
 
 def test_refinement_improves_the_winner_and_records_lineage():
-    s, _ = search(EASY, budget=200, refine_share=0.6)
+    s, _ = search(EASY, budget=200, refine_share=0.6, refine_seeds=2)
     out = s.run()
-    r = out.refinement
-    assert r is not None and r["n_evaluations"] > 0
-    refined = [p for p in out.proposals.values() if p.source == "refine"]
-    assert refined and all(p.parent == r["seed"] for p in refined)
-    seed = out.proposals[r["seed"]].circuit
-    assert all(p.circuit.topology_key == seed.topology_key for p in refined)
-    assert r["fom_after"] >= r["fom_before"]
-    assert out.proposals[out.winner].measured.fom >= r["fom_before"]
+    assert len(out.refinements) == 2
+    seeds = [out.proposals[r["seed"]].circuit for r in out.refinements]
+    assert seeds[0].topology_key != seeds[1].topology_key  # distinct topologies
+    for r, seed in zip(out.refinements, seeds):
+        assert r["n_evaluations"] > 0 and r["fom_after"] >= r["fom_before"]
+        children = [p for p in out.proposals.values() if p.parent == r["seed"]]
+        assert children and all(p.source == "refine" for p in children)
+        assert all(p.circuit.topology_key == seed.topology_key for p in children)
+    assert out.proposals[out.winner].measured.fom >= max(r["fom_before"] for r in out.refinements)
+    assert out.n_simulations <= 200
 
 
 def test_an_impossible_target_spends_at_most_its_budget_and_is_not_met():
@@ -103,12 +109,19 @@ def test_arms_are_the_classes_inside_the_target():
     target = Target.from_expressions("t", ["gain_db>=0"])
     s, _ = search(target, source="generator")
     assert s.class_mode == "inside"
-    assert all(CLASSES.axes[0].interval(c[0])[0] >= 0 for c in s.arms)
+    assert s.arms[-1] is None  # the family arm
+    assert all(CLASSES.axes[0].interval(c[0])[0] >= 0 for c in s.arms[:-1])
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"policy": "greedy"}, "unknown bandit policy"), ({"budget": 0}, "budget"), ({"refine_share": 1.0}, "refine")],
+    [
+        ({"policy": "greedy"}, "unknown bandit policy"),
+        ({"budget": 0}, "budget"),
+        ({"refine_share": 1.0}, "refine_share"),
+        ({"explore_share": 1.5}, "explore_share"),
+        ({"refine_seeds": 0}, "refine_seeds"),
+    ],
 )
 def test_bad_search_configs_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -117,3 +130,16 @@ def test_bad_search_configs_are_named(kwargs, message):
 
 def test_generated_circuits_are_circuits():
     assert all(isinstance(c, Circuit) for c in family_proposer()(None, 5, 1))
+
+
+def test_the_family_arm_takes_over_from_a_useless_generator():
+    dud = family_proposer()(None, 1, 99)[0]
+
+    def useless(_cls, n, _seed):  # the same circuit every time: nothing new after the first pull
+        return [dud] * n
+
+    s = TargetSearch(EASY, CLASSES, [(2, 1, 1), (3, 1, 1)], useless, oracle, MNA.simulate, SearchConfig(budget=120))
+    assert s.arms[-1] is None  # the family arm
+    out = s.run()
+    assert out.arm_pulls[-1] > sum(out.arm_pulls[:-1])
+    assert out.met and any(p.source == "random" for p in out.proposals.values())
