@@ -10,8 +10,8 @@ where s1..s3 are main-path stages at positions 2, 3, 4 (feed-forward gm types), 
 
 * A sides end at s1 and start at In;
 * B sides end at s2 and start at In or s1; s2 must not be the last stage, so they force s3;
-* C sides end at Out with no s3 (so no s3 may follow them); they must not start at s2, whose net
-  is Out's;
+* C sides end at Out with no s3 (so no s3 may follow them, and none may follow B sides); they must
+  not start at s2, whose net is Out's;
 * D sides end at Out and must not start at s3, for the same reason;
 * at most ``MAX_NODES`` nodes, so a step may only open what the remaining slots can close.
 
@@ -66,7 +66,8 @@ class GrammarState:
         need_stage = torch.where(s == 0, 2, torch.where(s == 1, 1 + self.force3.long(), 1))
         need_side = torch.where(s <= 1, 3, 1)
         stage_ok = (s < 3) & ~((s == 2) & (self.pending > 0)) & (need_stage <= room)
-        side_ok = need_side <= room
+        # A B side forces s3, and a side after s2 rules s3 out: after B sides, s2 is followed by s3 directly.
+        side_ok = (need_side <= room) & ~((s == 2) & self.force3)
         out_ok = (s >= 2) & ~((s == 2) & self.force3)
         stage_table = t["stage"][s.clamp(max=2)]  # (B, T, P) for the stage that would be placed
         return (

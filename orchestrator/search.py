@@ -162,7 +162,13 @@ class TargetSearch:
             self.arms = list(arms) if arms else sorted(set(known_classes))
             if config.family_arm:
                 self.arms.append(None)
-        self.policy = POLICIES[config.policy](len(self.arms), seed=config.seed)
+        # With a family arm: generator or family first (two arms, the same policy), then the class, so the
+        # family arm is not one arm among dozens and a generator that does not help loses its pulls quickly.
+        family = source != "random" and self.arms[-1] is None
+        self.source_policy = POLICIES[config.policy](2, seed=config.seed + 1) if family else None
+        n_classes = len(self.arms) - 1 if family else len(self.arms)
+        self.class_policy = POLICIES[config.policy](max(1, n_classes), seed=config.seed)
+        self._pulls = [0] * len(self.arms)
         self.proposals: dict[str, Proposal] = {}
         self.n_sims = 0
         self.history: list[tuple[int, float | None]] = []
@@ -190,13 +196,13 @@ class TargetSearch:
             n_simulations=self.n_sims,
             history=self.history,
             refinements=refinements,
-            arm_pulls=[a.pulls for a in self.policy.arms],
+            arm_pulls=list(self._pulls),
         )
 
     def _round(self, round_no: int) -> bool:
         fresh: list[Proposal] = []
         for _ in range(self.config.pulls_per_round):
-            arm = self.policy.select()
+            arm = self._select()
             self._seed += 1
             cls = self.arms[arm]
             propose = self.propose if cls is not None or self.source == "random" else _FAMILY
@@ -211,7 +217,7 @@ class TargetSearch:
                 for p, pred in zip(fresh[-len(new) :], self.predict(new)):
                     p.predicted = {k: float(pred[k]) for k in PREDICTED_FIELDS if pred.get(k) is not None}
             scores = [self._score(p) for p in fresh[-len(new) :]] if new else [0.0]
-            self.policy.update(arm, max(scores))
+            self._update(arm, max(scores))
         pending = [p for p in self.proposals.values() if p.measured is None]
         if not pending:
             return False
@@ -223,6 +229,22 @@ class TargetSearch:
         self._verify(pending[:ranked] + [rest[i] for i in sorted(picks)])
         return True
 
+    def _select(self) -> int:
+        """An arm index: the family arm, or a generator class chosen by the class policy."""
+        if self.source_policy is not None and self.source_policy.select() == 1:
+            arm = len(self.arms) - 1
+        else:
+            arm = self.class_policy.select()
+        self._pulls[arm] += 1
+        return arm
+
+    def _update(self, arm: int, reward: float) -> None:
+        family = self.source_policy is not None and arm == len(self.arms) - 1
+        if self.source_policy is not None:
+            self.source_policy.update(int(family), reward)
+        if not family:
+            self.class_policy.update(arm, reward)
+
     def _verify(self, proposals: list[Proposal]) -> None:
         results = self.simulate([p.circuit for p in proposals])
         self.n_sims += len(proposals)
@@ -230,7 +252,7 @@ class TargetSearch:
             p.measured = perf
             arm = self._arm_of.get(p.circuit.key)
             if arm is not None:
-                self.policy.update(arm, closeness(self.target, perf) if perf.ok else 0.0)
+                self._update(arm, closeness(self.target, perf) if perf.ok else 0.0)
         self.history.append((self.n_sims, self._best_met_fom()))
 
     def _refine(self, round_no: int) -> list[dict[str, Any]]:

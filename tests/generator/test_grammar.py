@@ -34,6 +34,15 @@ def test_every_family_circuit_follows_the_grammar():
         _walk(sample.circuit)
 
 
+def test_after_a_side_before_stage_two_only_stage_three_may_follow_stage_two():
+    g = GrammarState(1, torch.device("cpu"))
+    for step, (t, p) in enumerate([(6, 2), (2, 5), (7, 3)], start=1):  # stage 1, a B side (R), stage 2
+        assert g.allowed_pairs(step)[0, t, p]
+        g.advance(step, torch.tensor([t]), torch.tensor([p]), torch.tensor([True]))
+    allowed = g.allowed_pairs(4)[0]
+    assert allowed[:, 4].any() and not allowed[:, 5:].any() and not allowed[1, 1]  # s3 only: no side, no Out
+
+
 @pytest.mark.parametrize("bias", ["none", "sides", "out", "edges_off"])
 def test_constrained_decoding_of_an_untrained_model_is_always_valid(bias):
     torch.manual_seed(0)
