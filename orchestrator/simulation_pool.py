@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from circuits import Circuit, Performance, SimStatus
+from circuits import Circuit, CktLoopError, Performance, SimStatus
 from simulator.backend import SimulatorBackend
 
 
@@ -24,6 +24,7 @@ class PoolConfig:
     batch_size: int = 250  # circuits per Ray call
     circuits_per_deck: int = 50  # circuits per ngspice deck inside a call
     timeout_s: float = 60.0  # per call (and per circuit when isolating a failed call)
+    startup_timeout_s: float = 120.0  # for a replacement worker to start
     num_cpus_per_worker: float = 1.0
     in_flight_per_worker: int = 2
 
@@ -92,6 +93,14 @@ class SimulationPool:
         self._ray.kill(actor, no_restart=True)
         self.replaced_workers += 1
         fresh = self._spawn()
+        # Wait until it runs: on a loaded machine starting a process takes seconds, which must not count
+        # against the timeout of the first call it gets.
+        try:
+            self._ray.get(fresh.info.remote(), timeout=self.config.startup_timeout_s)
+        except self._ray.exceptions.GetTimeoutError:
+            raise CktLoopError(
+                f"a replacement simulation worker did not start within {self.config.startup_timeout_s:g} s"
+            ) from None
         self._actors[self._actors.index(actor)] = fresh
         return fresh
 

@@ -42,14 +42,14 @@ def test_hung_and_crashed_circuits_are_recorded_and_the_batch_goes_on(ray_sessio
     circuits = [s.circuit for s in generate(60, 22)]
     hang, crash = circuits[7].key, circuits[33].key
     factory = partial(FaultyBackend, hang=frozenset({hang}), crash=frozenset({crash}))
-    pool = SimulationPool(PoolConfig(num_workers=2, batch_size=20, timeout_s=3.0), factory)
+    pool = SimulationPool(PoolConfig(num_workers=2, batch_size=20, timeout_s=8.0), factory)  # slack for a loaded box
     try:
         results = run_all(pool, circuits)
         assert pool.replaced_workers >= 2
     finally:
         pool.shutdown()
     assert sorted(results) == list(range(60))
-    assert results[7].status is SimStatus.TIMEOUT and "3 s" in results[7].error
+    assert results[7].status is SimStatus.TIMEOUT and "8 s" in results[7].error
     assert results[33].status is SimStatus.CRASHED
     expected = MnaBackend().simulate(circuits)
     for i, want in enumerate(expected):
