@@ -16,6 +16,8 @@ from generator.model import CktGen
 
 # Trained with the cpu preset on the 10,000-circuit ocb101 dataset; shipped with the package (see docs/models.md).
 SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "cktgen-cpu.pt"
+# The same preset trained on the cktloop classes (standard phase margin): what design campaigns use.
+DESIGN_CHECKPOINT = Path(__file__).parent / "checkpoints" / "cktgen-design-cpu.pt"
 
 
 class Generator:

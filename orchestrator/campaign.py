@@ -301,7 +301,8 @@ def load_reference(store: Any, dataset: str | None) -> list[dict[str, Any]]:
 
 
 def default_paths() -> tuple[Path, Path]:
-    from generator.predict import SHIPPED_CHECKPOINT as generator
-    from surrogate.predict import SHIPPED_CHECKPOINT as surrogate
+    """The shipped design models (on the cktloop classes), which campaigns use unless told otherwise."""
+    from generator.predict import DESIGN_CHECKPOINT as generator
+    from surrogate.predict import DESIGN_CHECKPOINT as surrogate
 
     return generator, surrogate

@@ -12,11 +12,13 @@ import torch
 from circuits import Circuit, CktLoopError
 from circuits.specs import SpecClasses
 from surrogate import checkpoint as ckpt
-from surrogate.data import Normalisation, encode_batch, pm_field, spec_values
+from surrogate.data import Normalisation, classify_specs, encode_batch, pm_field, predicted_specs
 from surrogate.model import DIGIN, default_device
 
 # Trained with the cpu preset on the 10,000-circuit ocb101 dataset; shipped with the package (see docs/models.md).
 SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "digin-cpu.pt"
+# The same preset trained on the cktloop classes (standard phase margin): what design campaigns use.
+DESIGN_CHECKPOINT = Path(__file__).parent / "checkpoints" / "digin-design-cpu.pt"
 
 
 class Surrogate:
@@ -52,21 +54,26 @@ class Surrogate:
 
     @torch.no_grad()
     def predict(self, circuits: Sequence[Circuit], batch_size: int = 256) -> list[dict[str, Any]]:
-        """One dict per circuit: ``spec_class`` (tuple, one index per axis), ``class_prob`` (product of the
-        per-axis top-1 probabilities), ``fom``, ``gain_db``, ``ugbw_hz``, the preset's PM field (e.g.
-        ``pm_ocb_deg``) and ``embedding`` (float32 numpy vector)."""
+        """One dict per circuit: ``spec_class`` (tuple, one index per axis), ``class_prob`` (product over axes
+        of the class heads' probability of that class), ``fom``, ``gain_db``, ``ugbw_hz``, the preset's PM
+        field (e.g. ``pm_ocb_deg``) and ``embedding`` (float32 numpy vector). The class is the heads' top-1,
+        or with ``class_source: regression`` the bin the regressed specs fall in."""
         if batch_size < 1:
             raise CktLoopError(f"batch_size must be >= 1, got {batch_size}")
         results: list[dict[str, Any]] = []
         for start in range(0, len(circuits), batch_size):
             inputs = encode_batch(circuits[start : start + batch_size])
             out, _ = self.model({k: v.to(self.device) for k, v in inputs.items()})
-            probs = [torch.softmax(lg, dim=-1) for lg in out["logits"]]
-            top = [p.max(dim=-1) for p in probs]
-            cls = torch.stack([t.indices for t in top], dim=-1).cpu().tolist()
-            conf = torch.stack([t.values for t in top], dim=-1).prod(dim=-1).cpu().tolist()
+            spec = predicted_specs(out["reg"], self.norm, self.model.config.pm_circular)
+            if self.model.config.class_source == "regression":
+                chosen = classify_specs(self.classes, spec)
+            else:
+                chosen = torch.stack([lg.argmax(dim=-1) for lg in out["logits"]], dim=-1)
+            per_axis = [torch.softmax(lg, dim=-1).gather(1, chosen[:, i : i + 1]) for i, lg in enumerate(out["logits"])]
+            conf = torch.cat(per_axis, dim=-1).prod(dim=-1).cpu().tolist()
+            cls = chosen.cpu().tolist()
             fom = self.norm.fom_from_z(out["fom"]).cpu().tolist()
-            specs = spec_values(self.norm.reg_from_z(out["reg"])).cpu().tolist()
+            specs = spec.cpu().tolist()
             emb = out["embedding"].float().cpu().numpy()
             for i in range(len(cls)):
                 results.append(
