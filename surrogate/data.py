@@ -9,7 +9,8 @@ Labels, for ``status == "ok"`` rows only (failed simulations are not data, refer
 * ``cls``: the joint spec class, one index per axis of a ``SpecClasses`` preset;
 * ``fom``: the figure of merit, z-scored with the training mean/std;
 * ``reg``: (gain_db/100, log10 ugbw_hz, pm/90) where pm is the preset's phase-margin field, z-scored
-  with the training mean/std (the model predicts z-scores; ``Normalisation`` maps them back).
+  with the training mean/std (the model predicts z-scores; ``Normalisation`` maps them back);
+* ``pm``: that phase-margin field in degrees, for a model that regresses it as an angle.
 """
 
 from __future__ import annotations
@@ -96,6 +97,25 @@ def spec_values(reg: torch.Tensor) -> torch.Tensor:
     return torch.stack([reg[..., 0] * 100.0, torch.pow(10.0, reg[..., 1]), reg[..., 2] * 90.0], dim=-1)
 
 
+def predicted_specs(reg: torch.Tensor, norm: Normalisation, circular: bool) -> torch.Tensor:
+    """Physical (gain dB, UGBW Hz, PM deg) from the regressor's output: z-scores, or with ``circular`` two
+    z-scores then (cos, sin) of the phase margin, read back as an angle in [−180°, 180°]."""
+    if not circular:
+        return spec_values(norm.reg_from_z(reg))
+    values = spec_values(norm.reg_from_z(torch.cat([reg[..., :2], torch.zeros_like(reg[..., :1])], dim=-1)))
+    angle = torch.rad2deg(torch.atan2(reg[..., 3], reg[..., 2]))
+    return torch.cat([values[..., :2], angle.unsqueeze(-1)], dim=-1)
+
+
+def classify_specs(classes: SpecClasses, specs: torch.Tensor) -> torch.Tensor:
+    """(N, n_axes) classes of physical specs (N, n_axes) through the preset's edges, as ``SpecClasses.classify``."""
+    cols = []
+    for i, axis in enumerate(classes.axes):
+        edges = torch.tensor(axis.edges, dtype=torch.float64, device=specs.device)
+        cols.append(torch.searchsorted(edges, axis.sign * specs[:, i].double(), right=True))
+    return torch.stack(cols, dim=-1)
+
+
 def encode_batch(circuits: Sequence[Circuit]) -> dict[str, torch.Tensor]:
     """Model inputs for circuits: ``types``/``pos`` (B, 8) long, ``adj`` (B, 8, 8), ``values`` (B, 8, 3) k/101."""
     n = len(circuits)
@@ -123,6 +143,7 @@ class Split:
     cls: torch.Tensor  # (N, n_axes) long
     fom: torch.Tensor  # (N,) z-scored
     reg: torch.Tensor  # (N, 3) z-scored
+    pm: torch.Tensor  # (N,) the preset's phase-margin field, degrees
     seen: torch.Tensor  # (N,) bool: joint class occurs in training (all True for the training split)
     ids: list[str]
 
@@ -131,7 +152,7 @@ class Split:
 
     def batch(self, index: torch.Tensor) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         inputs = {k: v[index] for k, v in self.inputs.items()}
-        return inputs, {"cls": self.cls[index], "fom": self.fom[index], "reg": self.reg[index]}
+        return inputs, {"cls": self.cls[index], "fom": self.fom[index], "reg": self.reg[index], "pm": self.pm[index]}
 
 
 @dataclass
@@ -177,6 +198,7 @@ def _split(kept: list, norm: Normalisation, seen: list[bool]) -> Split:  # type:
         reg=torch.tensor(
             norm.reg_to_z(np.array([k[3] for k in kept], dtype=np.float64).reshape(-1, 3)), dtype=torch.float32
         ),
+        pm=torch.tensor([90.0 * k[3][2] for k in kept], dtype=torch.float32),
         seen=torch.tensor(seen, dtype=torch.bool),
         ids=[str(k[0].get("id", i)) for i, k in enumerate(kept)],
     )

@@ -9,13 +9,20 @@ embedding. Heads: one classifier per spec axis (sizes from the class preset), a 
 3-output spec regressor (z-scored gain/100, log10 UGBW, PM/90). A spec embedder (one table per axis)
 serves CktGen's contrastive loss and its retrieval metrics.
 
-Beyond the paper (off in ``configs/paper.yaml``): ``node_values`` adds each node's own (r, c, gm)
-to its token, so the GIN sees device values where they sit in the graph rather than only through the
-8-wide size code.
+Beyond the paper (all off in ``configs/paper.yaml``):
+
+* ``node_values`` adds each node's own (r, c, gm) to its token, so the GIN sees device values where
+  they sit in the graph rather than only through the 8-wide size code;
+* ``value_features`` feeds device values as log(k)/log(101) ("log") or both scales ("both"): gain,
+  poles and UGBW are products and ratios of gm, R and C, so their logarithms add;
+* ``pm_circular`` regresses the (wrapped) phase margin as (cos, sin), so ±180° are neighbours;
+* ``class_source: regression`` reads the joint class off the regressed specs through the preset's
+  bin edges instead of the class heads (the heads are still trained and give ``class_prob``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -27,8 +34,11 @@ from circuits import CktLoopError
 from circuits.circuit import MAX_NODES, N_POSITIONS
 from circuits.encoding import PAD_TYPE
 from circuits.subgraphs import N_TYPES
+from surrogate.data import VALUE_SCALE
 
 MODEL_NAME = "digin"
+VALUE_FEATURES = {"linear": 3, "log": 3, "both": 6}  # feature width per node for each choice
+CLASS_SOURCES = ("heads", "regression")
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,8 @@ class SurrogateConfig:
     graph_dim: int = 512
     size_hidden: int = 256  # size code MLP: 24 → size_hidden → size_dim
     size_dim: int = 8
-    node_values: bool = False  # beyond the paper: each node's (r, c, gm)/101 added to its token
+    node_values: bool = False  # beyond the paper: each node's (r, c, gm) added to its token
+    value_features: str = "linear"  # how values enter tokens and size code: k/101, log(k)/log(101) or both
     embed_dim: int = 256  # circuit (and spec) embedding width
     spec_emb_dim: int = 256  # per-axis spec embedding table width
     head_hidden: int = 32  # hidden width of the class / FoM / spec heads
@@ -56,10 +67,16 @@ class SurrogateConfig:
     w_class: float = 1.0
     w_fom: float = 1.0
     w_reg: float = 1.0  # beyond the paper: Smooth-L1 on the three z-scored specs
+    pm_circular: bool = False  # regress a wrapped phase margin as (cos, sin) instead of PM/90
+    class_source: str = "heads"  # "heads" (paper) or "regression": classes from the regressed specs
 
     def __post_init__(self) -> None:
         if self.class_reduction not in ("sum", "mean"):
             raise ValueError(f"class_reduction must be 'sum' or 'mean', got {self.class_reduction!r}")
+        if self.value_features not in VALUE_FEATURES:
+            raise ValueError(f"value_features must be one of {', '.join(VALUE_FEATURES)}, got {self.value_features!r}")
+        if self.class_source not in CLASS_SOURCES:
+            raise ValueError(f"class_source must be one of {', '.join(CLASS_SOURCES)}, got {self.class_source!r}")
         for name in (
             "type_dim",
             "pos_dim",
@@ -78,6 +95,11 @@ class SurrogateConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+
+    @property
+    def n_reg(self) -> int:
+        """Regressor outputs: z-scored gain and log10 UGBW, then PM as one z-score or as (cos, sin)."""
+        return 4 if self.pm_circular else 3
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,8 +125,9 @@ class DIGIN(nn.Module):
         c = config
         self.type_emb = nn.Embedding(N_TYPES + 1, c.type_dim, padding_idx=PAD_TYPE)
         self.pos_emb = nn.Embedding(N_POSITIONS + 1, c.pos_dim, padding_idx=N_POSITIONS)
+        n_values = VALUE_FEATURES[c.value_features]
         self.node_in = nn.Linear(c.type_dim + c.pos_dim, c.hidden)
-        self.value_in = nn.Linear(3, c.hidden) if c.node_values else None
+        self.value_in = nn.Linear(n_values, c.hidden) if c.node_values else None
         self.gin = nn.Sequential(
             nn.Linear(c.hidden, c.hidden), nn.ReLU(), nn.Dropout(c.dropout), nn.Linear(c.hidden, c.hidden)
         )
@@ -113,18 +136,23 @@ class DIGIN(nn.Module):
             nn.Linear(MAX_NODES * c.hidden, c.readout_hidden), nn.ReLU(), nn.Linear(c.readout_hidden, c.graph_dim)
         )
         self.size_code = nn.Sequential(
-            nn.Linear(N_POSITIONS * 3, c.size_hidden), nn.ReLU(), nn.Linear(c.size_hidden, c.size_dim)
+            nn.Linear(N_POSITIONS * n_values, c.size_hidden), nn.ReLU(), nn.Linear(c.size_hidden, c.size_dim)
         )
         self.embed = nn.Linear(c.graph_dim + c.size_dim, c.embed_dim)
         self.class_heads = nn.ModuleList([_head(c.embed_dim, c.head_hidden, k) for k in self.class_sizes])
         self.fom_head = _head(c.embed_dim, c.head_hidden, 1)
-        self.reg_head = _head(c.embed_dim, c.head_hidden, 3)
+        self.reg_head = _head(c.embed_dim, c.head_hidden, c.n_reg)
         self.spec_tables = nn.ModuleList([nn.Embedding(k, c.spec_emb_dim) for k in self.class_sizes])
         self.spec_mlp = nn.Sequential(
             nn.Linear(len(self.class_sizes) * c.spec_emb_dim, c.embed_dim), nn.Linear(c.embed_dim, c.embed_dim)
         )
 
     # --- encoders ------------------------------------------------------------------------------
+
+    def value_features(self, values: torch.Tensor) -> torch.Tensor:
+        """(…, 3) values k/101 → the configured features; absent devices (k = 0) stay 0 on every scale."""
+        log = torch.log(torch.clamp(values * VALUE_SCALE, min=1.0)) / math.log(VALUE_SCALE)
+        return {"linear": values, "log": log, "both": torch.cat([values, log], dim=-1)}[self.config.value_features]
 
     def encode_circuits(
         self, types: torch.Tensor, pos: torch.Tensor, adj: torch.Tensor, values: torch.Tensor
@@ -140,8 +168,9 @@ class DIGIN(nn.Module):
         x = self.node_in(
             torch.cat([self.type_emb(types.clamp(0, PAD_TYPE)), self.pos_emb(pos.clamp(0, N_POSITIONS))], dim=-1)
         )
+        feats = self.value_features(values)  # (B, N, F)
         if self.value_in is not None:
-            x = x + self.value_in(values)
+            x = x + self.value_in(feats)
         states: list[torch.Tensor] = []
         for v in range(n):
             agg = (1.0 + self.eps) * x[:, v]
@@ -152,7 +181,7 @@ class DIGIN(nn.Module):
         graph = self.readout(torch.stack(states, dim=1).reshape(b, -1))
         # Size vector slotted by position (reference §4.1): position p holds that node's (r, c, gm).
         slot = F.one_hot(pos.clamp(0, N_POSITIONS), N_POSITIONS + 1)[..., :N_POSITIONS].to(values.dtype)
-        sizes = torch.einsum("bnp,bnk->bpk", slot * fmask.unsqueeze(-1), values).reshape(b, -1)
+        sizes = torch.einsum("bnp,bnk->bpk", slot * fmask.unsqueeze(-1), feats).reshape(b, -1)
         return self.embed(torch.cat([graph, self.size_code(sizes)], dim=-1))
 
     def encode_specs(self, cls: torch.Tensor) -> torch.Tensor:
@@ -165,8 +194,8 @@ class DIGIN(nn.Module):
     def forward(
         self, inputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor] | None = None
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
-        """Outputs (``embedding``, ``logits`` list per axis, ``fom`` z, ``reg`` z (B, 3)) and, when
-        ``targets`` (``cls``, ``fom``, ``reg``) are given, the loss terms and their weighted ``total``."""
+        """Outputs (``embedding``, ``logits`` list per axis, ``fom`` z, ``reg`` (B, ``n_reg``)) and, when
+        ``targets`` (``cls``, ``fom``, ``reg``, ``pm``) are given, the loss terms and their weighted ``total``."""
         emb = self.encode_circuits(inputs["types"], inputs["pos"], inputs["adj"], inputs["values"])
         out: dict[str, Any] = {
             "embedding": emb,
@@ -189,11 +218,18 @@ class DIGIN(nn.Module):
             "nce": info_nce(spec, emb, cls, c.temperature),
             "class": sum(F.cross_entropy(lg, cls[:, i], reduction=red) for i, lg in enumerate(out["logits"])),
             "fom": F.smooth_l1_loss(out["fom"], targets["fom"]),
-            "reg": F.smooth_l1_loss(out["reg"], targets["reg"]),
+            "reg": F.smooth_l1_loss(out["reg"], self.reg_targets(targets)),
         }
         weights = {"align": c.w_align, "nce": c.w_nce, "class": c.w_class, "fom": c.w_fom, "reg": c.w_reg}
         terms["total"] = sum(weights[k] * v for k, v in terms.items())  # type: ignore[assignment]
         return terms  # type: ignore[return-value]
+
+    def reg_targets(self, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        """What the regressor is trained on: the z-scored specs, PM as (cos, sin) when ``pm_circular``."""
+        if not self.config.pm_circular:
+            return targets["reg"]
+        angle = torch.deg2rad(targets["pm"]).unsqueeze(-1)
+        return torch.cat([targets["reg"][:, :2], torch.cos(angle), torch.sin(angle)], dim=-1)
 
 
 def same_class_mask(cls: torch.Tensor) -> torch.Tensor:

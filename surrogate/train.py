@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ from circuits.config import load_config
 from circuits.specs import spec_classes
 from storage.rows import load_rows
 from surrogate import checkpoint as ckpt
-from surrogate.data import build
+from surrogate.data import build, pm_field
 from surrogate.evaluate import split_metrics
 from surrogate.model import DIGIN, MODEL_NAME, SurrogateConfig, default_device
 
@@ -46,6 +47,7 @@ class TrainConfig:
     lr: float = 1e-4
     betas: tuple[float, ...] = (0.9, 0.99)
     weight_decay: float = 0.0
+    lr_schedule: str = "plateau"  # "plateau" (paper) or "cosine": lr·½(1 + cos(π·epoch/epochs)), per epoch
     plateau_factor: float = 0.1  # ReduceLROnPlateau on the summed training loss, stepped once per epoch
     plateau_patience: int = 10
     seed: int = 1
@@ -64,6 +66,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if len(self.betas) != 2:
             raise ValueError(f"betas must be two numbers, got {self.betas}")
+        if self.lr_schedule not in ("plateau", "cosine"):
+            raise ValueError(f"lr_schedule must be plateau or cosine, got {self.lr_schedule!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         try:
@@ -129,6 +133,11 @@ def train(
         torch.set_num_threads(config.threads)
     classes = spec_classes(config.spec_classes)
     data = build(load_rows(data_source, dataset_name), classes)
+    if config.model.pm_circular and float(data.train.pm.abs().max()) > 180.0:
+        raise CktLoopError(
+            f"pm_circular needs a phase margin wrapped into [-180, 180] degrees; {classes.name}'s "
+            f"{pm_field(classes)} reaches {float(data.train.pm.abs().max()):.0f}"
+        )
 
     torch.manual_seed(config.seed)
     model = DIGIN(config.model, classes.sizes).to(device)
@@ -138,9 +147,7 @@ def train(
         betas=tuple(config.betas),  # type: ignore[arg-type]
         weight_decay=config.weight_decay,
     )
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="min", factor=config.plateau_factor, patience=config.plateau_patience
-    )
+    sched = _scheduler(config, opt)
     shuffle = torch.Generator().manual_seed(config.seed)
     start = 0
     ckpt_path = out / CHECKPOINT
@@ -158,6 +165,7 @@ def train(
         "cls": train_split.cls.to(device),
         "fom": train_split.fom.to(device),
         "reg": train_split.reg.to(device),
+        "pm": train_split.pm.to(device),
     }
     last: dict[str, Any] = {}
     end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
@@ -181,9 +189,12 @@ def train(
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             if config.progress and step % 20 == 0:
                 bar.set_postfix(loss=f"{float(loss['total'].detach()):.3f}", refresh=False)
-        sched.step(sums["total"])
+        if config.lr_schedule == "plateau":
+            sched.step(sums["total"])
+        else:
+            sched.step()
         seconds = time.perf_counter() - t0
-        test = split_metrics(model, data.test, data.norm)
+        test = split_metrics(model, data.test, data.norm, data.classes)
         last = {
             "epoch": epoch + 1,
             "lr": opt.param_groups[0]["lr"],
@@ -213,6 +224,17 @@ def train(
         "version": model_version(config, data.fingerprint, end if end > start else start),
         **last,
     }
+
+
+def _scheduler(config: TrainConfig, opt: torch.optim.Optimizer) -> Any:
+    """The paper's ReduceLROnPlateau, or a cosine decay to zero at ``epochs`` (which then shapes the schedule)."""
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda epoch: 0.5 * (1.0 + math.cos(math.pi * min(epoch / config.epochs, 1.0)))
+        )
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=config.plateau_factor, patience=config.plateau_patience
+    )
 
 
 def _save(

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,7 +11,7 @@ from circuits import Circuit
 from circuits.circuit import MAX_NODES
 from circuits.encoding import PAD_TYPE
 from circuits.specs import spec_classes
-from surrogate.data import build, encode_batch
+from surrogate.data import build, classify_specs, encode_batch, predicted_specs
 from surrogate.model import DIGIN, SurrogateConfig, info_nce, same_class_mask
 
 TINY = SurrogateConfig(type_dim=8, pos_dim=8, hidden=16, readout_hidden=32, graph_dim=16, size_hidden=16, size_dim=4,
@@ -46,9 +48,12 @@ def test_only_ok_rows_are_training_data(rows: list[dict]) -> None:
     assert abs(float(data.train.fom.mean())) < 1e-4  # z-scored with the training statistics
 
 
-def test_padding_and_node_order_do_not_change_predictions(rows: list[dict]) -> None:
+@pytest.mark.parametrize(
+    "config", [TINY, replace(TINY, value_features="both", pm_circular=True)]
+)
+def test_padding_and_node_order_do_not_change_predictions(rows: list[dict], config: SurrogateConfig) -> None:
     torch.manual_seed(0)
-    model = DIGIN(TINY, spec_classes("ocb").sizes).eval()
+    model = DIGIN(config, spec_classes("ocb").sizes).eval()
     circuits = [Circuit.from_dict(r["circuit"]) for r in rows[:6]]
     small = next(c for c in circuits if len(c.nodes) < MAX_NODES)
     base = encode_batch([small])
@@ -70,6 +75,52 @@ def test_padding_and_node_order_do_not_change_predictions(rows: list[dict]) -> N
     torch.testing.assert_close(a, b)
     torch.testing.assert_close(a, c)
     torch.testing.assert_close(a, d, atol=1e-6, rtol=1e-5)
+
+
+def test_value_features_are_log_grid_indices() -> None:
+    values = torch.tensor([[0.0, 1.0, 10.0], [101.0, 50.0, 0.0]]) / 101.0  # k/101 as encode_batch feeds them
+    log = DIGIN(replace(TINY, value_features="log"), (4, 33, 5)).value_features(values)
+    expected = torch.tensor([[0.0, 0.0, math.log(10)], [math.log(101), math.log(50), 0.0]]) / math.log(101)
+    torch.testing.assert_close(log, expected)  # absent devices (k = 0) and k = 1 both give 0
+    both = DIGIN(replace(TINY, value_features="both"), (4, 33, 5)).value_features(values)
+    torch.testing.assert_close(both, torch.cat([values, expected], dim=-1))
+    # Doubling a value moves the log feature by the same step wherever it starts.
+    step = DIGIN(replace(TINY, value_features="log"), (4, 33, 5)).value_features(torch.tensor([[5.0, 40.0]]) / 101)
+    twice = DIGIN(replace(TINY, value_features="log"), (4, 33, 5)).value_features(torch.tensor([[10.0, 80.0]]) / 101)
+    torch.testing.assert_close(twice - step, torch.full((1, 2), math.log(2) / math.log(101)))
+
+
+@pytest.mark.parametrize("preset", ["ocb", "cktloop"])
+def test_classes_from_specs_match_the_preset(preset: str) -> None:
+    classes = spec_classes(preset)
+    gen = torch.Generator().manual_seed(0)
+    n = 500
+    specs = torch.stack(
+        [torch.rand(n, generator=gen) * 350 - 100, 10 ** (torch.rand(n, generator=gen) * 7 + 4),
+         torch.rand(n, generator=gen) * 360 - 180],
+        dim=-1,
+    ).double()
+    # Values on and just beside every edge of every axis.
+    for i, axis in enumerate(classes.axes):
+        for edge in axis.edges:
+            for v in (edge, edge * (1 + 1e-9) + 1e-9, edge * (1 - 1e-9) - 1e-9):
+                row = specs[0].clone()
+                row[i] = axis.sign * v
+                specs = torch.cat([specs, row.unsqueeze(0)])
+    fields = classes.fields
+    expected = [classes.classify({"status": "ok", **dict(zip(fields, map(float, s)))}) for s in specs]
+    assert classify_specs(classes, specs).tolist() == [list(c) for c in expected]
+
+
+def test_circular_phase_margin_reads_back_as_an_angle(rows: list[dict]) -> None:
+    norm = build(rows, spec_classes("ocb")).norm
+    angles = torch.tensor([-179.0, -90.0, 0.0, 45.0, 170.0])
+    rad = torch.deg2rad(angles)
+    out = torch.stack([torch.zeros(5), torch.zeros(5), 3 * torch.cos(rad), 3 * torch.sin(rad)], dim=-1)
+    specs = predicted_specs(out, norm, circular=True)
+    torch.testing.assert_close(specs[:, 2], angles)
+    assert specs[0, 0] == pytest.approx(100 * norm.reg_mean[0], rel=1e-5)  # z = 0 → the training mean
+    assert specs[0, 1] == pytest.approx(10 ** norm.reg_mean[1], rel=1e-4)
 
 
 def test_contrastive_mask_removes_same_class_negatives() -> None:
@@ -107,7 +158,11 @@ def test_overfits_64_circuits(rows: list[dict]) -> None:
     assert time.perf_counter() - t0 < 20
 
 
-@pytest.mark.parametrize("bad", [{"class_reduction": "max"}, {"hidden": 0}, {"dropout": 1.0}])
+@pytest.mark.parametrize(
+    "bad",
+    [{"class_reduction": "max"}, {"hidden": 0}, {"dropout": 1.0}, {"value_features": "sqrt"},
+     {"class_source": "oracle"}],
+)
 def test_config_validation(bad: dict) -> None:
     with pytest.raises(ValueError):
         SurrogateConfig(**bad)

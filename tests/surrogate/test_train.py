@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
 
 from circuits import Circuit, CktLoopError
+from circuits.specs import spec_classes
 from surrogate import checkpoint as ckpt
 from surrogate.evaluate import evaluate, markdown_table
 from surrogate.predict import Surrogate
@@ -97,3 +99,36 @@ def test_bad_configs_name_the_file(tmp_path: Path, jsonl: Path, tiny_config) -> 
     train(tiny_config(epochs=1), jsonl, None, tmp_path / "run")
     with pytest.raises(CktLoopError, match=r"checkpoint\.pt.*lr"):
         train(tiny_config(epochs=1, lr=0.5), jsonl, None, tmp_path / "run")
+
+
+def test_classes_read_off_the_regressed_specs(jsonl: Path, rows: list[dict], tiny_config, tmp_path: Path) -> None:
+    config = tiny_config(epochs=1)
+    config.write_text(config.read_text() + "  pm_circular: true\n  class_source: regression\n")
+    result = train(config, jsonl, None, tmp_path / "run")
+    assert result["test"]["joint_acc"] == result["test"]["regression"]["joint_acc"]
+    assert set(result["test"]["heads"]) == {"joint_acc", "axis_acc"}
+    surrogate = Surrogate.load(result["checkpoint"], device="cpu")
+    preds = surrogate.predict([Circuit.from_dict(r["circuit"]) for r in rows[:20]])
+    classes = spec_classes("ocb")
+    for p in preds:
+        assert -180.0 <= p["pm_ocb_deg"] <= 180.0
+        assert p["spec_class"] == classes.classify({"status": "ok", **p})
+        assert 0.0 < p["class_prob"] <= 1.0
+
+
+def test_circular_phase_needs_a_wrapped_field(rows: list[dict], tiny_config, tmp_path: Path) -> None:
+    unwrapped = [dict(r, pm_deg=250.0) if r["status"] == "ok" else r for r in rows]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in unwrapped))
+    config = tiny_config(epochs=1, spec_classes="cktloop")
+    config.write_text(config.read_text() + "  pm_circular: true\n")
+    with pytest.raises(CktLoopError, match="pm_deg reaches 250"):
+        train(config, path, None, tmp_path / "run")
+
+
+def test_cosine_schedule_decays_to_zero(jsonl: Path, tiny_config, tmp_path: Path) -> None:
+    result = train(tiny_config(epochs=4, lr_schedule="cosine"), jsonl, None, tmp_path / "run")
+    lrs = [json.loads(x)["lr"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    half_pi = [3e-3 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(1, 5)]
+    assert lrs == pytest.approx(half_pi, abs=1e-12)
+    assert result["lr"] == pytest.approx(0.0, abs=1e-12)
