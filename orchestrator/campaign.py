@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,6 @@ from circuits.targets import Target
 from orchestrator.campaign_file import Campaign
 from orchestrator.model_actors import ActorResources
 from orchestrator.search import SearchConfig, SearchOutcome, TargetSearch, family_proposer
-
-SIMULATOR = "ngspice"
 
 
 @dataclass(frozen=True)
@@ -216,8 +214,7 @@ def _dispatch(
 
     def submit(worker: Any) -> None:
         target = queue.pop()
-        search = SearchConfig(**{**asdict(settings.search), "budget": campaign.budget})
-        search = SearchConfig(**{**asdict(search), "seed": target_seed(settings.seed, target.name)})
+        search = replace(settings.search, budget=campaign.budget, seed=target_seed(settings.seed, target.name))
         running[worker.search.remote(target, search)] = (worker, target)
 
     for worker in workers:
@@ -269,7 +266,7 @@ def save_outcome(
             ids = store.add_candidates(target_id, [record(p, cand_ids[r["seed"]]) for p in children])
             cand_ids.update(zip((p.circuit.key for p in children), ids))
     simulated = [(p.circuit.key, p.measured, None) for p in proposals if p.measured is not None]
-    store.add_simulations(versions.get("simulator") or SIMULATOR, versions.get("simulator_version") or "?", simulated)
+    store.add_simulations(str(versions["simulator"]), str(versions["simulator_version"]), simulated)
     for r in outcome.refinements:
         store.add_refinement(
             target_id,
