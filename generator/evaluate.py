@@ -94,11 +94,8 @@ def cond_gen(
         e = np.stack([emb[i] for i in idx])
         target_rows = [i - r * s for i in idx]
         rounds_emb.append(e)
-        sims = m.cosine_similarity_matrix(e, spec_emb)
-        own = sims[np.arange(len(idx)), target_rows]
         for k in r_at:
-            rank = (sims > own[:, None]).sum(1) + ((sims == own[:, None]).sum(1) - 1)  # ties count against
-            r_at[k].append(float(np.mean(rank < k)))
+            r_at[k].append(m.retrieval_precision(e, spec_emb, k, targets=target_rows))
         mmd.append(m.matching_distance(e, spec_emb[target_rows]))
     per_spec = [
         np.stack([emb[r * s + j] for r in range(rounds) if emb[r * s + j] is not None]).reshape(-1, emb_dim)

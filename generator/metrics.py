@@ -57,20 +57,29 @@ def cosine_similarity_matrix(circuit_emb: Any, spec_emb: Any) -> np.ndarray:
     return _unit_rows(a) @ _unit_rows(b).T
 
 
-def retrieval_precision(circuit_emb: Any, spec_emb: Any, k: int) -> float:
+def retrieval_precision(circuit_emb: Any, spec_emb: Any, k: int, targets: Sequence[int] | None = None) -> float:
     """Top-k retrieval precision R@k of one round (paper eqs. 11-12).
 
     Row i of ``circuit_emb`` (n, d) is the embedding of the circuit generated for spec i, whose
-    embedding is row i of ``spec_emb`` (n, d). The circuit is a hit when its own spec ranks within
-    the top k of its cosine similarities to all n specs. Rank = the number of *other* specs whose
-    similarity is greater than or equal to the own spec's (ties count against the circuit), so a hit
-    means rank < k. R@k = hits / n. Average rounds with ``retrieval_precision_rounds``.
+    embedding is row i of ``spec_emb`` (n, d); or, with ``targets``, row ``targets[i]`` of ``spec_emb``
+    (m, d), so a round whose invalid circuits were dropped still ranks against all m specs. The circuit
+    is a hit when its own spec ranks within the top k of its cosine similarities to all specs. Rank =
+    the number of *other* specs whose similarity is greater than or equal to the own spec's (ties count
+    against the circuit), so a hit means rank < k. R@k = hits / n. Average rounds with
+    ``retrieval_precision_rounds``.
     """
-    a, b = _paired_2d(circuit_emb, spec_emb, "retrieval_precision")
+    if targets is None:
+        a, b = _paired_2d(circuit_emb, spec_emb, "retrieval_precision")
+        rows = np.arange(a.shape[0])
+    else:
+        a, b = np.asarray(circuit_emb, dtype=np.float64), np.asarray(spec_emb, dtype=np.float64)
+        rows = np.asarray(targets, dtype=np.int64)
+        if a.ndim != 2 or b.ndim != 2 or rows.shape != (a.shape[0],) or (rows < 0).any() or (rows >= len(b)).any():
+            raise ValueError(f"retrieval_precision: targets must index spec rows, one per circuit, got {rows.shape}")
     if k < 1:
         raise ValueError(f"retrieval_precision: k must be >= 1, got {k}")
     sim = cosine_similarity_matrix(a, b)
-    own = np.diag(sim)
+    own = sim[np.arange(len(rows)), rows]
     rank = (sim >= own[:, None]).sum(axis=1) - 1  # minus the own spec itself
     return float(np.mean(rank < k))
 

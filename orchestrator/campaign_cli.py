@@ -115,7 +115,7 @@ def _settings(args: argparse.Namespace) -> Any:
         for what, path in (("generator", generator), ("surrogate", surrogate)):
             if not Path(path).is_file():
                 raise CktLoopError(f"{what} checkpoint {path} not found (train one, or pass --random)")
-    search = SearchConfig(policy=args.policy, refine_share=0.0 if args.random else SearchConfig().refine_share)
+    search = SearchConfig(policy=args.policy, refine_share=0.0) if args.random else SearchConfig(policy=args.policy)
     return CampaignSettings(
         generator=None if args.random else str(generator),
         surrogate=None if args.random else str(surrogate),

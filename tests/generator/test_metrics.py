@@ -68,6 +68,16 @@ def test_retrieval_known_ranks():
     assert retrieval_precision(circuits, specs, 3) == pytest.approx(1.0)
 
 
+def test_retrieval_against_all_specs_when_circuits_were_dropped():
+    specs = np.stack([unit(0), unit(40), unit(90)])
+    # circuit for spec 1 was invalid and dropped: c0 at 35° (own spec 0, rank 1), c2 at 80° (own spec 2, rank 0)
+    circuits = np.stack([unit(35), unit(80)])
+    assert retrieval_precision(circuits, specs, 1, targets=[0, 2]) == pytest.approx(1 / 2)
+    assert retrieval_precision(circuits, specs, 2, targets=[0, 2]) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="targets"):
+        retrieval_precision(circuits, specs, 1, targets=[0, 3])
+
+
 def test_retrieval_constant_embeddings_score_zero_not_one():
     ones = np.ones((4, 3))
     assert retrieval_precision(ones, ones, 1) == 0.0
