@@ -63,7 +63,7 @@ def decode(
         t = int(types[i])
         devices = subgraph_type(t).devices if 0 <= t < N_TYPES else ()
         snapped = [
-            int(np.clip(np.rint(values[i][k]), g.k_min, g.k_max)) if name in devices else 0
+            min(max(round(float(values[i][k])), g.k_min), g.k_max) if name in devices else 0
             for k, name in enumerate(DEVICES)
         ]
         nodes.append(Node(t, int(pos[i]), *snapped))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 
 
 class Arrangement(StrEnum):
@@ -45,7 +46,7 @@ class SubgraphType:
     def is_passive(self) -> bool:
         return not self.is_terminal and not self.has_gm
 
-    @property
+    @cached_property  # read for every node of every circuit built: computed once per type
     def devices(self) -> tuple[str, ...]:
         """Names of the device values this type carries, in (r, c, gm) order."""
         return tuple(name for name, present in (("r", self.has_r), ("c", self.has_c), ("gm", self.has_gm)) if present)
