@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 from sqlalchemy import event, func, select
@@ -234,21 +233,17 @@ def test_model_versions(store: Store) -> None:
     assert len(store.model_versions()) == 3
 
 
-def test_ten_thousand_rows_insert_fast_on_sqlite(sqlite_url: str) -> None:
+def test_ten_thousand_rows_and_results_in_one_call_each(sqlite_url: str) -> None:
+    """Bulk writes go in chunks below SQLite's variable limit (speed: benchmarks/store_insert.py)."""
     data = rows(10_000, seed=3)
     with Store.open(sqlite_url) as store:
         did = store.ensure_dataset("big", 3, 10_000, CONFIG)
-        t0 = time.perf_counter()
         store.add_dataset_circuits(did, data)
-        elapsed = time.perf_counter() - t0
         assert counts(store)["dataset_circuits"] == len(data) > 9_900
         with store.engine.connect() as conn:
             results = results_for(list(conn.execute(select(circuits.c.key)).scalars()))
-        t0 = time.perf_counter()
         store.add_simulations("ngspice", "43", results)
-        sims = time.perf_counter() - t0
-    assert elapsed < 3.0, f"adding 10,000 rows took {elapsed:.2f} s"
-    assert sims < 2.0, f"adding 10,000 results took {sims:.2f} s"
+        assert counts(store)["simulations"] == len(results)
 
 
 def test_rows_load_from_an_export_or_a_store(tmp_path) -> None:
