@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from circuits import Circuit, Performance
+from circuits import Circuit, CktLoopError, Performance
 from circuits.encoding import encode
 from generator import metrics as m
 from generator.data import Splits
@@ -57,7 +57,7 @@ def cond_gen(
 ) -> dict[str, Any]:
     """Conditional generation metrics on the test split's classes (see the module docstring)."""
     if surrogate.classes.sizes != generator.spec_classes.sizes:
-        raise ValueError(
+        raise CktLoopError(
             f"generator classes {generator.spec_classes.name!r} {generator.spec_classes.sizes} and surrogate "
             f"classes {surrogate.classes.name!r} {surrogate.classes.sizes} differ"
         )

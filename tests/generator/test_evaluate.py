@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from circuits import Circuit
+from circuits import Circuit, CktLoopError
 from generator import evaluate as ev
 from generator.data import build_splits
 from generator.predict import Generator
@@ -100,5 +100,5 @@ def test_mismatched_class_presets_are_refused(models):
     generator, surrogate, splits = models
     other = copy.copy(surrogate)
     other.classes = type(surrogate.classes)("other", surrogate.classes.axes[:2])
-    with pytest.raises(ValueError, match="differ"):
+    with pytest.raises(CktLoopError, match="differ"):
         ev.cond_gen(generator, other, splits, rounds=1)
