@@ -76,6 +76,7 @@ _RETRIES = 5  # attempts for a PostgreSQL transaction that deadlocks or fails to
 _RETRY_SQLSTATES = {"40P01", "40001"}
 _SUPPORTED = ("sqlite", "postgresql")
 _PREDICTED = ("gain_db", "ugbw_hz", "pm_deg", "fom")  # the specs a candidate's prediction may hold
+_MEASURED = ("status", "gain_db", "ugbw_hz", "pm_deg", "fom", "pm_ocb_deg", "error")  # a simulation's verdict
 _TARGET_STATUSES = ("pending", "done")
 
 
@@ -521,13 +522,7 @@ class Store:
                 dataset_circuits.c.sizing,
                 dataset_circuits.c.split,
                 circuits.c.circuit_json,
-                sim.c.status,
-                sim.c.gain_db,
-                sim.c.ugbw_hz,
-                sim.c.pm_deg,
-                sim.c.pm_ocb_deg,
-                sim.c.fom,
-                sim.c.error,
+                *(sim.c[f] for f in _MEASURED),
             )
             .select_from(dataset_circuits)
             .join(circuits, circuits.c.id == dataset_circuits.c.circuit_id)
@@ -550,13 +545,7 @@ class Store:
                     "sizing": r.sizing,
                     "split": r.split,
                     "circuit": json.loads(r.circuit_json),
-                    "status": r.status,
-                    "gain_db": r.gain_db,
-                    "ugbw_hz": r.ugbw_hz,
-                    "pm_deg": r.pm_deg,
-                    "fom": r.fom,
-                    "pm_ocb_deg": r.pm_ocb_deg,
-                    "error": r.error,
+                    **{f: getattr(r, f) for f in _MEASURED},
                 }
             if len(page) < PAGE_SIZE:
                 return
@@ -965,13 +954,7 @@ class Store:
                 candidates,
                 circuits.c.key,
                 circuits.c.circuit_json,
-                sim.c.status,
-                sim.c.gain_db,
-                sim.c.ugbw_hz,
-                sim.c.pm_deg,
-                sim.c.pm_ocb_deg,
-                sim.c.fom,
-                sim.c.error,
+                *(sim.c[f] for f in _MEASURED),
             )
             .join(circuits, circuits.c.id == cand.circuit_id)
             .outerjoin(sim, and_(sim.c.circuit_id == cand.circuit_id, sim.c.simulator == simulator))
@@ -998,13 +981,7 @@ class Store:
                     "parent_id": r.parent_id,
                     "round": r.round,
                     "created_at": r.created_at,
-                    "status": r.status,
-                    "gain_db": r.gain_db,
-                    "ugbw_hz": r.ugbw_hz,
-                    "pm_deg": r.pm_deg,
-                    "fom": r.fom,
-                    "pm_ocb_deg": r.pm_ocb_deg,
-                    "error": r.error,
+                    **{f: getattr(r, f) for f in _MEASURED},
                 }
             )
         return out
