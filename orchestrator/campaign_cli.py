@@ -224,7 +224,12 @@ def _campaign_export(args: argparse.Namespace) -> int:
     if args.out == "-":
         sys.stdout.write("\n".join(lines) + "\n")
     else:
-        Path(args.out).write_text("\n".join(lines) + "\n")
+        out = Path(args.out)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text("\n".join(lines) + "\n")
+        except OSError as exc:
+            raise CktLoopError(f"{out}: cannot write ({exc.strerror})") from None
         print(f"wrote {len(lines)} targets to {args.out}", file=sys.stderr)
     return 0
 

@@ -292,6 +292,7 @@ def _dataset_export(args: argparse.Namespace) -> int:
     else:
         tmp = args.out.with_name(args.out.name + ".part")
         try:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
             with tmp.open("w") as fh:
                 count = _write_rows(rows, fh)
         except OSError as exc:

@@ -52,7 +52,7 @@ def test_a_random_campaign_runs_resumes_exports_and_reports(ray_session, campaig
     assert main(args) == 0  # everything done: nothing re-run, nothing added
     assert _rows(db) == before
 
-    out = tmp_path / "smoke.jsonl"
+    out = tmp_path / "exports" / "smoke.jsonl"  # a missing folder is created
     assert main(["campaign", "export", "smoke", "--out", str(out), "--db", db]) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["name"] for r in records] == ["easy", "gain-only", "impossible"]

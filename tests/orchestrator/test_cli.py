@@ -140,7 +140,7 @@ def db(ray_session, tmp_path_factory):
 @pytest.mark.ngspice
 class TestOnABuiltDataset:
     def test_export_has_the_promised_fields_and_round_trips(self, capsys, db, tmp_path):
-        out = tmp_path / "d.jsonl"
+        out = tmp_path / "new" / "folder" / "d.jsonl"  # missing folders are created
         code, _, _ = run(capsys, "dataset", "export", "--out", str(out), "--db", db)
         assert code == 0
         rows = [json.loads(line) for line in out.read_text().splitlines()]
