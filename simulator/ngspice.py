@@ -57,6 +57,11 @@ class NgspiceBackend:
                 raise NgspiceUnavailable(
                     f"cannot load libngspice ({exc}); install it: apt-get install ngspice libngspice0 libngspice0-dev"
                 ) from None
+            # Debian's ngspice is built with OpenMP and runs 2 threads per process by default. Our decks are
+            # far too small to gain from them, and after each run the idle OpenMP thread spins for a while:
+            # on 2 cores that slowed a generator in the same process 12-fold (15 -> 180 ms per call).
+            # Parallelism comes from worker processes instead.
+            self._shared.exec_command("set num_threads=1")
         return self._shared
 
     @property

@@ -106,3 +106,10 @@ def test_a_failing_circuit_is_isolated_and_the_rest_of_the_deck_goes_on():
     results = NgspiceBackend(circuits_per_deck=3).simulate_elements(blocks)
     assert [r.status for r in results] == [SimStatus.NO_CROSSING, SimStatus.SIM_ERROR, SimStatus.NO_CROSSING]
     assert results[1].error
+
+
+@pytest.mark.ngspice
+def test_ngspice_runs_one_thread_per_process():
+    """Its idle OpenMP thread would otherwise spin and starve a model in the same process."""
+    backend = NgspiceBackend()
+    assert backend._ensure().exec_command("echo $num_threads").strip() == "1"
