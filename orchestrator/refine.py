@@ -39,7 +39,7 @@ from pymoo.operators.mutation.pm import PM
 from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from circuits import Circuit, CktLoopError, Performance, subgraph_type, value_grid
+from circuits import Circuit, CktLoopError, Performance, SimStatus, subgraph_type, value_grid
 from circuits.circuit import DEVICE_FIELDS
 from circuits.targets import Target
 
@@ -67,12 +67,18 @@ class RefineConfig:
     n_generations: int = 20
     seed: int = 0
     max_evaluations: int | None = None
+    local_share: float = 0.75  # of the initial population: the seed's sizing perturbed (the rest uniform on the grid)
+    local_sigma: float = 0.4  # spread of those perturbations, in natural-log units of each value
 
     def __post_init__(self) -> None:
         for name, minimum in (("pop_size", 2), ("n_generations", 1), ("seed", 0)):
             value = getattr(self, name)
             if not _is_int(value) or value < minimum:
                 raise RefineError(f"RefineConfig.{name} must be an integer >= {minimum}, got {value!r}")
+        if not 0.0 <= self.local_share <= 1.0:
+            raise RefineError(f"RefineConfig.local_share must be in [0, 1], got {self.local_share!r}")
+        if not self.local_sigma > 0.0:
+            raise RefineError(f"RefineConfig.local_sigma must be > 0, got {self.local_sigma!r}")
         cap = self.max_evaluations
         if cap is not None and (not _is_int(cap) or cap < self.pop_size):
             raise RefineError(
@@ -261,15 +267,7 @@ class SizingProblem(Problem):
 # --- the loop -------------------------------------------------------------------------------
 
 
-def refine(
-    seed: Circuit, target: Target, evaluate: BatchEvaluate, config: RefineConfig = RefineConfig()
-) -> RefineResult:
-    """Search ``seed``'s sizings for one meeting ``target`` with the highest FoM (NSGA-II).
-
-    The initial population is the seed's own sizing plus uniform draws on the grid; integer SBX
-    and polynomial mutation (rounded) breed the rest. Deterministic for ``config.seed`` when
-    ``evaluate`` is.
-    """
+def _check_inputs(seed: Any, target: Any, evaluate: Any, config: Any) -> None:
     if not isinstance(seed, Circuit):
         raise RefineError(f"seed must be a Circuit, got {type(seed).__name__}")
     if not isinstance(target, Target):
@@ -279,36 +277,143 @@ def refine(
     if not isinstance(config, RefineConfig):
         raise RefineError(f"config must be a RefineConfig, got {type(config).__name__}")
 
-    simulations = _Simulations(evaluate, target)
-    problem = SizingProblem(seed, target, simulations)
-    grid = value_grid(seed.grid)
-    rng = np.random.default_rng(config.seed)
-    initial = np.vstack(
-        [sizing_of(seed)[None, :], rng.integers(grid.k_min, grid.k_max + 1, size=(config.pop_size - 1, problem.n_var))]
-    )
-    algorithm = NSGA2(
-        pop_size=config.pop_size,
-        sampling=initial,
-        crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
-        mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
-        eliminate_duplicates=True,
-    )
-    algorithm.setup(problem, termination=("n_gen", config.n_generations), seed=config.seed, verbose=False)
 
-    history: list[GenerationRecord] = []
-    for generation in range(1, config.n_generations + 1):
-        pop = algorithm.ask()
+class SizingRun:
+    """One seed's refinement, advanced a step at a time so a scheduler can share a budget between seeds.
+
+    ``step`` runs one NSGA-II generation (one batch); ``polish`` one compass-search sweep around the
+    run's best sizing: every value scaled by 1 ± ``polish_step`` (at least one grid step), all
+    neighbours in one batch, moving to the best neighbour if it beats the centre and halving the step
+    otherwise. NSGA-II finds the basin; the compass search climbs its last few grid steps, where the
+    highest FoM usually sits on a bound. ``max_evaluations`` caps unique simulations; a batch that
+    would pass it is not run.
+    """
+
+    def __init__(self, seed: Circuit, target: Target, evaluate: BatchEvaluate, config: RefineConfig) -> None:
+        _check_inputs(seed, target, evaluate, config)
+        self.seed, self.target, self.config = seed, target, config
+        self.simulations = _Simulations(evaluate, target)
+        self.problem = SizingProblem(seed, target, self.simulations)
+        grid = value_grid(seed.grid)
+        self.k_min, self.k_max = grid.k_min, grid.k_max
+        self.algorithm = NSGA2(
+            pop_size=config.pop_size,
+            sampling=initial_population(sizing_of(seed), grid.k_min, grid.k_max, config),
+            crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
+            mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
+            eliminate_duplicates=True,
+        )
+        self.algorithm.setup(self.problem, termination=("n_gen", 10**9), seed=config.seed, verbose=False)
+        self.history: list[GenerationRecord] = []
+        self.polish_step = 0.2
+        self.converged = False  # NSGA-II bred nothing new
+
+    @property
+    def n_evaluations(self) -> int:
+        return len(self.simulations.results)
+
+    def _room(self, n_new: int) -> bool:
+        cap = self.config.max_evaluations
+        return cap is None or self.n_evaluations + n_new <= cap
+
+    def _record(self) -> None:
+        self.history.append(GenerationRecord(len(self.history) + 1, self.n_evaluations, self.simulations.best_fom))
+
+    def step(self) -> bool:
+        """One NSGA-II generation; False when none could be run (converged, or over the cap)."""
+        if self.converged:
+            return False
+        pop = self.algorithm.ask()
         if pop is None or len(pop) == 0:  # no new offspring could be bred: the search has converged
-            break
-        if config.max_evaluations is not None:
-            spent = len(simulations.results)
-            if spent + simulations.n_new(problem.decode(pop.get("X"))) > config.max_evaluations:
-                break
-        algorithm.evaluator.eval(problem, pop)
-        algorithm.tell(infills=pop)
-        history.append(GenerationRecord(generation, len(simulations.results), simulations.best_fom))
+            self.converged = True
+            return False
+        if not self._room(self.simulations.n_new(self.problem.decode(pop.get("X")))):
+            return False
+        self.algorithm.evaluator.eval(self.problem, pop)
+        self.algorithm.tell(infills=pop)
+        self._record()
+        return True
 
-    return _result(seed, target, simulations, tuple(history))
+    def polish(self, max_new: int | None = None) -> bool:
+        """One compass sweep of at most ``max_new`` new simulations; False when there is nothing left to try."""
+        centre = self.best()
+        x = sizing_of(centre[0])
+        while True:
+            neighbours = self._neighbours(x, self.polish_step)
+            fresh = [c for c in neighbours if c.key not in self.simulations.results]
+            if fresh:
+                break
+            if self.polish_step * float(x.max()) < 1.0:  # already at single grid steps: nothing new to try
+                return False
+            self.polish_step /= 2
+        if max_new is not None and len(fresh) > max_new:
+            fresh = fresh[:max_new]
+        if not fresh or not self._room(len(fresh)):
+            return False
+        self.simulations.run(fresh)
+        self._record()
+        if self.best()[0].key == centre[0].key:
+            self.polish_step /= 2
+        return True
+
+    def _neighbours(self, x: np.ndarray, step: float) -> list[Circuit]:
+        out = []
+        for j in range(len(x)):
+            delta = max(1, round(x[j] * step))
+            for k in (x[j] + delta, x[j] - delta):
+                if self.k_min <= k <= self.k_max:
+                    y = x.copy()
+                    y[j] = k
+                    out.append(with_sizing(self.seed, y))
+        return out
+
+    def best(self) -> tuple[Circuit, Performance]:
+        """Highest FoM among sizings meeting the target; else the least violating (earliest on ties)."""
+        entries = list(self.simulations.results.values())
+        if not entries:
+            return self.seed, Performance(SimStatus.SIM_ERROR, error="not simulated yet")
+        return entries[_best_index(self.target, entries)]
+
+    def score(self) -> tuple[bool, float]:
+        """(meets the target, FoM if it does else minus the total violation): higher is better."""
+        if not self.simulations.results:
+            return (False, -math.inf)
+        _, perf = self.best()
+        if self.target.met_by(perf.to_dict()):
+            return (True, float(perf.fom if perf.fom is not None else -math.inf))
+        return (False, -float(np.maximum(constraint_values(self.target, perf), 0.0).sum()))
+
+    def result(self) -> RefineResult:
+        return _result(self.seed, self.target, self.simulations, tuple(self.history))
+
+
+def refine(
+    seed: Circuit, target: Target, evaluate: BatchEvaluate, config: RefineConfig = RefineConfig()
+) -> RefineResult:
+    """Search ``seed``'s sizings for one meeting ``target`` with the highest FoM: ``n_generations`` of
+    NSGA-II (see ``initial_population``; integer SBX and polynomial mutation, rounded, breed the rest).
+    Deterministic for ``config.seed`` when ``evaluate`` is."""
+    run = SizingRun(seed, target, evaluate, config)
+    for _ in range(config.n_generations):
+        if not run.step():
+            break
+    return run.result()
+
+
+def initial_population(x: np.ndarray, k_min: int, k_max: int, config: RefineConfig) -> np.ndarray:
+    """The seed's sizing, ``local_share`` of the rest log-normal perturbations of it, the others uniform.
+
+    The seed is a verified, usually near-feasible sizing: most of the first generation stays near it
+    (each value times e^N(0, local_sigma), rounded to the grid), and a few uniform draws keep NSGA-II
+    from collapsing onto one basin.
+    """
+    rng = np.random.default_rng(config.seed)
+    n_rest = config.pop_size - 1
+    n_local = round(n_rest * config.local_share)
+    local = np.exp(np.log(x)[None, :] + rng.normal(0.0, config.local_sigma, size=(n_local, len(x))))
+    uniform = rng.integers(k_min, k_max + 1, size=(n_rest - n_local, len(x)))
+    rows = [x[None, :], np.clip(np.rint(local), k_min, k_max).astype(int), uniform]
+    return np.vstack(rows)
 
 
 def _result(
@@ -316,12 +421,7 @@ def _result(
 ) -> RefineResult:
     entries = list(simulations.results.values())  # first-seen order: the seed comes first
     met = [target.met_by(p.to_dict()) for _, p in entries]
-    if any(met):
-        # Highest FoM; on ties the earliest found.
-        best = max((i for i in range(len(entries)) if met[i]), key=lambda i: (entries[i][1].fom, -i))
-    else:
-        violation = [float(np.maximum(constraint_values(target, p), 0.0).sum()) for _, p in entries]
-        best = min(range(len(entries)), key=lambda i: (violation[i], i))
+    best = _best_index(target, entries)
     circuit, performance = entries[best]
     seed_perf = simulations.results[seed.key][1]
     return RefineResult(
@@ -334,6 +434,15 @@ def _result(
         history=history,
         front=_front(target, [entries[i] for i in range(len(entries)) if met[i]]),
     )
+
+
+def _best_index(target: Target, entries: Sequence[tuple[Circuit, Performance]]) -> int:
+    """Highest FoM among entries meeting the target (earliest on ties); else the least violating."""
+    met = [i for i, (_, p) in enumerate(entries) if target.met_by(p.to_dict())]
+    if met:
+        return max(met, key=lambda i: (entries[i][1].fom, -i))
+    violation = [float(np.maximum(constraint_values(target, p), 0.0).sum()) for _, p in entries]
+    return min(range(len(entries)), key=lambda i: (violation[i], i))
 
 
 def _front(target: Target, feasible: list[tuple[Circuit, Performance]]) -> tuple[Candidate, ...]:

@@ -12,7 +12,9 @@ from orchestrator.refine import (
     FAILED_PENALTY,
     RefineConfig,
     RefineError,
+    SizingRun,
     constraint_values,
+    initial_population,
     objective_values,
     refine,
     sizing_of,
@@ -167,6 +169,8 @@ def test_a_seed_that_fails_to_simulate_is_still_refined(meeting_seed):
         ({"seed": -1}, "seed"),
         ({"seed": 1.5}, "seed"),
         ({"pop_size": 8, "max_evaluations": 7}, "max_evaluations"),
+        ({"local_share": 1.5}, "local_share"),
+        ({"local_sigma": 0.0}, "local_sigma"),
     ],
 )
 def test_bad_config_names_the_field(kwargs, field):
@@ -218,3 +222,42 @@ def test_constraints_are_normalised_and_agree_with_met_by():
     assert (constraint_values(target, on_the_bound) <= 0).all() == target.met_by(on_the_bound.to_dict())
     zero = Target.from_expressions("z", ["ugbw_hz>=0"])
     assert constraint_values(zero, perf)[0] < 0
+
+
+def test_initial_population_is_the_seed_then_its_neighbourhood_then_uniform_draws():
+    x = np.array([5, 50, 100])
+    config = RefineConfig(pop_size=21, local_share=0.75, local_sigma=0.1, seed=3)
+    pop = initial_population(x, 1, 101, config)
+    assert pop.shape == (21, 3) and (pop[0] == x).all()
+    assert ((pop >= 1) & (pop <= 101)).all() and pop.dtype.kind == "i"
+    local = pop[1:16]  # 15 of the 20 others
+    assert (np.abs(np.log(local) - np.log(x)) < 0.6).all()  # within 6 sigma of the seed, in log units
+
+
+def test_polish_climbs_without_losing_ground_and_stops_when_nothing_is_left(meeting_seed):
+    run = SizingRun(meeting_seed, TARGET, Recorder(), RefineConfig(pop_size=8, seed=0))
+    assert run.step()
+    scores = [run.score()]
+    sweeps = 0
+    while run.polish() and sweeps < 200:
+        scores.append(run.score())
+        sweeps += 1
+    assert sweeps < 200, "the compass search must run out of new neighbours"
+    assert scores == sorted(scores)  # never worse: met first, then FoM
+    assert scores[-1][0] and scores[-1][1] >= scores[0][1]
+    batches = run.simulations.evaluate.batches
+    seen = [sizing_of(c) for c in batches[0]]
+    for batch in batches[1:]:  # a polish batch: neighbours of a centre simulated before, one value changed
+        x = np.array([sizing_of(c) for c in batch])
+        centres = [y for y in seen if ((x != y).sum(axis=1) == 1).all()]
+        assert centres, "a polish batch must be the one-value neighbours of one earlier sizing"
+        seen.extend(x)
+    assert run.result().circuit.topology_key == meeting_seed.topology_key
+
+
+def test_polish_respects_the_evaluation_cap(meeting_seed):
+    run = SizingRun(meeting_seed, TARGET, BACKEND.simulate, RefineConfig(pop_size=8, seed=0, max_evaluations=12))
+    assert run.step()
+    while run.polish(max_new=4):
+        pass
+    assert run.n_evaluations <= 12

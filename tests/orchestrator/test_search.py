@@ -76,6 +76,18 @@ def test_refinement_improves_the_winner_and_records_lineage():
     assert out.n_simulations <= 200
 
 
+def test_successive_halving_gives_the_budget_to_the_best_seed_and_polishes_its_winner():
+    s, _ = search(EASY, budget=400, refine_share=0.7, refine_seeds=4, refine_rung=1, refine_pop=10)
+    out = s.run()
+    runs = sorted(out.refinements, key=lambda r: r["n_evaluations"], reverse=True)
+    assert len(runs) == 4 and len({out.proposals[r["seed"]].circuit.topology_key for r in runs}) == 4
+    # rung 1 keeps 2 of 4 seeds, rung 2 keeps 1: the survivor gets most of the budget, the others one or two rungs
+    assert runs[0]["n_evaluations"] > runs[1]["n_evaluations"] >= runs[2]["n_evaluations"]
+    assert runs[2]["n_evaluations"] <= 10 and runs[3]["n_evaluations"] <= 10
+    assert out.proposals[out.winner].parent == runs[0]["seed"]  # the winner comes from the run that went on
+    assert out.n_simulations <= 400
+
+
 def test_an_impossible_target_spends_at_most_its_budget_and_is_not_met():
     impossible = Target.from_expressions("impossible", ["gain_db>=500"])
     s, sim = search(impossible, budget=120)
@@ -121,6 +133,8 @@ def test_arms_are_the_classes_inside_the_target():
         ({"refine_share": 1.0}, "refine_share"),
         ({"explore_share": 1.5}, "explore_share"),
         ({"refine_seeds": 0}, "refine_seeds"),
+        ({"refine_rung": 0}, "refine_rung"),
+        ({"polish_share": -0.1}, "polish_share"),
     ],
 )
 def test_bad_search_configs_are_named(kwargs, message):
