@@ -186,7 +186,11 @@ def sinusoidal(n: int, d: int) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention on ``scaled_dot_product_attention`` with a boolean block mask."""
+    """Multi-head self-attention on ``scaled_dot_product_attention`` with a boolean block mask.
+
+    With ``cache`` (a list, empty at first), keys and values of earlier calls are kept in it and
+    the new tokens attend to them too: greedy decoding then feeds one step's tokens at a time.
+    """
 
     def __init__(self, d: int, heads: int, dropout: float) -> None:
         super().__init__()
@@ -194,9 +198,13 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(d, 3 * d)
         self.proj = nn.Linear(d, d)
 
-    def forward(self, x: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, blocked: torch.Tensor, cache: list[torch.Tensor] | None = None) -> torch.Tensor:
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if cache is not None:
+            if cache:
+                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+            cache[:] = [k, v]
         h = F.scaled_dot_product_attention(
             q, k, v, attn_mask=~blocked, dropout_p=self.dropout if self.training else 0.0
         )
@@ -214,8 +222,8 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, ratio * d), nn.GELU(), nn.Linear(ratio * d, d), nn.Dropout(dropout))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, blocked: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), blocked))
+    def forward(self, x: torch.Tensor, blocked: torch.Tensor, cache: list[torch.Tensor] | None = None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), blocked, cache))
         return x + self.mlp(self.ln2(x))
 
 
@@ -311,6 +319,34 @@ class CktGen(nn.Module):
 
     # --- decoder ----------------------------------------------------------------------------
 
+    def _stream_tokens(
+        self,
+        z: torch.Tensor,
+        types: torch.Tensor,
+        pos: torch.Tensor,
+        topo: torch.Tensor,
+        adj: torch.Tensor,
+        start: int,
+        stop: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Input tokens at positions ``start..stop - 1`` of every stream (position 0 is the latent, position
+        p the node p − 1), stream-major, with their indices into ``dec_pe``/``dec_mask``."""
+        L = MAX_NODES + 1
+        first = max(start - 1, 0)
+        parts = (
+            self.dec_type(types[:, first : stop - 1]),
+            self.dec_pos(pos[:, first : stop - 1]),
+            self.dec_gin(topo[:, : stop - 1, :], adj[:, : stop - 1, : stop - 1])[:, first:],
+        )
+        if self.config.dec_streams == 1:
+            parts = (parts[0] + parts[1] + parts[2],)
+        if start == 0:
+            lat = self.dec_latent(z)[:, None]
+            parts = tuple(torch.cat([lat, p], 1) for p in parts)
+        x = torch.cat(parts, 1)
+        idx = torch.cat([torch.arange(start, stop) + s * L for s in range(len(parts))]).to(z.device)
+        return self.dec_drop(x + self.dec_pe[idx]), idx
+
     def decode_streams(
         self,
         z: torch.Tensor,
@@ -322,20 +358,10 @@ class CktGen(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """One causal pass over the first ``length`` tokens of each stream (latent + ``length`` − 1 nodes).
 
-        Outputs at positions 0..7 predict nodes 0..7; causality makes a prefix pass give the same
-        outputs as a full one, so greedy decoding only runs the prefix it needs.
+        Outputs at positions 0..7 predict nodes 0..7. Training uses this full pass; greedy decoding
+        feeds one step at a time through ``_decode_step``, which gives the same outputs.
         """
-        n = length - 1
-        lat = self.dec_latent(z)[:, None]
-        parts = (self.dec_type(types[:, :n]), self.dec_pos(pos[:, :n]), self.dec_gin(topo[:, :n, :], adj[:, :n, :n]))
-        L = MAX_NODES + 1
-        if self.config.dec_streams == 3:
-            x = torch.cat([torch.cat([lat, p], 1) for p in parts], 1)
-            idx = torch.cat([torch.arange(length) + s * L for s in range(3)]).to(z.device)
-        else:
-            x = torch.cat([lat, parts[0] + parts[1] + parts[2]], 1)
-            idx = torch.arange(length, device=z.device)
-        x = self.dec_drop(x + self.dec_pe[idx])
+        x, idx = self._stream_tokens(z, types, pos, topo, adj, 0, length)
         mask = self.dec_mask[idx][:, idx]
         for block in self.blocks:
             x = block(x, mask)
@@ -347,6 +373,38 @@ class CktGen(nn.Module):
             "pos_logits": self.head_pos(h_pos[:, :m]),
             "topo": self.head_topo(h_topo[:, :m]),
             "h_next": h_type[:, 1:],  # position i + 1 has seen node i: the value regressor's input
+        }
+
+    def _decode_step(
+        self,
+        z: torch.Tensor,
+        types: torch.Tensor,
+        pos: torch.Tensor,
+        topo: torch.Tensor,
+        adj: torch.Tensor,
+        i: int,
+        state: dict[str, Any],
+    ) -> dict[str, torch.Tensor]:
+        """Outputs at position ``i`` (node i's logits, and the value input of node i − 1) from the tokens
+        not yet seen, with keys and values of earlier positions cached in ``state`` (empty at first).
+        Topology features of every position so far accumulate in ``state["topo"]``."""
+        start = 0 if not state else i
+        x, idx = self._stream_tokens(z, types, pos, topo, adj, start, i + 1)
+        keys = idx if not state else torch.cat([state["idx"], idx])
+        caches = state.setdefault("caches", [[] for _ in self.blocks])
+        mask = self.dec_mask[idx][:, keys]
+        for block, cache in zip(self.blocks, caches):
+            x = block(x, mask, cache)
+        state["idx"] = keys
+        x = self.dec_ln(x)
+        h_type, h_pos, h_topo = x.chunk(3, dim=1) if self.config.dec_streams == 3 else (x, x, x)
+        new_topo = self.head_topo(h_topo)
+        state["topo"] = new_topo if start == 0 else torch.cat([state["topo"], new_topo], 1)
+        return {
+            "type_logits": self.head_type(h_type[:, -1]),
+            "pos_logits": self.head_pos(h_pos[:, -1]),
+            "topo": state["topo"],
+            "h_last": h_type[:, -1],
         }
 
     def edge_logits(self, topo_feat: torch.Tensor) -> torch.Tensor:
@@ -500,12 +558,13 @@ class CktGen(nn.Module):
         done = torch.zeros(b, dtype=torch.bool, device=dev)
         types[:, 0], pos[:, 0], topo[:, 0, 0] = IN, POS_IN, 1.0
         grammar = GrammarState(b, dev) if self.config.grammar else None
+        state: dict[str, Any] = {}
         for i in range(1, MAX_NODES):
-            out = self.decode_streams(z, types, pos, topo, adj, length=i + 1)
+            out = self._decode_step(z, types, pos, topo, adj, i, state)
             active = ~done
-            values[:, i - 1] = torch.where(active[:, None], self.node_values(out["h_next"][:, i - 1 : i], z)[:, 0], 0.0)
+            values[:, i - 1] = torch.where(active[:, None], self.node_values(out["h_last"][:, None], z)[:, 0], 0.0)
             edge_logits = self.edge_logits(out["topo"])[:, :i, i]  # u < i → i
-            type_logits, pos_logits = out["type_logits"][:, i], out["pos_logits"][:, i]
+            type_logits, pos_logits = out["type_logits"], out["pos_logits"]
             if grammar is None:
                 t, p, edges = self._choose_free(i, type_logits, pos_logits, edge_logits)
             else:
