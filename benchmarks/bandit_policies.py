@@ -60,18 +60,18 @@ def main() -> None:
     parser.add_argument("--campaign", type=Path, required=True, help="campaign YAML with the targets")
     parser.add_argument("--budget", type=int, default=500)
     parser.add_argument("--policies", default="ucb1,thompson,uniform,tpe,random")
-    parser.add_argument("--generator", help="generator checkpoint (default: shipped)")
-    parser.add_argument("--surrogate", help="surrogate checkpoint (default: shipped)")
+    parser.add_argument("--generator", help="generator checkpoint (default: the shipped design model, as campaigns)")
+    parser.add_argument("--surrogate", help="surrogate checkpoint (default: the shipped design model, as campaigns)")
     parser.add_argument("--limit", type=int, help="only the first N targets")
     parser.add_argument("--out", type=Path, help="JSON results")
     args = parser.parse_args()
 
     import torch
 
-    from generator.predict import SHIPPED_CHECKPOINT as GEN
+    from generator.predict import DESIGN_CHECKPOINT as GEN
     from generator.predict import Generator
     from simulator.ngspice import NgspiceBackend
-    from surrogate.predict import SHIPPED_CHECKPOINT as SUR
+    from surrogate.predict import DESIGN_CHECKPOINT as SUR
     from surrogate.predict import Surrogate
 
     torch.set_num_threads(1)
