@@ -1,10 +1,10 @@
-"""Sizing refinement of one topology with NSGA-II (pymoo), the simulator in the loop.
+"""Sizing refinement of one topology with NSGA-II (pymoo) and a compass polish, the simulator in the loop.
 
 A campaign's verified circuits are good topologies with rough sizings; refinement keeps the
 topology and searches the device values (every r, c and gm the nodes carry, as integer indices
 on the circuit's value grid) for a sizing that meets the target with the highest figure of merit.
 
-Each generation's new circuits go to ``evaluate`` as one batch (the Ray ngspice pool in
+Each generation's (or polish sweep's) new circuits go to ``evaluate`` as one batch (the Ray ngspice pool in
 production, ``MnaBackend().simulate`` in tests); results are cached by circuit key, so a
 circuit is never simulated twice and ``n_evaluations`` counts unique simulations.
 
@@ -89,7 +89,7 @@ class RefineConfig:
 
 @dataclass(frozen=True)
 class GenerationRecord:
-    """Progress after one generation (1 = the initial population), for convergence plots."""
+    """Progress after one batch: an NSGA-II generation or a polish sweep (1 = the initial population)."""
 
     generation: int
     n_evaluations: int  # unique simulations so far

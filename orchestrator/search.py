@@ -55,7 +55,7 @@ class SearchConfig:
     pulls_per_round: int = 6
     verify_per_round: int = 20
     explore_share: float = 0.5  # of each verification round, drawn at random from the unranked rest
-    refine_share: float = 0.6  # of the budget, kept for NSGA-II once the search phase ends (0: no refinement)
+    refine_share: float = 0.6  # of the budget, kept for refinement once the search phase ends (0: no refinement)
     refine_seeds: int = 4  # distinct verified topologies refined, by successive halving
     refine_pop: int = 20
     refine_rung: int = 2  # NSGA-II generations per seed before the worse half of the seeds is dropped
