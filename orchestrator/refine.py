@@ -45,6 +45,7 @@ from circuits.targets import Target
 
 BatchEvaluate = Callable[[Sequence[Circuit]], list[Performance]]
 
+POLISH_FIRST_STEP = 0.2  # the compass polish starts by scaling each value by 1 ± 20 %
 FAILED_PENALTY = 1e3  # far above any measured circuit's normalised violation or -FoM
 UGBW_FLOOR_HZ = 1e-3  # below any sweep, so log10 of a bound <= 0 Hz stays finite and ordered
 _TINY = 1e-12
@@ -305,7 +306,7 @@ class SizingRun:
         )
         self.algorithm.setup(self.problem, termination=("n_gen", 10**9), seed=config.seed, verbose=False)
         self.history: list[GenerationRecord] = []
-        self.polish_step = 0.2
+        self.polish_step = POLISH_FIRST_STEP
         self.converged = False  # NSGA-II bred nothing new
 
     @property
