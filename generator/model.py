@@ -362,11 +362,7 @@ class CktGen(nn.Module):
         feeds one step at a time through ``_decode_step``, which gives the same outputs.
         """
         x, idx = self._stream_tokens(z, types, pos, topo, adj, 0, length)
-        mask = self.dec_mask[idx][:, idx]
-        for block in self.blocks:
-            x = block(x, mask)
-        x = self.dec_ln(x)
-        h_type, h_pos, h_topo = x.chunk(3, dim=1) if self.config.dec_streams == 3 else (x, x, x)
+        h_type, h_pos, h_topo = self._transform(x, self.dec_mask[idx][:, idx])
         m = min(length, MAX_NODES)
         return {
             "type_logits": self.head_type(h_type[:, :m]),
@@ -374,6 +370,16 @@ class CktGen(nn.Module):
             "topo": self.head_topo(h_topo[:, :m]),
             "h_next": h_type[:, 1:],  # position i + 1 has seen node i: the value regressor's input
         }
+
+    def _transform(
+        self, x: torch.Tensor, mask: torch.Tensor, caches: list[list[torch.Tensor]] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The decoder blocks and final norm over stream-major tokens; the (type, position, topology)
+        hidden states (one shared stream when ``dec_streams`` is 1). ``caches``: one per block."""
+        for k, block in enumerate(self.blocks):
+            x = block(x, mask, None if caches is None else caches[k])
+        x = self.dec_ln(x)
+        return x.chunk(3, dim=1) if self.config.dec_streams == 3 else (x, x, x)
 
     def _decode_step(
         self,
@@ -392,12 +398,8 @@ class CktGen(nn.Module):
         x, idx = self._stream_tokens(z, types, pos, topo, adj, start, i + 1)
         keys = idx if not state else torch.cat([state["idx"], idx])
         caches = state.setdefault("caches", [[] for _ in self.blocks])
-        mask = self.dec_mask[idx][:, keys]
-        for block, cache in zip(self.blocks, caches):
-            x = block(x, mask, cache)
+        h_type, h_pos, h_topo = self._transform(x, self.dec_mask[idx][:, keys], caches)
         state["idx"] = keys
-        x = self.dec_ln(x)
-        h_type, h_pos, h_topo = x.chunk(3, dim=1) if self.config.dec_streams == 3 else (x, x, x)
         new_topo = self.head_topo(h_topo)
         state["topo"] = new_topo if start == 0 else torch.cat([state["topo"], new_topo], 1)
         return {
