@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--generator", help="generator checkpoint (default: the shipped design model, as campaigns)")
     parser.add_argument("--surrogate", help="surrogate checkpoint (default: the shipped design model, as campaigns)")
     parser.add_argument("--limit", type=int, help="only the first N targets")
+    parser.add_argument("--sampling", choices=("bank", "spec"), default="bank", help="generator latents (as campaigns)")
     parser.add_argument("--out", type=Path, help="JSON results")
     args = parser.parse_args()
 
@@ -82,7 +83,7 @@ def main() -> None:
     targets = load_campaign(args.campaign).targets[: args.limit]
 
     def propose(cls, n, seed):
-        return [c for c in generator.generate([cls], n, seed=seed) if isinstance(c, Circuit)]
+        return [c for c in generator.generate([cls], n, seed=seed, sampling=args.sampling) if isinstance(c, Circuit)]
 
     def predict(circuits):
         return [{k: v for k, v in r.items() if k != "embedding"} for r in surrogate.predict(circuits)]
@@ -98,7 +99,7 @@ def main() -> None:
                     t, generator.spec_classes, [], family_proposer(), None, backend.simulate, config, source="random"
                 )
             else:
-                config = SearchConfig(budget=args.budget, policy=name, seed=seed)
+                config = SearchConfig(budget=args.budget, policy=name, seed=seed, sampling=args.sampling)
                 search = TargetSearch(
                     t, generator.spec_classes, generator.train_classes, propose, predict, backend.simulate, config
                 )

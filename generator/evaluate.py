@@ -54,8 +54,14 @@ def cond_gen(
     rounds: int = 120,
     seed: int = 0,
     simulate: Simulate | None = None,
+    sampling: str = "spec",
 ) -> dict[str, Any]:
-    """Conditional generation metrics on the test split's classes (see the module docstring)."""
+    """Conditional generation metrics on the test split's classes (see the module docstring).
+
+    ``sampling`` is passed to ``Generator.generate``: ``spec`` as the paper samples, ``bank`` around
+    the training circuits of each class; ``novel_circuits`` and ``novel_topologies`` say how many
+    generated circuits (values included) and topologies are not in the training split.
+    """
     if surrogate.classes.sizes != generator.spec_classes.sizes:
         raise CktLoopError(
             f"generator classes {generator.spec_classes.name!r} {generator.spec_classes.sizes} and surrogate "
@@ -68,7 +74,9 @@ def cond_gen(
     s = len(specs)
     rng = np.random.default_rng(seed)
     truth = [[by_class[c][int(rng.integers(len(by_class[c])))] for c in specs] for _ in range(rounds)]
-    generated = generator.generate(specs, rounds, seed=seed)  # spec-major: spec j, round r at j·rounds + r
+    generated = generator.generate(
+        specs, rounds, seed=seed, sampling=sampling
+    )  # spec-major: spec j, round r at j·rounds + r
     grid = [[generated[j * rounds + r] for j in range(s)] for r in range(rounds)]
     flat = [c for row in grid for c in row]
     targets = [specs[j] for _ in range(rounds) for j in range(s)]
@@ -123,6 +131,15 @@ def cond_gen(
         "diversity_across_specs": m.diversity_across_specs(rounds_emb, rng=seed) if rounds_emb else 0.0,
         "diversity_within_spec": m.diversity_within_spec(per_spec, rng=seed) if rounds > 1 else 0.0,
         "unique_share": len({c.key for c in circuits}) / len(flat),
+        "sampling": sampling,
+        "novel_circuits": (
+            m.novelty([c.key for c in circuits], (c.key for c in splits.train_circuits)) if circuits else 0.0
+        ),
+        "novel_topologies": (
+            m.novelty([c.topology_key for c in circuits], (c.topology_key for c in splits.train_circuits))
+            if circuits
+            else 0.0
+        ),
         "predicted_fom_mean": float(np.mean([p["fom"] for p in predicted])) if predicted else float("nan"),
     }
     if simulate is not None:
@@ -185,6 +202,9 @@ LABELS = {
     "diversity_across_specs": ("diversity across specs (paper: Inter-D)", "{:.3f}"),
     "diversity_within_spec": ("diversity within a spec (paper: Intra-D)", "{:.3f}"),
     "unique_share": ("unique circuits", "{:.1%}"),
+    "novel_circuits": ("not a training circuit", "{:.1%}"),
+    "novel_topologies": ("not a training topology", "{:.1%}"),
+    "sampling": ("latent sampling", "{}"),
     "recon_acc": ("Recon-Acc", "{:.1%}"),
     "exact_topology": ("exact topology (positions too)", "{:.1%}"),
     "novelty": ("novelty", "{:.1%}"),
@@ -201,4 +221,3 @@ def markdown_table(title: str, metrics: dict[str, Any]) -> str:
             rows.append((f"{key.replace('_', ' ')} (gain, UGBW, PM)", ", ".join(f"{x:.1%}" for x in metrics[key])))
     head = f"| {title} ({metrics.get('generator', '')}) | value |"
     return "\n".join([head, "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
-

@@ -142,6 +142,11 @@ class CktGenConfig:
     def spec_sizes(self) -> tuple[int, ...]:
         return spec_classes(self.spec_preset).sizes
 
+    @property
+    def conditional(self) -> bool:
+        """Whether the spec latent is trained (the paired KL terms); the recon-only VAE's is not."""
+        return self.kl_mode == "paired"
+
 
 def check_field_types(obj: Any) -> None:
     """Reject values of the wrong type (e.g. YAML 1.1 reads ``1e-4`` as a string), naming the field."""
@@ -632,7 +637,7 @@ class CktGen(nn.Module):
                 results.append(exc)
         return results
 
-    def _decode_all(self, z: torch.Tensor) -> list[Circuit | CircuitError]:
+    def decode(self, z: torch.Tensor) -> list[Circuit | CircuitError]:
         results: list[Circuit | CircuitError] = []
         step = max(1, self.config.sample_batch)
         for start in range(0, z.shape[0], step):
@@ -663,13 +668,17 @@ class CktGen(nn.Module):
         spec = self.check_specs(specs).repeat_interleave(n_per_spec, 0)
         if spec.shape[0] == 0:
             return []
+        return self.decode(self.spec_latents(spec, generator))
+
+    @torch.no_grad()
+    def spec_latents(self, spec: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """One draw of the spec latent per row of ``spec`` (class indices, as ``check_specs`` returns)."""
         was_training = self.training
         self.eval()
         try:
             mu, lv = self.encode_spec(spec)
             noise = torch.randn(mu.shape, generator=generator, device="cpu" if generator is None else generator.device)
-            z = mu + noise.to(mu.device) * (0.5 * lv).exp()
-            return self._decode_all(z)
+            return mu + noise.to(mu.device) * (0.5 * lv).exp()
         finally:
             self.train(was_training)
 
@@ -691,7 +700,7 @@ class CktGen(nn.Module):
         """Encode each circuit to its mean latent and decode it greedily."""
         if not circuits:
             return []
-        return self._decode_all(self.encode_mean(circuits))
+        return self.decode(self.encode_mean(circuits))
 
     @torch.no_grad()
     def sample_prior(self, n: int, generator: torch.Generator | None = None) -> list[Circuit | CircuitError]:
@@ -700,4 +709,4 @@ class CktGen(nn.Module):
             (n, self.config.latent_dim), generator=generator, device="cpu" if generator is None else generator.device
         )
         z = self.prior_mean + noise.to(self.device) * self.prior_std
-        return self._decode_all(z)
+        return self.decode(z)

@@ -12,7 +12,10 @@ from circuits.circuit import Circuit
 from circuits.errors import CircuitError, CktLoopError
 from circuits.specs import SpecClass, SpecClasses, spec_classes
 from generator.checkpoint import load_checkpoint, model_from_checkpoint
+from generator.latent_bank import BANK_NOISE, LatentBank
 from generator.model import CktGen
+
+SAMPLING = ("spec", "bank")  # how generate draws latents (see Generator.generate)
 
 # Trained with the cpu preset on the 10,000-circuit ocb101 dataset; shipped with the package (see docs/models.md).
 SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "cktgen-cpu.pt"
@@ -34,11 +37,13 @@ class Generator:
         spec: SpecClasses,
         checkpoint: Path | None = None,
         train_classes: Sequence[SpecClass] | None = None,
+        bank: LatentBank | None = None,
     ) -> None:
         self.model = model.eval()
         self.version = version
         self.spec_classes = spec
         self.checkpoint = checkpoint
+        self.bank = bank
         # The classes seen in training (older checkpoints lack them: then every class of the preset).
         self.train_classes = (
             [tuple(int(k) for k in c) for c in train_classes]
@@ -58,17 +63,41 @@ class Generator:
             raise CktLoopError(f"{path}: {exc}") from None
         if spec.sizes != model.spec_sizes:
             raise CktLoopError(f"{path}: stored spec classes {spec.sizes} do not match the model's {model.spec_sizes}")
-        return cls(model, str(state["version"]), spec, path, state.get("train_classes"))
+        bank = None
+        if "latent_bank" in state:
+            try:
+                bank = LatentBank.from_state(state["latent_bank"], model.config.latent_dim, len(spec.sizes))
+            except CktLoopError as exc:
+                raise CktLoopError(f"{path}: {exc}") from None
+        return cls(model, str(state["version"]), spec, path, state.get("train_classes"), bank)
 
     @staticmethod
     def _rng(seed: int | None) -> torch.Generator | None:
         return None if seed is None else torch.Generator().manual_seed(seed)
 
     def generate(
-        self, specs: Sequence[SpecClass], n_per_spec: int = 1, seed: int | None = None
+        self, specs: Sequence[SpecClass], n_per_spec: int = 1, seed: int | None = None, sampling: str = "spec"
     ) -> list[Circuit | CircuitError]:
-        """``n_per_spec`` circuits for each spec class, spec-major (all of spec 0 first)."""
-        return self.model.generate(specs, n_per_spec, generator=self._rng(seed))
+        """``n_per_spec`` circuits for each spec class, spec-major (all of spec 0 first).
+
+        ``sampling``: ``spec`` draws the spec latent (the paper); ``bank`` decodes around the latent of a
+        random training circuit of the class (``generator.latent_bank``), the spec latent where the
+        class has none.
+        """
+        if sampling not in SAMPLING:
+            raise CktLoopError(f"unknown sampling {sampling!r} (known: {', '.join(SAMPLING)})")
+        if sampling == "spec" or n_per_spec == 0:
+            return self.model.generate(specs, n_per_spec, generator=self._rng(seed))
+        if self.bank is None:
+            raise CktLoopError(
+                f"{self.checkpoint or 'this generator'}: no latent bank stored; resume its training run to add one"
+            )
+        rng = self._rng(seed)
+        spec = self.model.check_specs(specs).repeat_interleave(n_per_spec, 0)
+        z = self.model.spec_latents(spec, rng)
+        banked, found = self.bank.sample(specs, n_per_spec, self.model.prior_std * BANK_NOISE, rng)
+        z = torch.where(found[:, None].to(z.device), banked.to(z.device), z)
+        return self.model.decode(z)
 
     def reconstruct(self, circuits: Sequence[Circuit]) -> list[Circuit | CircuitError]:
         return self.model.reconstruct(circuits)

@@ -7,6 +7,10 @@
 * ``metrics.jsonl``: one line per epoch, every loss term per circuit for train and test, lr, seconds;
 * ``metrics.png``: the loss curves.
 
+At the end the training circuits are encoded once: their latents set the prior statistics (for
+``sample_prior``) and, for a spec-conditioned model, become the checkpoint's latent bank
+(``generator.latent_bank``). Resuming a finished run trains nothing and refreshes only these.
+
 Resuming reproduces an uninterrupted run exactly: shuffling uses a per-epoch seeded generator and the
 global RNG states (dropout, latent sampling) travel in the checkpoint.
 """
@@ -37,6 +41,7 @@ from generator.checkpoint import (
     set_rng_state,
 )
 from generator.data import GeneratorData, Splits, build_splits
+from generator.latent_bank import LatentBank
 from generator.model import CktGen, CktGenConfig, ConfigError, check_field_types
 from storage.rows import load_rows
 
@@ -101,6 +106,13 @@ def _device(name: str) -> torch.device:
         return torch.device(name)
     except RuntimeError as exc:
         raise CktLoopError(f"unknown device {name!r}: {exc}") from None
+
+
+def _first_rows(data: GeneratorData, n: int | None) -> GeneratorData:
+    """The first ``n`` rows (``max_train_rows``), or all of them."""
+    if n is None or n >= len(data):
+        return data
+    return GeneratorData(data.batch(slice(0, n)), data.ids[:n], data.classes[:n])
 
 
 def _fingerprint(data: GeneratorData) -> dict[str, Any]:
@@ -208,16 +220,53 @@ def plot_metrics(records: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def prior_statistics(model: CktGen, data: GeneratorData, device: torch.device, batch_size: int = 512) -> None:
-    """Set ``prior_mean``/``prior_std`` from the training circuits' mean latents (for ``sample_prior``)."""
+def latent_bank(model: CktGen, data: GeneratorData, device: torch.device, batch_size: int = 512) -> LatentBank:
+    """The training circuits' mean latents with their classes (see ``generator.latent_bank``)."""
     model.eval()
     mus = []
     with torch.no_grad():
         for batch in data.batches(batch_size):
-            mus.append(model.encode_circuit(_to(batch, device))[0])
-    mu = torch.cat(mus)
-    model.prior_mean.copy_(mu.mean(0))
-    model.prior_std.copy_(mu.std(0).clamp_min(1e-6) if len(mu) > 1 else torch.ones_like(mu[0]))
+            mus.append(model.encode_circuit(_to(batch, device))[0].cpu())
+    return LatentBank(torch.cat(mus), tuple(data.classes))
+
+
+def bank_checkpoint(
+    path: str | Path,
+    data_source: str | Path | Splits,
+    dataset_name: str | None = None,
+    out: str | Path | None = None,
+) -> LatentBank:
+    """Store (or refresh) the latent bank of a generator checkpoint, training or shipped, in place or at ``out``.
+
+    The bank must come from the rows the model was trained on: the training split of ``data_source``
+    is checked against the checkpoint's data fingerprint.
+    """
+    path = Path(path)
+    state = load_checkpoint(path)
+    model = model_from_checkpoint(path, state)
+    if not model.config.conditional:
+        raise CktLoopError(f"{path}: a reconstruction-only model has no trained spec latent to bank by")
+    splits = (
+        data_source
+        if isinstance(data_source, Splits)
+        else build_splits(load_rows(data_source, dataset_name), model.config.spec_preset)
+    )
+    raw = state.get("train_config")
+    train_data = _first_rows(splits.train, raw.get("max_train_rows") if isinstance(raw, dict) else None)
+    if state.get("data") != _fingerprint(train_data):
+        raise CktLoopError(
+            f"{path}: trained on different data ({state.get('data')}) than given now ({_fingerprint(train_data)})"
+        )
+    bank = latent_bank(model, train_data, model.device)
+    state["latent_bank"] = bank.to_state()
+    save_checkpoint(out or path, {k: v for k, v in state.items() if k not in ("format", "format_version")})
+    return bank
+
+
+def set_prior_statistics(model: CktGen, latents: torch.Tensor) -> None:
+    """``prior_mean``/``prior_std`` from the training circuits' mean latents (for ``sample_prior``)."""
+    model.prior_mean.copy_(latents.mean(0))
+    model.prior_std.copy_(latents.std(0).clamp_min(1e-6) if len(latents) > 1 else torch.ones_like(latents[0]))
 
 
 def validity(results: list[Any]) -> float:
@@ -248,13 +297,7 @@ def train(
     )
     if splits.spec.name != cfg.model.spec_preset:
         raise CktLoopError(f"data classes {splits.spec.name!r} differ from the config's {cfg.model.spec_preset!r}")
-    train_data = splits.train
-    if cfg.max_train_rows is not None and cfg.max_train_rows < len(train_data):
-        train_data = GeneratorData(
-            train_data.batch(slice(0, cfg.max_train_rows)),
-            train_data.ids[: cfg.max_train_rows],
-            train_data.classes[: cfg.max_train_rows],
-        )
+    train_data = _first_rows(splits.train, cfg.max_train_rows)
     fingerprint = _fingerprint(train_data)
     train_classes = [list(c) for c in sorted(set(train_data.classes))]  # a campaign's arms come from these
     ckpt_path = out / CHECKPOINT
@@ -286,7 +329,7 @@ def train(
     records = _read_metrics(metrics_path, start_epoch)
     metrics_path.write_text("".join(json.dumps(r) + "\n" for r in records))
 
-    def checkpoint(epoch: int) -> None:
+    def checkpoint(epoch: int, bank: dict[str, Any] | None = None) -> None:
         save_checkpoint(
             ckpt_path,
             {
@@ -301,6 +344,7 @@ def train(
                 "scheduler": scheduler.state_dict(),
                 "rng": rng_state(),
                 "data": fingerprint,
+                **({"latent_bank": bank} if bank is not None else {}),
             },
         )
 
@@ -349,13 +393,18 @@ def train(
     epoch = max(epoch, start_epoch)
 
     # Everything below leaves the global RNG alone, so a later resume continues the same stream.
-    prior_statistics(model, train_data, device)
+    encoded = latent_bank(model, train_data, device)
+    set_prior_statistics(model, encoded.latents)
+    bank = encoded.to_state() if cfg.model.conditional else None  # the recon-only VAE has no spec to bank by
     if epoch > start_epoch or not ckpt_path.exists():
-        checkpoint(epoch)
-    else:  # nothing trained: refresh the stored prior statistics only
+        checkpoint(epoch, bank)
+    else:  # nothing trained: refresh the derived statistics (prior, train classes, latent bank) only
         state = load_checkpoint(ckpt_path, map_location=device)
         state["model"] = model.state_dict()
         state["train_classes"] = train_classes
+        state.pop("latent_bank", None)
+        if bank is not None:
+            state["latent_bank"] = bank
         save_checkpoint(ckpt_path, {k: v for k, v in state.items() if k not in ("format", "format_version")})
     plot_metrics(records, out / PLOT)
     valid = None

@@ -98,7 +98,7 @@ class BanditWorker:
         else:
 
             def propose(cls: SpecClass | None, n: int, seed: int) -> list[Circuit]:
-                out = self._call(self.generator, "generate", [cls], n, seed)
+                out = self._call(self.generator, "generate", [cls], n, seed, config.sampling)
                 return [c for c in out if isinstance(c, Circuit)]
 
             def predict(circuits: Sequence[Circuit]) -> list[dict[str, Any]]:
@@ -186,9 +186,7 @@ def _start(settings: CampaignSettings, address: str | None) -> tuple[list[Any], 
         classes = spec_classes("ocb").to_dict()
     worker_cls = ray.remote(num_cpus=0)(BanditWorker)
     workers = [
-        worker_cls.remote(
-            generator, surrogate, classes, known, settings.simulators_per_worker, settings.simulator_cpus
-        )
+        worker_cls.remote(generator, surrogate, classes, known, settings.simulators_per_worker, settings.simulator_cpus)
         for _ in range(settings.workers)
     ]
     versions["simulator"], versions["simulator_version"] = ray.get(workers[0].simulator.remote())

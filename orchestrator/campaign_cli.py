@@ -92,6 +92,13 @@ def _search_options(p: argparse.ArgumentParser, db_option: Callable[[argparse.Ar
     p.add_argument("--budget", type=int, help="simulations per target, refinement included (default 500)")
     p.add_argument("--policy", choices=sorted(POLICIES), default="ucb1", help="bandit policy (default ucb1)")
     p.add_argument("--generator", type=Path, help="generator checkpoint (default: the shipped one)")
+    p.add_argument(
+        "--sampling",
+        choices=("bank", "spec"),
+        default="bank",
+        help="generator latents: around the training circuits of the class (bank, default) or the paper's "
+        "spec latent (spec)",
+    )
     p.add_argument("--surrogate", type=Path, help="surrogate checkpoint (default: the shipped one)")
     p.add_argument(
         "--random", action="store_true", help="baseline: plain random sampling of the family, no models, no refinement"
@@ -115,7 +122,11 @@ def _settings(args: argparse.Namespace) -> Any:
         for what, path in (("generator", generator), ("surrogate", surrogate)):
             if not Path(path).is_file():
                 raise CktLoopError(f"{what} checkpoint {path} not found (train one, or pass --random)")
-    search = SearchConfig(policy=args.policy, refine_share=0.0) if args.random else SearchConfig(policy=args.policy)
+    search = (
+        SearchConfig(policy=args.policy, refine_share=0.0)
+        if args.random
+        else SearchConfig(policy=args.policy, sampling=args.sampling)
+    )
     return CampaignSettings(
         generator=None if args.random else str(generator),
         surrogate=None if args.random else str(surrogate),

@@ -169,9 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--rounds", type=_positive_int, default=120, help="cond-gen: rounds (default 120)")
     evaluate.add_argument("--samples", type=_positive_int, default=10_000, help="prior: latent draws (default 10000)")
     evaluate.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    evaluate.add_argument(
+        "--sampling",
+        choices=("spec", "bank"),
+        default="spec",
+        help="cond-gen: the paper's spec latent (default) or around the training circuits of each class (bank)",
+    )
     evaluate.add_argument("--no-sim", action="store_true", help="cond-gen: skip Sim-Spec-Acc (no ngspice, no Ray)")
     evaluate.add_argument("--workers", type=_positive_int, help="cond-gen: ngspice actors (default: CPU count)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    db_option(evaluate)
     evaluate.set_defaults(run=_evaluate)
 
     ship = commands.add_parser(
@@ -184,6 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
     ship.add_argument("--out", required=True, type=Path, help="where to write the shipped checkpoint")
     ship.add_argument("--metrics", type=Path, action="append", help="JSON metrics to attach (repeatable)")
     ship.set_defaults(run=_ship)
+
+    bank = commands.add_parser(
+        "bank",
+        help="store the training circuits' latents in a generator checkpoint (for bank sampling)",
+        description="Encode the training split a generator was trained on and store the latents with their "
+        "spec classes in the checkpoint, so `--sampling bank` can decode around the circuits of a class. "
+        "Training does this itself; use it on checkpoints made before the bank existed. The data must be the "
+        "model's own training data (checked against the checkpoint's fingerprint).",
+    )
+    bank.add_argument("checkpoint", type=Path, help="generator checkpoint (training or shipped)")
+    bank.add_argument("--data", help="a JSONL export instead of the store")
+    bank.add_argument("--dataset", help="dataset name in the store (default: the only dataset)")
+    bank.add_argument("--out", type=Path, help="write here instead of updating the checkpoint in place")
+    db_option(bank)
+    bank.set_defaults(run=_bank)
 
     from orchestrator import campaign_cli
 
@@ -412,12 +434,21 @@ def _evaluate(args: argparse.Namespace) -> int:
         pool = None if args.no_sim else _simulation_pool(args.workers)
         try:
             simulate = None if pool is None else pool.simulate_all
-            metrics = gen_eval.cond_gen(generator, surrogate, splits, args.rounds, args.seed, simulate)
+            metrics = gen_eval.cond_gen(generator, surrogate, splits, args.rounds, args.seed, simulate, args.sampling)
         finally:
             if pool is not None:
                 pool.shutdown()
         title = "conditional generation"
     print(json.dumps(metrics, indent=2, default=str) if args.json else gen_eval.markdown_table(title, metrics))
+    return 0
+
+
+def _bank(args: argparse.Namespace) -> int:
+    from generator.train import bank_checkpoint
+
+    source, dataset = _data_source(args)
+    bank = bank_checkpoint(args.checkpoint, source, dataset, args.out)
+    print(f"banked {len(bank)} training latents in {args.out or args.checkpoint}")
     return 0
 
 

@@ -40,7 +40,8 @@ def _one_thread_per_cpu() -> None:
     import ray
     import torch
 
-    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0.0) if ray.is_initialized() else 0.0
+    in_actor = ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0.0) if in_actor else 0.0
     torch.set_num_threads(max(1, int(cpus)))
 
 
@@ -64,8 +65,11 @@ class GeneratorHost:
         """The joint classes the generator saw in training: a campaign's arms are drawn from these."""
         return self.model.train_classes
 
-    def generate(self, specs: Sequence[SpecClass], n_per_spec: int = 1, seed: int | None = None) -> list[Circuit | str]:
-        return [r if isinstance(r, Circuit) else str(r) for r in self.model.generate(specs, n_per_spec, seed)]
+    def generate(
+        self, specs: Sequence[SpecClass], n_per_spec: int = 1, seed: int | None = None, sampling: str = "spec"
+    ) -> list[Circuit | str]:
+        out = self.model.generate(specs, n_per_spec, seed, sampling)
+        return [r if isinstance(r, Circuit) else str(r) for r in out]
 
 
 class SurrogateHost:

@@ -43,6 +43,7 @@ Predict = Callable[[Sequence[Circuit]], list[dict[str, Any]]]
 Simulate = Callable[[Sequence[Circuit]], list[Performance]]
 
 PREDICTED_FIELDS = ("gain_db", "ugbw_hz", "pm_deg", "fom")
+SAMPLING = ("bank", "spec")  # as generator.predict.Generator.generate takes them (this module stays free of torch)
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,14 @@ class SearchConfig:
     refine_rung: int = 2  # NSGA-II generations per seed before the worse half of the seeds is dropped
     polish_share: float = 0.3  # of the refinement budget, kept for the compass polish of the best sizing
     family_arm: bool = True  # one more arm: plain random circuits of the family, so the generator must earn its pulls
+    sampling: str = "bank"  # generator latents: "bank" (around training circuits of the class) or "spec" (the paper)
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"unknown bandit policy {self.policy!r} (known: {', '.join(POLICIES)})")
+        if self.sampling not in SAMPLING:
+            raise ValueError(f"unknown generator sampling {self.sampling!r} (known: {', '.join(SAMPLING)})")
         for name in (
             "budget",
             "pull_size",

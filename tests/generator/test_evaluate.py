@@ -102,3 +102,18 @@ def test_mismatched_class_presets_are_refused(models):
     other.classes = type(surrogate.classes)("other", surrogate.classes.axes[:2])
     with pytest.raises(CktLoopError, match="differ"):
         ev.cond_gen(generator, other, splits, rounds=1)
+
+
+def test_cond_gen_with_bank_sampling_reports_what_is_new(models):
+    generator, surrogate, splits = models
+    m = ev.cond_gen(generator, surrogate, splits, rounds=2, seed=1, sampling="bank")
+    assert m["sampling"] == "bank"
+    classes = sorted({tuple(c) for c in splits.test.classes})
+    again = [c for c in generator.generate(classes, 2, seed=1, sampling="bank") if isinstance(c, Circuit)]
+    train_keys = {c.key for c in splits.train_circuits}
+    train_topologies = {c.topology_key for c in splits.train_circuits}
+    assert m["novel_circuits"] == pytest.approx(sum(c.key not in train_keys for c in again) / len(again))
+    assert m["novel_topologies"] == pytest.approx(
+        sum(c.topology_key not in train_topologies for c in again) / len(again)
+    )
+    assert "not a training topology" in ev.markdown_table("conditional generation", m)

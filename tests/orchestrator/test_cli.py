@@ -101,10 +101,16 @@ def test_unreachable_database(capsys):
     assert_one_line_error(code, err, "cannot open database", "127.0.0.1:1")
 
 
-def test_empty_store_says_what_to_do(capsys, tmp_path):
-    code, _, err = run(
-        capsys, "dataset", "export", "--out", str(tmp_path / "x.jsonl"), "--db", f"sqlite:///{tmp_path / 'e.db'}"
-    )
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["dataset", "export", "--out", "x.jsonl"],
+        ["evaluate", "cond-gen", "--no-sim"],
+        ["bank", "generator/checkpoints/cktgen-cpu.pt"],
+    ],
+)
+def test_empty_store_says_what_to_do(capsys, tmp_path, command):
+    code, _, err = run(capsys, *command, "--db", f"sqlite:///{tmp_path / 'e.db'}")
     assert_one_line_error(code, err, "no dataset", "cktloop dataset build")
 
 

@@ -64,3 +64,31 @@ def test_actors_serve_batched_inference_and_report_versions(ray_session, checkpo
 def test_negative_resources_are_rejected():
     with pytest.raises(ValueError, match="resources"):
         ActorResources(num_cpus=-1)
+
+
+def test_a_bandit_worker_asks_the_generator_for_the_configured_sampling(checkpoints):
+    from circuits.targets import Target
+    from orchestrator.campaign import BanditWorker
+    from orchestrator.search import SearchConfig
+
+    gen_ckpt, sur_ckpt, _, _ = checkpoints
+    host = GeneratorHost(gen_ckpt)
+    calls = []
+
+    class Recording:
+        def generate(self, specs, n, seed, sampling):
+            calls.append(sampling)
+            return host.generate(specs, n, seed, sampling)
+
+    worker = BanditWorker(
+        Recording(),
+        SurrogateHost(sur_ckpt),
+        host.spec_classes(),
+        host.train_classes(),
+        simulate=MnaBackend().simulate,
+    )
+    target = Target.from_expressions("t", ["gain_db>=20"])
+    for sampling in ("bank", "spec"):
+        calls.clear()
+        outcome = worker.search(target, SearchConfig(budget=30, refine_share=0.0, family_arm=False, sampling=sampling))
+        assert 0 < outcome.n_simulations <= 30 and calls and set(calls) == {sampling}

@@ -129,6 +129,7 @@ def test_arms_are_the_classes_inside_the_target():
     ("kwargs", "message"),
     [
         ({"policy": "greedy"}, "unknown bandit policy"),
+        ({"sampling": "prior"}, "unknown generator sampling"),
         ({"budget": 0}, "budget"),
         ({"refine_share": 1.0}, "refine_share"),
         ({"explore_share": 1.5}, "explore_share"),

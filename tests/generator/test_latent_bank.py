@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from circuits import CktLoopError
+from generator import predict
+from generator.checkpoint import load_checkpoint, save_checkpoint
+from generator.data import build_splits
+from generator.latent_bank import LatentBank
+from generator.predict import Generator
+from generator.train import bank_checkpoint, train
+
+from .conftest import write_config
+
+
+@pytest.fixture(scope="module")
+def splits(rows):
+    return build_splits(rows, "ocb")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, splits):
+    out = tmp_path_factory.mktemp("bank")
+    return train(write_config(out / "cfg.yaml", epochs=1, sample_eval=0), splits, out_dir=out / "run")
+
+
+def _bank() -> LatentBank:
+    latents = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 5.0]])
+    return LatentBank(latents, ((0, 1, 2), (0, 1, 2), (3, 3, 3)))
+
+
+def test_sample_draws_latents_of_the_requested_class_only():
+    bank = _bank()
+    z, found = bank.sample([(0, 1, 2), (9, 9, 9), (3, 3, 3)], 50, torch.zeros(2), torch.Generator().manual_seed(0))
+    assert z.shape == (150, 2) and found.tolist() == [True] * 50 + [False] * 50 + [True] * 50
+    assert {tuple(r) for r in z[:50].tolist()} == {(1.0, 0.0), (2.0, 0.0)}  # both circuits of the class drawn
+    assert torch.equal(z[50:100], torch.zeros(50, 2))
+    assert torch.equal(z[100:], torch.tensor([[0.0, 5.0]]).expand(50, 2))
+    noisy, _ = bank.sample([(3, 3, 3)], 2000, torch.tensor([0.5, 2.0]), torch.Generator().manual_seed(0))
+    assert torch.allclose(noisy.std(0), torch.tensor([0.5, 2.0]), rtol=0.1)
+    assert torch.allclose(noisy.mean(0), torch.tensor([0.0, 5.0]), atol=0.15)
+
+
+def test_state_round_trip_and_mismatches_are_named():
+    bank = _bank()
+    back = LatentBank.from_state(bank.to_state(), latent_dim=2, n_axes=3)
+    assert back.classes == bank.classes and torch.equal(back.latents, bank.latents)  # exact in half precision
+    with pytest.raises(CktLoopError, match="latent is 4"):
+        LatentBank.from_state(bank.to_state(), latent_dim=4, n_axes=3)
+    with pytest.raises(CktLoopError, match=r"expected \(3, 2\)"):
+        LatentBank.from_state(bank.to_state(), latent_dim=2, n_axes=2)
+    with pytest.raises(CktLoopError, match="'latents' and 'classes'"):
+        LatentBank.from_state({"latents": bank.latents}, latent_dim=2, n_axes=3)
+    with pytest.raises(CktLoopError, match="2 classes"):
+        LatentBank(torch.zeros(3, 2), ((0,), (1,)))
+
+
+def test_training_stores_the_training_latents(trained, splits):
+    gen = Generator.load(trained.checkpoint)
+    assert gen.bank is not None and gen.bank.classes == tuple(splits.train.classes)
+    assert torch.allclose(gen.bank.latents, gen.model.encode_mean(splits.train_circuits), atol=1e-2)  # half precision
+
+
+def test_bank_sampling_decodes_the_latents_of_the_class(trained, splits, monkeypatch):
+    gen = Generator.load(trained.checkpoint)
+    cls = splits.train.classes[0]
+    members = [i for i, c in enumerate(gen.bank.classes) if c == cls]
+    decoded = {str(r) for r in gen.model.decode(gen.bank.latents[members])}
+    monkeypatch.setattr(predict, "BANK_NOISE", 0.0)
+    out = gen.generate([cls], 20, seed=3, sampling="bank")
+    assert len(out) == 20 and {str(r) for r in out} <= decoded
+    assert [str(r) for r in out] == [str(r) for r in gen.generate([cls], 20, seed=3, sampling="bank")]
+    # a class the bank lacks falls back to the spec latent
+    gen.bank = LatentBank(gen.bank.latents[members], tuple(cls for _ in members))
+    other = next(c for c in gen.train_classes if c != cls)
+    spec_out = [str(r) for r in gen.generate([other], 4, seed=3, sampling="spec")]
+    assert [str(r) for r in gen.generate([other], 4, seed=3, sampling="bank")] == spec_out
+
+
+def test_bank_sampling_needs_a_bank_and_a_known_mode(trained, tmp_path):
+    state = load_checkpoint(trained.checkpoint)
+    del state["latent_bank"]
+    bare = tmp_path / "bare.pt"
+    save_checkpoint(bare, {k: v for k, v in state.items() if k not in ("format", "format_version")})
+    gen = Generator.load(bare)
+    cls = gen.train_classes[0]
+    assert len(gen.generate([cls], 2, sampling="spec")) == 2
+    with pytest.raises(CktLoopError, match=r"bare\.pt: no latent bank"):
+        gen.generate([cls], 2, sampling="bank")
+    with pytest.raises(CktLoopError, match="unknown sampling 'prior'"):
+        gen.generate([cls], 2, sampling="prior")
+
+
+def test_bank_checkpoint_restores_the_bank_from_the_training_data(trained, splits, rows, tmp_path):
+    state = load_checkpoint(trained.checkpoint)
+    del state["latent_bank"]
+    bare = tmp_path / "bare.pt"
+    save_checkpoint(bare, {k: v for k, v in state.items() if k not in ("format", "format_version")})
+    bank = bank_checkpoint(bare, splits)
+    assert len(bank) == len(splits.train)
+    assert torch.equal(Generator.load(bare).bank.latents, Generator.load(trained.checkpoint).bank.latents)
+    other = build_splits(rows[: len(rows) // 2], "ocb")
+    with pytest.raises(CktLoopError, match=r"bare\.pt: trained on different data"):
+        bank_checkpoint(bare, other)
+
+
+def test_the_recon_only_vae_has_no_bank(tmp_path, splits):
+    vae = {"kl_mode": "prior", "recon_spec": False, "align": False, "nce": False, "gde": False}
+    result = train(write_config(tmp_path / "vae.yaml", model=vae, epochs=1, sample_eval=0), splits, out_dir=tmp_path)
+    assert "latent_bank" not in load_checkpoint(result.checkpoint)
+    with pytest.raises(CktLoopError, match="no trained spec latent"):
+        bank_checkpoint(result.checkpoint, splits)
