@@ -119,6 +119,7 @@ class Progress:
     met: int = 0
     simulations: int = 0
     started: float = field(default_factory=time.monotonic)
+    recorded: float = field(default_factory=time.monotonic)  # up to when this run's time is in the store
 
 
 def run_campaign(
@@ -223,6 +224,9 @@ def _dispatch(
         worker, target = running.pop(ready[0])
         outcome: SearchOutcome = ray.get(ready[0])
         save_outcome(store, ids[target.name], outcome, versions, reference)
+        now = time.monotonic()  # the run's time so far goes on record with each target, so a killed run counts too
+        store.add_campaign_time(campaign.name, now - progress.recorded)
+        progress.recorded = now
         progress.done += 1
         progress.met += int(outcome.met)
         progress.simulations += outcome.n_simulations

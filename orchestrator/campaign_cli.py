@@ -253,8 +253,16 @@ def _campaign_report(args: argparse.Namespace) -> int:
     with Store.open(args.db) as store:
         info = store.campaign(_id_or_name(args.campaign))
         records = campaign_records(store, info["id"])
-        baseline = campaign_records(store, _id_or_name(args.baseline)) if args.baseline else None
-    facts = {"campaign": info["name"], "targets": info["targets"], "created": str(info.get("created_at"))}
+        base_info = store.campaign(_id_or_name(args.baseline)) if args.baseline else None
+        baseline = campaign_records(store, base_info["id"]) if base_info else None
+    facts = {
+        "campaign": info["name"],
+        "targets": info["targets"],
+        "created": str(info.get("created_at")),
+        "wall_time_s": info["wall_s"],
+    }
+    if base_info:
+        facts["baseline_wall_time_s"] = base_info["wall_s"]
     path = write_report(records, args.out, baseline=baseline, facts=facts)
     print(f"report: {path}")
     return 0

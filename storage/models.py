@@ -139,6 +139,7 @@ class Campaign(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     config: Mapped[str] = mapped_column(Text)  # JSON object
+    wall_s: Mapped[float] = mapped_column(Float, server_default="0")  # time spent running it, summed over runs
     created_at: Mapped[datetime] = _created_at()
 
 

@@ -706,6 +706,17 @@ class Store:
 
         return self._write(work)
 
+    def add_campaign_time(self, campaign: int | str, seconds: float) -> None:
+        """Add ``seconds`` of running time to a campaign's ``wall_s`` (each run adds its own share)."""
+        if not math.isfinite(seconds) or seconds < 0:
+            raise StoreError(f"campaign time must be a finite number of seconds >= 0, got {seconds!r}")
+
+        def work(conn: Connection) -> None:
+            cid = self._campaign_row(conn, campaign).id
+            conn.execute(update(campaigns).where(campaigns.c.id == cid).values(wall_s=campaigns.c.wall_s + seconds))
+
+        self._write(work)
+
     def _campaign_row(self, conn: Connection, name_or_id: int | str) -> Any:
         if isinstance(name_or_id, str):
             found = conn.execute(select(campaigns).where(campaigns.c.name == name_or_id)).first()
@@ -821,6 +832,7 @@ class Store:
                     "id": c.id,
                     "name": c.name,
                     "config": json.loads(c.config),
+                    "wall_s": c.wall_s,
                     "created_at": c.created_at,
                     "targets": n.targets if n else 0,
                     "done": n.done if n else 0,
@@ -830,7 +842,7 @@ class Store:
         return out
 
     def campaign(self, name_or_id: int | str) -> dict[str, Any]:
-        """One campaign: id, name, config, created_at and its counts of targets, done and met."""
+        """One campaign: id, name, config, wall_s, created_at and its counts of targets, done and met."""
         return self._read(lambda conn: self._campaign_dicts(conn, self._campaign_row(conn, name_or_id).id)[0])
 
     def campaigns(self) -> list[dict[str, Any]]:

@@ -72,6 +72,20 @@ def test_campaign_and_targets_are_created_once(store: Store) -> None:
     assert store.target(ids["stable"]) == listed[1]
 
 
+def test_campaign_time_adds_up_over_runs(store: Store) -> None:
+    cid = store.ensure_campaign("demo", CONFIG)
+    assert store.campaign(cid)["wall_s"] == 0.0
+    store.add_campaign_time(cid, 12.5)
+    store.add_campaign_time("demo", 7.25)  # a resumed run adds its own time
+    assert store.campaign("demo")["wall_s"] == pytest.approx(19.75)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(StoreError, match="campaign time"):
+            store.add_campaign_time(cid, bad)
+    with pytest.raises(StoreError, match="nope"):
+        store.add_campaign_time("nope", 1.0)
+    assert store.campaign(cid)["wall_s"] == pytest.approx(19.75)
+
+
 def test_a_changed_campaign_file_is_refused_naming_what_changed(store: Store) -> None:
     cid = store.ensure_campaign("demo", CONFIG)
     store.ensure_targets(cid, [FAST, STABLE])
