@@ -139,14 +139,17 @@ def rows_to_data(
 
 
 def build_splits(rows: Iterable[Mapping[str, Any]], spec: SpecClasses | str = "ocb") -> Splits:
-    """Train/test tensors: ok rows only; test rows with classes unseen in training dropped.
+    """Train/test tensors: ok rows only; test rows whose topology or class occurs / does not occur in
+    training dropped, so held-out metrics are on unseen topologies of seen classes.
 
-    ``split`` "train" is training data; every other split value ("test", "val", …) is held out.
+    ``split`` "train" is training data; every other split value ("test", "val", …) is held out. The
+    topology check is on the canonical topology: a dataset split by topology *number* can hold one
+    canonical topology on both sides (``orchestrator.dataset.split_of``).
     """
     sc = spec_classes(spec) if isinstance(spec, str) else spec
     train_rows: list[Mapping[str, Any]] = []
     test_rows: list[Mapping[str, Any]] = []
-    dropped = {"not_ok": 0, "bad_circuit": 0, "unseen_class": 0}
+    dropped = {"not_ok": 0, "bad_circuit": 0, "topology_in_train": 0, "unseen_class": 0}
     train_c: list[Circuit] = []
     test_c: list[Circuit] = []
     for row in rows:
@@ -166,6 +169,11 @@ def build_splits(rows: Iterable[Mapping[str, Any]], spec: SpecClasses | str = "o
             test_c.append(circuit)
     if not train_rows:
         raise CktLoopError("no usable training rows (need split 'train' and status 'ok')")
+    train_topologies = {c.topology_key for c in train_c}
+    fresh = [c.topology_key not in train_topologies for c in test_c]
+    dropped["topology_in_train"] = fresh.count(False)
+    test_rows = [r for r, k in zip(test_rows, fresh) if k]
+    test_c = [c for c, k in zip(test_c, fresh) if k]
     seen = {sc.classify(r) for r in train_rows}
     keep = [sc.classify(r) in seen for r in test_rows]
     dropped["unseen_class"] = keep.count(False)

@@ -183,13 +183,15 @@ def _labelled(rows: Iterable[Mapping[str, Any]], classes: SpecClasses, pm_name: 
     return kept, dropped
 
 
+def _circuit(row: Mapping[str, Any]) -> Circuit:
+    try:
+        return Circuit.from_dict(row["circuit"])
+    except (CktLoopError, KeyError) as exc:
+        raise CktLoopError(f"dataset row {row.get('id', '?')}: bad circuit ({exc})") from None
+
+
 def _split(kept: list, norm: Normalisation, seen: list[bool]) -> Split:  # type: ignore[type-arg]
-    circuits = []
-    for row, *_ in kept:
-        try:
-            circuits.append(Circuit.from_dict(row["circuit"]))
-        except (CktLoopError, KeyError) as exc:
-            raise CktLoopError(f"dataset row {row.get('id', '?')}: bad circuit ({exc})") from None
+    circuits = [_circuit(row) for row, *_ in kept]
     n_axes = len(kept[0][1]) if kept else 3
     return Split(
         inputs=encode_batch(circuits),
@@ -213,6 +215,10 @@ def build(rows: Sequence[Mapping[str, Any]], classes: SpecClasses, norm: Normali
     test_kept, dropped_test = _labelled((r for r in rows if r.get("split") == "test"), classes, pm_name)
     if not train_kept:
         raise CktLoopError("the dataset has no successfully simulated training rows")
+    # Held out means an unseen canonical topology (a split by topology number can put one on both sides).
+    train_topologies = {_circuit(k[0]).topology_key for k in train_kept}
+    n_test = len(test_kept)
+    test_kept = [k for k in test_kept if _circuit(k[0]).topology_key not in train_topologies]
     if norm is None:
         norm = Normalisation.fit(np.array([k[2] for k in train_kept]), np.array([k[3] for k in train_kept]))
     train_classes = sorted({k[1] for k in train_kept})
@@ -227,5 +233,5 @@ def build(rows: Sequence[Mapping[str, Any]], classes: SpecClasses, norm: Normali
         fingerprint=f"{len(train_kept)}:{digest}",
         n_dropped={"train " + k: v for k, v in dropped_train.items()}
         | {"test " + k: v for k, v in dropped_test.items()}
-        | {"test unseen class": len(seen) - sum(seen)},
+        | {"test topology in training": n_test - len(test_kept), "test unseen class": len(seen) - sum(seen)},
     )

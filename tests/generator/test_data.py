@@ -21,6 +21,15 @@ def test_splits_filter_failed_rows_and_unseen_test_classes(rows):
     assert all(c in train_classes for c in splits.test.classes)
 
 
+def test_held_out_rows_never_share_a_topology_with_training(rows):
+    spec = spec_classes("ocb")
+    twin = dict(next(r for r in rows if r["split"] == "train" and r["status"] == "ok"), id="twin", split="test")
+    splits = build_splits([*rows, twin], spec)
+    assert "twin" not in splits.test.ids and splits.dropped["topology_in_train"] >= 1
+    train_topologies = {c.topology_key for c in splits.train_circuits}
+    assert splits.test_circuits and not any(c.topology_key in train_topologies for c in splits.test_circuits)
+
+
 def test_tensor_shapes_padding_and_normalisation(rows):
     t = build_splits(rows, "ocb").train.tensors
     n = len(t["types"])

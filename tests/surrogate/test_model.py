@@ -48,6 +48,16 @@ def test_only_ok_rows_are_training_data(rows: list[dict]) -> None:
     assert abs(float(data.train.fom.mean())) < 1e-4  # z-scored with the training statistics
 
 
+def test_held_out_rows_never_share_a_topology_with_training(rows: list[dict]) -> None:
+    twin = dict(next(r for r in rows if r["split"] == "train" and r["status"] == "ok"), id="twin", split="test")
+    data = build([*rows, twin], spec_classes("ocb"))
+    assert "twin" not in data.test.ids and data.n_dropped["test topology in training"] >= 1
+    train_topologies = {Circuit.from_dict(r["circuit"]).topology_key for r in rows if r["split"] == "train"}
+    test_rows = {r["id"]: r for r in rows}
+    assert data.test.ids
+    assert not any(Circuit.from_dict(test_rows[i]["circuit"]).topology_key in train_topologies for i in data.test.ids)
+
+
 @pytest.mark.parametrize(
     "config", [TINY, replace(TINY, value_features="both", pm_circular=True)]
 )
