@@ -74,9 +74,8 @@ def cond_gen(
     s = len(specs)
     rng = np.random.default_rng(seed)
     truth = [[by_class[c][int(rng.integers(len(by_class[c])))] for c in specs] for _ in range(rounds)]
-    generated = generator.generate(
-        specs, rounds, seed=seed, sampling=sampling
-    )  # spec-major: spec j, round r at j·rounds + r
+    # spec-major: spec j, round r at j·rounds + r
+    generated = generator.generate(specs, rounds, seed=seed, sampling=sampling)
     grid = [[generated[j * rounds + r] for j in range(s)] for r in range(rounds)]
     flat = [c for row in grid for c in row]
     targets = [specs[j] for _ in range(rounds) for j in range(s)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -30,6 +30,7 @@ class LatentBank:
 
     latents: torch.Tensor  # (n, latent_dim), float32
     classes: tuple[SpecClass, ...]
+    _index: dict[SpecClass, torch.Tensor] = field(init=False, repr=False, compare=False)  # class → its rows
 
     def __post_init__(self) -> None:
         if self.latents.ndim != 2 or self.latents.shape[0] != len(self.classes):
@@ -43,7 +44,7 @@ class LatentBank:
         return len(self.classes)
 
     def has(self, cls: SpecClass) -> bool:
-        return tuple(cls) in self._index  # type: ignore[attr-defined]
+        return tuple(cls) in self._index
 
     def sample(
         self,
@@ -60,7 +61,7 @@ class LatentBank:
         z = torch.zeros((len(specs) * n_per_spec, dim))
         found = torch.zeros(len(specs) * n_per_spec, dtype=torch.bool)
         for k, spec in enumerate(specs):
-            rows = self._index.get(tuple(int(v) for v in spec))  # type: ignore[attr-defined]
+            rows = self._index.get(tuple(int(v) for v in spec))
             if rows is None:
                 continue
             pick = rows[torch.randint(len(rows), (n_per_spec,), generator=generator)]

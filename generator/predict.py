@@ -86,11 +86,12 @@ class Generator:
         """
         if sampling not in SAMPLING:
             raise CktLoopError(f"unknown sampling {sampling!r} (known: {', '.join(SAMPLING)})")
-        if sampling == "spec" or n_per_spec == 0:
+        if sampling == "spec" or n_per_spec <= 0:  # (the model refuses a negative count)
             return self.model.generate(specs, n_per_spec, generator=self._rng(seed))
         if self.bank is None:
+            where = self.checkpoint or "this generator"
             raise CktLoopError(
-                f"{self.checkpoint or 'this generator'}: no latent bank stored; resume its training run to add one"
+                f"{where}: no latent bank stored; add one with `cktloop bank {where} --dataset <its training data>`"
             )
         rng = self._rng(seed)
         spec = self.model.check_specs(specs).repeat_interleave(n_per_spec, 0)

@@ -94,7 +94,7 @@ def _search_options(p: argparse.ArgumentParser, db_option: Callable[[argparse.Ar
     p.add_argument("--generator", type=Path, help="generator checkpoint (default: the shipped one)")
     p.add_argument(
         "--sampling",
-        choices=("bank", "spec"),
+        choices=("bank", "spec"),  # orchestrator.search.SAMPLING (not imported: it pulls in pymoo)
         default="bank",
         help="generator latents: around the training circuits of the class (bank, default) or the paper's "
         "spec latent (spec)",

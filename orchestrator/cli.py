@@ -171,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     evaluate.add_argument(
         "--sampling",
-        choices=("spec", "bank"),
+        choices=("bank", "spec"),  # orchestrator.search.SAMPLING (not imported: it pulls in pymoo)
         default="spec",
         help="cond-gen: the paper's spec latent (default) or around the training circuits of each class (bank)",
     )

@@ -86,7 +86,7 @@ def test_bank_sampling_needs_a_bank_and_a_known_mode(trained, tmp_path):
     gen = Generator.load(bare)
     cls = gen.train_classes[0]
     assert len(gen.generate([cls], 2, sampling="spec")) == 2
-    with pytest.raises(CktLoopError, match=r"bare\.pt: no latent bank"):
+    with pytest.raises(CktLoopError, match=r"bare\.pt: no latent bank stored; add one with `cktloop bank"):
         gen.generate([cls], 2, sampling="bank")
     with pytest.raises(CktLoopError, match="unknown sampling 'prior'"):
         gen.generate([cls], 2, sampling="prior")
