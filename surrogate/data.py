@@ -167,6 +167,7 @@ class SurrogateData:
 
 
 def _labelled(rows: Iterable[Mapping[str, Any]], classes: SpecClasses, pm_name: str):  # type: ignore[no-untyped-def]
+    """Usable rows as (row, class, FoM, regression targets, circuit) — each circuit parsed once — and drop counts."""
     kept = []
     dropped = {"not ok": 0, "incomplete labels": 0}
     for row in rows:
@@ -179,7 +180,7 @@ def _labelled(rows: Iterable[Mapping[str, Any]], classes: SpecClasses, pm_name: 
         if reg is None or fom is None or not math.isfinite(fom):
             dropped["incomplete labels"] += 1
             continue
-        kept.append((row, cls, float(fom), reg))
+        kept.append((row, cls, float(fom), reg, _circuit(row)))
     return kept, dropped
 
 
@@ -191,7 +192,7 @@ def _circuit(row: Mapping[str, Any]) -> Circuit:
 
 
 def _split(kept: list, norm: Normalisation, seen: list[bool]) -> Split:  # type: ignore[type-arg]
-    circuits = [_circuit(row) for row, *_ in kept]
+    circuits = [k[4] for k in kept]
     n_axes = len(kept[0][1]) if kept else 3
     return Split(
         inputs=encode_batch(circuits),
@@ -216,9 +217,9 @@ def build(rows: Sequence[Mapping[str, Any]], classes: SpecClasses, norm: Normali
     if not train_kept:
         raise CktLoopError("the dataset has no successfully simulated training rows")
     # Held out means an unseen canonical topology (a split by topology number can put one on both sides).
-    train_topologies = {_circuit(k[0]).topology_key for k in train_kept}
+    train_topologies = {k[4].topology_key for k in train_kept}
     n_test = len(test_kept)
-    test_kept = [k for k in test_kept if _circuit(k[0]).topology_key not in train_topologies]
+    test_kept = [k for k in test_kept if k[4].topology_key not in train_topologies]
     if norm is None:
         norm = Normalisation.fit(np.array([k[2] for k in train_kept]), np.array([k[3] for k in train_kept]))
     train_classes = sorted({k[1] for k in train_kept})
