@@ -90,9 +90,12 @@ class Generator:
             return self.model.generate(specs, n_per_spec, generator=self._rng(seed))
         if self.bank is None:
             where = self.checkpoint or "this generator"
-            raise CktLoopError(
-                f"{where}: no latent bank stored; add one with `cktloop bank {where} --dataset <its training data>`"
+            fix = (
+                f"add one with `cktloop bank {where} --dataset <its training data>`"
+                if self.model.config.conditional
+                else "a reconstruction-only model has none"
             )
+            raise CktLoopError(f"{where}: no latent bank stored; {fix}")
         rng = self._rng(seed)
         spec = self.model.check_specs(specs).repeat_interleave(n_per_spec, 0)
         z = self.model.spec_latents(spec, rng)

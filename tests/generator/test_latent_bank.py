@@ -109,5 +109,7 @@ def test_the_recon_only_vae_has_no_bank(tmp_path, splits):
     vae = {"kl_mode": "prior", "recon_spec": False, "align": False, "nce": False, "gde": False}
     result = train(write_config(tmp_path / "vae.yaml", model=vae, epochs=1, sample_eval=0), splits, out_dir=tmp_path)
     assert "latent_bank" not in load_checkpoint(result.checkpoint)
+    with pytest.raises(CktLoopError, match="no latent bank stored; a reconstruction-only model has none"):
+        Generator.load(result.checkpoint).generate([splits.train.classes[0]], 2, sampling="bank")
     with pytest.raises(CktLoopError, match="no trained spec latent"):
         bank_checkpoint(result.checkpoint, splits)
