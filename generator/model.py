@@ -77,6 +77,12 @@ class CktGenConfig:
     value_hidden: int = 128
     value_code: int = 8
     latent_dim: int = 64
+    # "global": the paper's latent, read off two distribution tokens and fed as the decoder's first
+    # token. "nodes": one slot of latent_dim / 8 dimensions per node index, read off that node's
+    # encoder token (and its values) and added to the decoder token that predicts the node, so
+    # position i sees slots 0..i only and node i's values come from its own slot: a compositional
+    # code, where an unseen topology is a new combination of slots rather than a point to memorise.
+    latent_layout: str = "global"
     # spec encoder
     spec_embed: int = 128
     spec_hidden: int = 128
@@ -105,6 +111,9 @@ class CktGenConfig:
     w_align: float = 1.0
     w_nce: float = 1.0
     w_gde: float = 1.0
+    # "linear": device values regressed as grid indices (the paper); "log": as ln of the grid index, so
+    # an error costs by its ratio (a circuit's gain and bandwidth move with value ratios, not steps)
+    value_space: str = "linear"
     type_rate: float = 0.5
     pos_rate: float = 0.05
     value_rate: float = 0.01
@@ -130,6 +139,14 @@ class CktGenConfig:
                 raise ConfigError(f"CktGenConfig.{name}={heads} must divide d_model={self.d_model}")
         if self.kl_mode not in ("paired", "prior"):
             raise ConfigError(f"CktGenConfig.kl_mode must be 'paired' or 'prior', got {self.kl_mode!r}")
+        if self.latent_layout not in ("global", "nodes"):
+            raise ConfigError(f"CktGenConfig.latent_layout must be 'global' or 'nodes', got {self.latent_layout!r}")
+        if self.latent_layout == "nodes" and self.latent_dim % MAX_NODES:
+            raise ConfigError(
+                f"CktGenConfig.latent_dim={self.latent_dim} must be a multiple of {MAX_NODES} (latent_layout 'nodes')"
+            )
+        if self.value_space not in ("linear", "log"):
+            raise ConfigError(f"CktGenConfig.value_space must be 'linear' or 'log', got {self.value_space!r}")
         if self.dec_streams not in (1, 3):
             raise ConfigError(f"CktGenConfig.dec_streams must be 1 or 3, got {self.dec_streams}")
         if self.nce_temperature <= 0:
@@ -264,16 +281,23 @@ class CktGen(nn.Module):
         self.enc_drop = nn.Dropout(c.pe_dropout)
         layer = nn.TransformerEncoderLayer(d, c.enc_heads, c.enc_ff, c.enc_dropout, activation="gelu", batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, c.enc_layers, enable_nested_tensor=False)
-        self.value_code = mlp(3 * MAX_NODES, c.value_hidden, c.value_code)
-        self.ckt_mu = nn.Linear(d + c.value_code, c.latent_dim)
-        self.ckt_lv = nn.Linear(d + c.value_code, c.latent_dim)
+        if c.latent_layout == "nodes":
+            slot = c.latent_dim // MAX_NODES
+            self.ckt_mu = nn.Linear(d + 3, slot)  # a node's token output ⊕ its own normalised values
+            self.ckt_lv = nn.Linear(d + 3, slot)
+            self.dec_slot = nn.Linear(slot, d)
+        else:
+            self.value_code = mlp(3 * MAX_NODES, c.value_hidden, c.value_code)
+            self.ckt_mu = nn.Linear(d + c.value_code, c.latent_dim)
+            self.ckt_lv = nn.Linear(d + c.value_code, c.latent_dim)
         # spec encoder
         self.spec_emb = nn.ModuleList(nn.Embedding(k, c.spec_embed) for k in self.spec_sizes)
         self.spec_body = nn.Sequential(nn.Linear(len(self.spec_sizes) * c.spec_embed, c.spec_hidden), nn.ReLU())
         self.spec_mu = nn.Linear(c.spec_hidden, c.latent_dim)
         self.spec_lv = nn.Linear(c.spec_hidden, c.latent_dim)
         # decoder
-        self.dec_latent = nn.Linear(c.latent_dim, d)
+        if c.latent_layout == "global":
+            self.dec_latent = nn.Linear(c.latent_dim, d)
         self.dec_type = nn.Embedding(N_TYPES + 1, d, padding_idx=PAD_TYPE)
         self.dec_pos = nn.Embedding(N_POSITIONS + 1, d, padding_idx=PAD_POS)
         self.dec_gin = Gin(c.gin_hidden, d, c.dec_dropout)
@@ -289,7 +313,8 @@ class CktGen(nn.Module):
         self.head_topo = mlp(d, c.head_hidden, c.topo_dim)
         self.edge_in = nn.Linear(2 * c.topo_dim, c.edge_hidden)
         self.edge_out = nn.Linear(c.edge_hidden, 1)
-        self.head_value = mlp(d + c.latent_dim, c.value_head_hidden, 3)
+        value_z = c.latent_dim if c.latent_layout == "global" else c.latent_dim // MAX_NODES
+        self.head_value = mlp(d + value_z, c.value_head_hidden, 3)
         # classifier guidance
         self.gde_heads = nn.ModuleList(mlp(c.latent_dim, c.gde_hidden, k) for k in self.spec_sizes)
         self.register_buffer("device_mask", device_mask_table(), persistent=False)
@@ -314,8 +339,13 @@ class CktGen(nn.Module):
         x = self.enc_drop(torch.cat([tokens, x], 1) + self.enc_pe)
         pad = torch.cat([torch.zeros_like(mask[:, :2]), ~mask], 1)
         h = self.encoder(x, src_key_padding_mask=pad)
-        values = (batch["values"] * batch["value_mask"] * mask[..., None]).flatten(1)
-        code = self.value_code(values)
+        values = self.to_value_space(batch["values"]) * batch["value_mask"] * mask[..., None]
+        if self.config.latent_layout == "nodes":
+            # A padded slot is exactly the prior (mean 0, log-variance 0): it adds nothing to the KL.
+            node = torch.cat([h[:, 2:], values], -1)
+            keep = mask[..., None].float()
+            return (self.ckt_mu(node) * keep).flatten(1), (self.ckt_lv(node) * keep).flatten(1)
+        code = self.value_code(values.flatten(1))
         return self.ckt_mu(torch.cat([h[:, 0], code], -1)), self.ckt_lv(torch.cat([h[:, 1], code], -1))
 
     def encode_spec(self, spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -346,8 +376,15 @@ class CktGen(nn.Module):
         if self.config.dec_streams == 1:
             parts = (parts[0] + parts[1] + parts[2],)
         if start == 0:
-            lat = self.dec_latent(z)[:, None]
+            # with node slots the first token is empty: slot 0 is added below like every other slot
+            nodes = self.config.latent_layout == "nodes"
+            lat = torch.zeros_like(parts[0][:, :1]) if nodes else self.dec_latent(z)[:, None]
             parts = tuple(torch.cat([lat, p], 1) for p in parts)
+        if self.config.latent_layout == "nodes":
+            # position p predicts node p, so it gets node p's slot (the last position predicts no node)
+            slots = self.dec_slot(z.view(z.shape[0], MAX_NODES, -1))
+            slots = torch.cat([slots, torch.zeros_like(slots[:, :1])], 1)[:, start:stop]
+            parts = tuple(p + slots for p in parts)
         x = torch.cat(parts, 1)
         idx = torch.cat([torch.arange(start, stop) + s * L for s in range(len(parts))]).to(z.device)
         return self.dec_drop(x + self.dec_pe[idx]), idx
@@ -423,8 +460,34 @@ class CktGen(nn.Module):
         h = F.relu(as_u[:, :, None, :] + as_v[:, None, :, :] + self.edge_in.bias)
         return self.edge_out(h).squeeze(-1)
 
-    def node_values(self, h_next: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        zz = z[:, None, :].expand(-1, h_next.shape[1], -1)
+    def _log_range(self) -> tuple[float, float]:
+        g = value_grid(self.config.grid)
+        return math.log(g.k_min), math.log(g.k_max)
+
+    def to_value_space(self, values: torch.Tensor) -> torch.Tensor:
+        """Normalised grid indices (``generator.data.normalise_values``) → the model's value space, in [0, 1]."""
+        if self.config.value_space == "linear":
+            return values
+        g, (lo, hi) = value_grid(self.config.grid), self._log_range()
+        k = denormalise_values(values, self.config.grid).clamp_min(g.k_min)
+        return (k.log() - lo) / (hi - lo)
+
+    def from_value_space(self, u: torch.Tensor) -> torch.Tensor:
+        """The inverse of ``to_value_space``."""
+        if self.config.value_space == "linear":
+            return u
+        lo, hi = self._log_range()
+        g = value_grid(self.config.grid)
+        return ((u * (hi - lo) + lo).exp() - g.k_min) / float(g.k_max - g.k_min)
+
+    def node_values(self, h_next: torch.Tensor, z: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """Device values, in the model's value space, of nodes ``first ..`` (one per row of ``h_next``),
+        from the decoder state and the whole latent, or with node slots the node's own slot."""
+        n = h_next.shape[1]
+        if self.config.latent_layout == "nodes":
+            zz = z.view(z.shape[0], MAX_NODES, -1)[:, first : first + n]
+        else:
+            zz = z[:, None, :].expand(-1, n, -1)
         return torch.sigmoid(self.head_value(torch.cat([h_next, zz], -1)))
 
     def decode_teacher(self, z: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -523,9 +586,11 @@ class CktGen(nn.Module):
         pairs = self.pair_mask[None] & mask[:, None, :]
         edge_bce = F.binary_cross_entropy_with_logits(out["edge_logits"][pairs], batch["adj"][pairs], reduction="sum")
         g = value_grid(self.config.grid)
-        span = float(g.k_max - g.k_min)
+        lo, hi = self._log_range()
+        # squared error in grid steps ("linear") or in ln of the value ratio ("log")
+        span = float(g.k_max - g.k_min) if self.config.value_space == "linear" else hi - lo
         present = batch["value_mask"] * mask[..., None]
-        value_se = (((out["values"] - batch["values"]) * span) ** 2 * present).sum()
+        value_se = (((out["values"] - self.to_value_space(batch["values"])) * span) ** 2 * present).sum()
         return {"type_ce": type_ce, "pos_ce": pos_ce, "edge_bce": edge_bce, "value_se": value_se}
 
     def recon_total(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -569,7 +634,8 @@ class CktGen(nn.Module):
         for i in range(1, MAX_NODES):
             out = self._decode_step(z, types, pos, topo, adj, i, state)
             active = ~done
-            values[:, i - 1] = torch.where(active[:, None], self.node_values(out["h_last"][:, None], z)[:, 0], 0.0)
+            node = self.node_values(out["h_last"][:, None], z, i - 1)[:, 0]
+            values[:, i - 1] = torch.where(active[:, None], node, 0.0)
             edge_logits = self.edge_logits(out["topo"])[:, :i, i]  # u < i → i
             type_logits, pos_logits = out["type_logits"], out["pos_logits"]
             if grammar is None:
@@ -589,7 +655,7 @@ class CktGen(nn.Module):
             done = done | is_out
             if bool(done.all()):
                 break
-        values = values * self.device_mask[types]
+        values = self.from_value_space(values) * self.device_mask[types]
         return {"types": types, "pos": pos, "adj": adj, "values": values, "n_nodes": n_nodes}
 
     def _choose_free(

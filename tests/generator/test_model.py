@@ -9,7 +9,7 @@ from circuits import Circuit, CircuitError, CktLoopError
 from circuits.circuit import MAX_NODES
 from circuits.encoding import PAD_POS, PAD_TYPE
 from circuits.subgraphs import N_TYPES
-from generator.data import build_splits
+from generator.data import build_splits, denormalise_values, normalise_values
 from generator.model import LOSS_TERMS, CktGen, CktGenConfig
 
 from .conftest import TINY_MODEL
@@ -25,9 +25,9 @@ def splits(rows):
     return build_splits(rows, "ocb")
 
 
-@pytest.mark.parametrize("streams", [1, 3])
-def test_forward_shapes_and_losses(splits, streams):
-    model = tiny(dec_streams=streams)
+@pytest.mark.parametrize(("streams", "layout"), [(1, "global"), (3, "global"), (1, "nodes"), (3, "nodes")])
+def test_forward_shapes_and_losses(splits, streams, layout):
+    model = tiny(dec_streams=streams, latent_layout=layout)
     batch = splits.train.batch(slice(0, 8))
     out = model(batch)
     assert out["type_logits"].shape == (8, MAX_NODES, N_TYPES)
@@ -80,6 +80,29 @@ def test_padding_content_does_not_change_the_encoding(splits):
     assert not torch.equal(model.enc_type.weight[PAD_TYPE], model.enc_type.weight[0])
 
 
+def test_node_slots_padded_slots_are_the_prior_and_a_slot_reaches_only_its_node_and_later(splits):
+    model = tiny(latent_layout="nodes", kl_mode="prior", recon_spec=False, align=False, nce=False, gde=False).eval()
+    batch = splits.train.batch(slice(0, 8))
+    mu, lv = model.encode_circuit(batch)
+    slot = model.config.latent_dim // MAX_NODES
+    pad = ~batch["mask"]
+    assert pad.any()
+    assert (mu.view(8, MAX_NODES, slot)[pad] == 0).all() and (lv.view(8, MAX_NODES, slot)[pad] == 0).all()
+    z = torch.randn(8, model.config.latent_dim, generator=torch.Generator().manual_seed(3))
+    moved = z.clone()
+    k = 4
+    moved.view(8, MAX_NODES, slot)[:, k] += 3.0
+    with torch.no_grad():
+        a = model.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"])["type_logits"]
+        b = model.decode_streams(moved, batch["types"], batch["pos"], batch["topo"], batch["adj"])["type_logits"]
+    torch.testing.assert_close(a[:, :k], b[:, :k])  # position i sees slots 0..i only
+    assert not torch.allclose(a[:, k], b[:, k])
+    with pytest.raises(ValueError, match="multiple of 8"):
+        tiny(latent_layout="nodes", latent_dim=20)
+    with pytest.raises(ValueError, match="latent_layout"):
+        tiny(latent_layout="per-node")
+
+
 def test_free_decoder_builds_a_dag_by_construction():
     model = tiny(grammar=False)
     with torch.no_grad():
@@ -99,10 +122,10 @@ def test_free_decoder_builds_a_dag_by_construction():
         assert (adj[j, : k - 1, :k].sum(-1) > 0).all()
 
 
-@pytest.mark.parametrize("streams", [1, 3])
-def test_cached_decoding_steps_match_the_full_causal_pass(splits, streams):
+@pytest.mark.parametrize(("streams", "layout"), [(1, "global"), (3, "global"), (1, "nodes")])
+def test_cached_decoding_steps_match_the_full_causal_pass(splits, streams, layout):
     """Greedy decoding feeds one step at a time with cached keys and values; it must see what the full pass sees."""
-    model = tiny(dec_streams=streams, dec_dropout=0.0).eval()
+    model = tiny(dec_streams=streams, dec_dropout=0.0, latent_layout=layout).eval()
     batch = splits.train.batch(slice(0, 6))
     z = torch.randn(6, model.config.latent_dim)
     with torch.no_grad():
@@ -137,8 +160,11 @@ def _same_graph(a: Circuit, b: Circuit | CircuitError) -> bool:
     return isinstance(b, Circuit) and [n.type for n in a.nodes] == [n.type for n in b.nodes] and a.edges == b.edges
 
 
-def test_tiny_model_overfits_32_circuits(splits):
+@pytest.mark.parametrize(("layout", "latent_dim"), [("global", 16), ("nodes", 32)])  # nodes: 4 dimensions a slot
+def test_tiny_model_overfits_32_circuits(splits, layout, latent_dim):
     model = tiny(
+        latent_layout=layout,
+        latent_dim=latent_dim,
         gin_dropout=0.0,
         enc_dropout=0.0,
         pe_dropout=0.0,
@@ -172,3 +198,26 @@ def test_tiny_model_overfits_32_circuits(splits):
 def _reindex(c: Circuit) -> tuple[tuple[int, int], ...]:
     index = {old: new for new, old in enumerate(c.topological_order())}
     return tuple((index[u], index[v]) for u, v in c.edges)
+
+
+def test_log_value_space_round_trips_and_costs_errors_by_their_ratio(splits):
+    model = tiny(value_space="log")
+    k = torch.tensor([1.0, 2.0, 10.0, 50.0, 101.0])
+    linear = normalise_values(k, "ocb")
+    u = model.to_value_space(linear)
+    assert u.min() == 0.0 and u.max() == 1.0 and (u.diff() > 0).all()
+    torch.testing.assert_close(denormalise_values(model.from_value_space(u), "ocb"), k)
+    # the value loss is the squared ln ratio: 10 → 20 costs what 50 → 100 costs, not five times less
+    batch = splits.train.batch(slice(0, 4))
+    present = (batch["value_mask"] * batch["mask"][..., None]).bool()
+    out = model(batch)
+    for factor in (2.0, 0.5):
+        out["values"] = model.to_value_space(
+            normalise_values((denormalise_values(batch["values"], "ocb") * factor).clamp(1.0, 101.0), "ocb")
+        )
+        se = model.recon_parts(out, batch)["value_se"]
+        k_true = denormalise_values(batch["values"], "ocb")[present]
+        k_moved = (k_true * factor).clamp(1.0, 101.0)
+        torch.testing.assert_close(se, (k_moved / k_true).log().pow(2).sum(), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="value_space"):
+        tiny(value_space="db")
