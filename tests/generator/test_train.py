@@ -142,3 +142,15 @@ def test_a_shipped_checkpoint_loads_without_resume_state(tmp_path, splits, capsy
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     assert main(["ship", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "o.pt")]) == 2
     assert "junk.pt" in capsys.readouterr().err
+
+
+def test_node_slots_with_log_values_train_bank_and_sample_as_cpu_yaml_does(tmp_path, splits):
+    model = {"latent_layout": "nodes", "latent_dim": 32, "value_space": "log", "value_divisor": 0.1}
+    result = train(write_config(tmp_path / "cfg.yaml", model=model, epochs=2), splits, out_dir=tmp_path / "run")
+    gen = Generator.load(result.checkpoint)
+    assert gen.model.config.latent_layout == "nodes" and gen.model.config.value_space == "log"
+    assert gen.bank is not None and len(gen.bank.classes) == len(splits.train.classes)
+    specs = sorted(set(splits.train.classes))[:3]
+    out = gen.generate(specs, 4, seed=1, sampling="bank")
+    assert len(out) == 12 and all(isinstance(c, Circuit) for c in out)  # grammar-constrained: always valid
+    assert [str(c) for c in out] == [str(c) for c in gen.generate(specs, 4, seed=1, sampling="bank")]
