@@ -149,6 +149,28 @@ def build_parser() -> argparse.ArgumentParser:
     db_option(train)
     train.set_defaults(run=_train)
 
+    tune = commands.add_parser(
+        "tune",
+        help="search training knobs with Ray Tune and write the best config",
+        description="Sample --trials configs from a small space of knobs (generator: lr, batch size, width; "
+        "surrogate: lr, batch size, hidden width; see orchestrator/tune.py), train each from --config for "
+        "--epochs with the same training loop as `cktloop train`, and rank them by the held-out figure "
+        "(generator: test reconstruction loss; surrogate: test joint-class accuracy). Trials run side by side on Ray, "
+        "--cpus-per-trial each. The best config (with the base config's epochs) lands in --out/best.yaml.",
+    )
+    tune.add_argument("model", choices=("generator", "surrogate"), help="which model")
+    tune.add_argument("--config", required=True, type=Path, help="base training config YAML")
+    tune.add_argument("--data", help="a JSONL export to train from instead of the store")
+    tune.add_argument("--dataset", help="dataset name in the store (default: the only dataset)")
+    tune.add_argument("--out", type=Path, help="output directory (default: runs/tune-<model>)")
+    tune.add_argument("--trials", type=int, default=4, help="configs sampled (default 4)")
+    tune.add_argument("--epochs", type=int, default=5, help="epochs per trial (default 5)")
+    tune.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray CPUs per trial (default 1)")
+    tune.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    tune.add_argument("--address", help="join this Ray cluster instead of starting a local Ray")
+    db_option(tune)
+    tune.set_defaults(run=_tune)
+
     evaluate = commands.add_parser(
         "evaluate",
         help="evaluate the surrogate or the generator (the paper's metrics, plus ngspice-judged accuracy)",
@@ -402,6 +424,21 @@ def _train(args: argparse.Namespace) -> int:
     print(
         f"{args.model} {version}: checkpoint {checkpoint}, metrics {out / 'metrics.jsonl'}, plot {out / 'metrics.png'}"
     )
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from orchestrator.ray_runtime import ensure_ray
+    from orchestrator.tune import check_request, markdown_table, tune_model
+
+    check_request(args.model, args.config, args.trials, args.epochs)
+    source, dataset = _data_source(args)
+    ensure_ray(args.address)
+    out = args.out or Path("runs") / f"tune-{args.model}"
+    result = tune_model(
+        args.model, args.config, source, dataset, out, args.trials, args.epochs, args.cpus_per_trial, args.seed
+    )
+    print(markdown_table(result))
     return 0
 
 
