@@ -63,7 +63,7 @@ def absolute_source(source: str | Path) -> str:
 
 
 def run_trial(model: str, config: dict[str, Any], source: str, dataset: str | None, out: Path) -> dict[str, float]:
-    """Train one config to its end (resuming a trial's own earlier checkpoint) and return its figures."""
+    """Train one config in ``out`` with the project's training loop and return its held-out figures."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
