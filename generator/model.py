@@ -83,6 +83,13 @@ class CktGenConfig:
     # position i sees slots 0..i only and node i's values come from its own slot: a compositional
     # code, where an unseen topology is a new combination of slots rather than a point to memorise.
     latent_layout: str = "global"
+    # beyond the paper: the decoder also sees the requested class (added to its first token; replaced by a
+    # learned "no class" token with probability spec_dropout in training, and when reconstructing), and
+    # decodes latents with Gaussian noise of latent_noise × the batch's per-dimension std of the means,
+    # so it learns to pull a perturbed latent back into the requested class
+    decoder_spec: bool = False
+    spec_dropout: float = 0.1
+    latent_noise: float = 0.0
     # spec encoder
     spec_embed: int = 128
     spec_hidden: int = 128
@@ -149,6 +156,13 @@ class CktGenConfig:
             raise ConfigError(f"CktGenConfig.value_space must be 'linear' or 'log', got {self.value_space!r}")
         if self.dec_streams not in (1, 3):
             raise ConfigError(f"CktGenConfig.dec_streams must be 1 or 3, got {self.dec_streams}")
+        if self.decoder_spec and self.kl_mode != "paired":
+            raise ConfigError("CktGenConfig.decoder_spec needs a spec-conditioned model (kl_mode 'paired')")
+        if not 0.0 <= self.spec_dropout <= 1.0 or self.latent_noise < 0.0:
+            raise ConfigError(
+                f"CktGenConfig: spec_dropout must lie in [0, 1] and latent_noise be >= 0, "
+                f"got {self.spec_dropout} and {self.latent_noise}"
+            )
         if self.nce_temperature <= 0:
             raise ConfigError(f"CktGenConfig.nce_temperature must be > 0, got {self.nce_temperature}")
 
@@ -298,6 +312,9 @@ class CktGen(nn.Module):
         # decoder
         if c.latent_layout == "global":
             self.dec_latent = nn.Linear(c.latent_dim, d)
+        if c.decoder_spec:
+            self.dec_spec = nn.ModuleList(nn.Embedding(k, d) for k in self.spec_sizes)
+            self.dec_no_spec = nn.Parameter(torch.zeros(d))
         self.dec_type = nn.Embedding(N_TYPES + 1, d, padding_idx=PAD_TYPE)
         self.dec_pos = nn.Embedding(N_POSITIONS + 1, d, padding_idx=PAD_POS)
         self.dec_gin = Gin(c.gin_hidden, d, c.dec_dropout)
@@ -363,9 +380,11 @@ class CktGen(nn.Module):
         adj: torch.Tensor,
         start: int,
         stop: int,
+        cond: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Input tokens at positions ``start..stop - 1`` of every stream (position 0 is the latent, position
-        p the node p − 1), stream-major, with their indices into ``dec_pe``/``dec_mask``."""
+        p the node p − 1), stream-major, with their indices into ``dec_pe``/``dec_mask``. ``cond`` (B, d),
+        the class the decoder is asked for (``decoder_spec``), joins the first token."""
         L = MAX_NODES + 1
         first = max(start - 1, 0)
         parts = (
@@ -379,6 +398,8 @@ class CktGen(nn.Module):
             # with node slots the first token is empty: slot 0 is added below like every other slot
             nodes = self.config.latent_layout == "nodes"
             lat = torch.zeros_like(parts[0][:, :1]) if nodes else self.dec_latent(z)[:, None]
+            if cond is not None:
+                lat = lat + cond[:, None]
             parts = tuple(torch.cat([lat, p], 1) for p in parts)
         if self.config.latent_layout == "nodes":
             # position p predicts node p, so it gets node p's slot (the last position predicts no node)
@@ -397,13 +418,14 @@ class CktGen(nn.Module):
         topo: torch.Tensor,
         adj: torch.Tensor,
         length: int = MAX_NODES + 1,
+        cond: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """One causal pass over the first ``length`` tokens of each stream (latent + ``length`` − 1 nodes).
 
         Outputs at positions 0..7 predict nodes 0..7. Training uses this full pass; greedy decoding
         feeds one step at a time through ``_decode_step``, which gives the same outputs.
         """
-        x, idx = self._stream_tokens(z, types, pos, topo, adj, 0, length)
+        x, idx = self._stream_tokens(z, types, pos, topo, adj, 0, length, cond)
         h_type, h_pos, h_topo = self._transform(x, self.dec_mask[idx][:, idx])
         m = min(length, MAX_NODES)
         return {
@@ -432,12 +454,13 @@ class CktGen(nn.Module):
         adj: torch.Tensor,
         i: int,
         state: dict[str, Any],
+        cond: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Outputs at position ``i`` (node i's logits, and the value input of node i − 1) from the tokens
         not yet seen, with keys and values of earlier positions cached in ``state`` (empty at first).
         Topology features of every position so far accumulate in ``state["topo"]``."""
         start = 0 if not state else i
-        x, idx = self._stream_tokens(z, types, pos, topo, adj, start, i + 1)
+        x, idx = self._stream_tokens(z, types, pos, topo, adj, start, i + 1, cond)
         keys = idx if not state else torch.cat([state["idx"], idx])
         caches = state.setdefault("caches", [[] for _ in self.blocks])
         h_type, h_pos, h_topo = self._transform(x, self.dec_mask[idx][:, keys], caches)
@@ -490,8 +513,19 @@ class CktGen(nn.Module):
             zz = z[:, None, :].expand(-1, n, -1)
         return torch.sigmoid(self.head_value(torch.cat([h_next, zz], -1)))
 
-    def decode_teacher(self, z: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = self.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"])
+    def decoder_condition(self, spec: torch.Tensor | None, drop: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The decoder's class token for ``spec`` rows (None: the "no class" token; ``drop``: rows that get it)."""
+        if not self.config.decoder_spec:
+            return None
+        if spec is None:
+            return self.dec_no_spec[None]
+        emb = sum(table(spec[:, k]) for k, table in enumerate(self.dec_spec))
+        return emb if drop is None else torch.where(drop[:, None], self.dec_no_spec[None], emb)
+
+    def decode_teacher(
+        self, z: torch.Tensor, batch: dict[str, torch.Tensor], cond: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        out = self.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"], cond=cond)
         out["edge_logits"] = self.edge_logits(out.pop("topo"))
         out["values"] = self.node_values(out.pop("h_next"), z)
         return out
@@ -515,14 +549,20 @@ class CktGen(nn.Module):
         need_spec_decode = with_loss and c.recon_spec
         if need_spec_decode and not has_spec:
             raise CktLoopError("recon_spec loss needs 'spec' in the batch")
+        if c.decoder_spec and not has_spec:
+            raise CktLoopError("decoder_spec needs 'spec' in the batch")
+        dec_c = self._noisy(z_c, mu_c)  # the latents the decoder reads (noisy with latent_noise)
+        dec_s = self._noisy(z_s, mu_s) if has_spec else None
         if need_spec_decode:
             both = {k: torch.cat([v, v]) for k, v in batch.items() if k != "spec"}
-            dec = self.decode_teacher(torch.cat([z_c, z_s]), both)
+            cond = self._teacher_condition(torch.cat([batch["spec"], batch["spec"]])) if c.decoder_spec else None
+            dec = self.decode_teacher(torch.cat([dec_c, dec_s]), both, cond)
             b = z_c.shape[0]
             out.update({k: v[:b] for k, v in dec.items()})
             dec_spec = {k: v[b:] for k, v in dec.items()}
         else:
-            out.update(self.decode_teacher(z_c, batch))
+            cond = self._teacher_condition(batch["spec"]) if c.decoder_spec else None
+            out.update(self.decode_teacher(dec_c, batch, cond))
         if not with_loss:
             return out
         losses: dict[str, torch.Tensor] = {}
@@ -574,6 +614,16 @@ class CktGen(nn.Module):
         out["losses"] = losses
         return out
 
+    def _noisy(self, z: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+        """In training, ``z`` plus ``latent_noise`` × the batch's per-dimension std of the means."""
+        if not self.training or self.config.latent_noise <= 0 or len(mu) < 2:
+            return z
+        return z + torch.randn_like(z) * self.config.latent_noise * mu.detach().std(0)
+
+    def _teacher_condition(self, spec: torch.Tensor) -> torch.Tensor | None:
+        drop = torch.rand(len(spec), device=spec.device) < self.config.spec_dropout if self.training else None
+        return self.decoder_condition(spec, drop)
+
     def _sample(self, mu: torch.Tensor, lv: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return mu
@@ -605,7 +655,7 @@ class CktGen(nn.Module):
     # --- greedy decoding ----------------------------------------------------------------------
 
     @torch.no_grad()
-    def decode_latents(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    def decode_latents(self, z: torch.Tensor, spec: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Greedy decoding of latents (B, latent_dim) into padded graph arrays (a DAG by construction).
 
         Node 0 is In; each later step takes argmax type and position and adds u→i for u < i when
@@ -615,11 +665,12 @@ class CktGen(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            return self._decode_latents(z.to(self.device))
+            cond = self.decoder_condition(None if spec is None else spec.to(self.device))
+            return self._decode_latents(z.to(self.device), cond)
         finally:
             self.train(was_training)
 
-    def _decode_latents(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _decode_latents(self, z: torch.Tensor, cond: torch.Tensor | None) -> dict[str, torch.Tensor]:
         b, dev = z.shape[0], z.device
         types = torch.full((b, MAX_NODES), PAD_TYPE, dtype=torch.long, device=dev)
         pos = torch.full((b, MAX_NODES), PAD_POS, dtype=torch.long, device=dev)
@@ -632,7 +683,7 @@ class CktGen(nn.Module):
         grammar = GrammarState(b, dev) if self.config.grammar else None
         state: dict[str, Any] = {}
         for i in range(1, MAX_NODES):
-            out = self._decode_step(z, types, pos, topo, adj, i, state)
+            out = self._decode_step(z, types, pos, topo, adj, i, state, cond)
             active = ~done
             node = self.node_values(out["h_last"][:, None], z, i - 1)[:, 0]
             values[:, i - 1] = torch.where(active[:, None], node, 0.0)
@@ -703,11 +754,13 @@ class CktGen(nn.Module):
                 results.append(exc)
         return results
 
-    def decode(self, z: torch.Tensor) -> list[Circuit | CircuitError]:
+    def decode(self, z: torch.Tensor, spec: torch.Tensor | None = None) -> list[Circuit | CircuitError]:
+        """Circuits from latents; ``spec`` (class indices per row) for a decoder that sees the class."""
         results: list[Circuit | CircuitError] = []
         step = max(1, self.config.sample_batch)
         for start in range(0, z.shape[0], step):
-            results.extend(self.to_circuits(self.decode_latents(z[start : start + step])))
+            rows = None if spec is None else spec[start : start + step]
+            results.extend(self.to_circuits(self.decode_latents(z[start : start + step], rows)))
         return results
 
     # --- public sampling API ----------------------------------------------------------------
@@ -734,7 +787,7 @@ class CktGen(nn.Module):
         spec = self.check_specs(specs).repeat_interleave(n_per_spec, 0)
         if spec.shape[0] == 0:
             return []
-        return self.decode(self.spec_latents(spec, generator))
+        return self.decode(self.spec_latents(spec, generator), spec)
 
     @torch.no_grad()
     def spec_latents(self, spec: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -101,7 +101,7 @@ class Generator:
         z = self.model.spec_latents(spec, rng)
         banked, found = self.bank.sample(specs, n_per_spec, self.model.prior_std * BANK_NOISE, rng)
         z = torch.where(found[:, None].to(z.device), banked.to(z.device), z)
-        return self.model.decode(z)
+        return self.model.decode(z, spec)
 
     def reconstruct(self, circuits: Sequence[Circuit]) -> list[Circuit | CircuitError]:
         return self.model.reconstruct(circuits)

@@ -221,3 +221,29 @@ def test_log_value_space_round_trips_and_costs_errors_by_their_ratio(splits):
         torch.testing.assert_close(se, (k_moved / k_true).log().pow(2).sum(), rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="value_space"):
         tiny(value_space="db")
+
+
+def test_a_decoder_that_sees_the_class_decodes_by_it_and_without_it(splits):
+    model = tiny(latent_layout="nodes", latent_dim=32, decoder_spec=True, latent_noise=0.3, dec_dropout=0.0).eval()
+    batch = splits.train.batch(slice(0, 6))
+    losses = model.train()(batch)["losses"]
+    assert torch.isfinite(losses["total"])
+    losses["total"].backward()
+    assert model.dec_spec[1].weight.grad is not None and model.dec_no_spec.grad is not None
+    model.eval()
+    z = torch.randn(6, 32, generator=torch.Generator().manual_seed(4))
+    spec = batch["spec"]
+    with torch.no_grad():
+        cond = model.decoder_condition(spec)
+        full = model.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"], cond=cond)
+        state: dict = {}
+        for i in range(1, MAX_NODES):  # the cached steps see the class as the full pass does
+            step = model._decode_step(z, batch["types"], batch["pos"], batch["topo"], batch["adj"], i, state, cond)
+            torch.testing.assert_close(step["type_logits"], full["type_logits"][:, i], atol=1e-5, rtol=1e-4)
+        other = model.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"])
+    assert not torch.allclose(full["type_logits"], other["type_logits"])  # no class: the learned "no class" token
+    assert len(model.reconstruct(splits.train_circuits[:3])) == 3  # reconstruction needs no class
+    with pytest.raises(ValueError, match="decoder_spec needs a spec-conditioned model"):
+        tiny(decoder_spec=True, kl_mode="prior")
+    with pytest.raises(ValueError, match="spec_dropout"):
+        tiny(spec_dropout=1.5)
