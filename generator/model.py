@@ -403,8 +403,9 @@ class CktGen(nn.Module):
             parts = tuple(torch.cat([lat, p], 1) for p in parts)
         if self.config.latent_layout == "nodes":
             # position p predicts node p, so it gets node p's slot (the last position predicts no node)
-            slots = self.dec_slot(z.view(z.shape[0], MAX_NODES, -1))
-            slots = torch.cat([slots, torch.zeros_like(slots[:, :1])], 1)[:, start:stop]
+            slots = self.dec_slot(z.view(z.shape[0], MAX_NODES, -1)[:, start:stop])  # only the positions fed now
+            if stop > MAX_NODES:
+                slots = torch.cat([slots, slots.new_zeros(slots.shape[0], stop - MAX_NODES, slots.shape[2])], 1)
             parts = tuple(p + slots for p in parts)
         x = torch.cat(parts, 1)
         idx = torch.cat([torch.arange(start, stop) + s * L for s in range(len(parts))]).to(z.device)
@@ -555,13 +556,13 @@ class CktGen(nn.Module):
         dec_s = self._noisy(z_s, mu_s) if has_spec else None
         if need_spec_decode:
             both = {k: torch.cat([v, v]) for k, v in batch.items() if k != "spec"}
-            cond = self._teacher_condition(torch.cat([batch["spec"], batch["spec"]])) if c.decoder_spec else None
+            cond = self._teacher_condition(torch.cat([batch["spec"], batch["spec"]]))
             dec = self.decode_teacher(torch.cat([dec_c, dec_s]), both, cond)
             b = z_c.shape[0]
             out.update({k: v[:b] for k, v in dec.items()})
             dec_spec = {k: v[b:] for k, v in dec.items()}
         else:
-            cond = self._teacher_condition(batch["spec"]) if c.decoder_spec else None
+            cond = self._teacher_condition(batch["spec"]) if has_spec else None
             out.update(self.decode_teacher(dec_c, batch, cond))
         if not with_loss:
             return out
@@ -621,6 +622,9 @@ class CktGen(nn.Module):
         return z + torch.randn_like(z) * self.config.latent_noise * mu.detach().std(0)
 
     def _teacher_condition(self, spec: torch.Tensor) -> torch.Tensor | None:
+        """The class token in training (``spec_dropout`` of the rows get none); no random draw without one."""
+        if not self.config.decoder_spec:
+            return None
         drop = torch.rand(len(spec), device=spec.device) < self.config.spec_dropout if self.training else None
         return self.decoder_condition(spec, drop)
 
