@@ -26,6 +26,7 @@ from circuits import Circuit, CktLoopError, Performance
 from circuits.encoding import encode
 from generator import metrics as m
 from generator.data import Splits
+from generator.latent_bank import BANK_NOISE
 from generator.predict import Generator
 from surrogate.predict import Surrogate
 
@@ -55,11 +56,12 @@ def cond_gen(
     seed: int = 0,
     simulate: Simulate | None = None,
     sampling: str = "spec",
+    bank_noise: float = BANK_NOISE,
 ) -> dict[str, Any]:
     """Conditional generation metrics on the test split's classes (see the module docstring).
 
-    ``sampling`` is passed to ``Generator.generate``: ``spec`` as the paper samples, ``bank`` around
-    the training circuits of each class; ``novel_circuits`` and ``novel_topologies`` say how many
+    ``sampling`` and ``bank_noise`` are passed to ``Generator.generate``: ``spec`` as the paper samples,
+    ``bank`` around the training circuits of each class; ``novel_circuits`` and ``novel_topologies`` say how many
     generated circuits (values included) and topologies are not in the training split.
     """
     if surrogate.classes.sizes != generator.spec_classes.sizes:
@@ -75,7 +77,7 @@ def cond_gen(
     rng = np.random.default_rng(seed)
     truth = [[by_class[c][int(rng.integers(len(by_class[c])))] for c in specs] for _ in range(rounds)]
     # spec-major: spec j, round r at j·rounds + r
-    generated = generator.generate(specs, rounds, seed=seed, sampling=sampling)
+    generated = generator.generate(specs, rounds, seed=seed, sampling=sampling, bank_noise=bank_noise)
     grid = [[generated[j * rounds + r] for j in range(s)] for r in range(rounds)]
     flat = [c for row in grid for c in row]
     targets = [specs[j] for _ in range(rounds) for j in range(s)]
@@ -131,6 +133,8 @@ def cond_gen(
         "diversity_within_spec": m.diversity_within_spec(per_spec, rng=seed) if rounds > 1 else 0.0,
         "unique_share": len({c.key for c in circuits}) / len(flat),
         "sampling": sampling,
+        "bank_noise": bank_noise if sampling == "bank" else None,
+        "guidance": generator.model.config.guidance,
         "novel_circuits": (
             m.novelty([c.key for c in circuits], (c.key for c in splits.train_circuits)) if circuits else 0.0
         ),

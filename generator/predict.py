@@ -76,16 +76,23 @@ class Generator:
         return None if seed is None else torch.Generator().manual_seed(seed)
 
     def generate(
-        self, specs: Sequence[SpecClass], n_per_spec: int = 1, seed: int | None = None, sampling: str = "spec"
+        self,
+        specs: Sequence[SpecClass],
+        n_per_spec: int = 1,
+        seed: int | None = None,
+        sampling: str = "spec",
+        bank_noise: float = BANK_NOISE,
     ) -> list[Circuit | CircuitError]:
         """``n_per_spec`` circuits for each spec class, spec-major (all of spec 0 first).
 
         ``sampling``: ``spec`` draws the spec latent (the paper); ``bank`` decodes around the latent of a
-        random training circuit of the class (``generator.latent_bank``), the spec latent where the
-        class has none.
+        random training circuit of the class (``generator.latent_bank``) with ``bank_noise`` prior
+        standard deviations of noise, the spec latent where the class has none.
         """
         if sampling not in SAMPLING:
             raise CktLoopError(f"unknown sampling {sampling!r} (known: {', '.join(SAMPLING)})")
+        if bank_noise < 0:
+            raise CktLoopError(f"bank_noise must be >= 0, got {bank_noise}")
         if sampling == "spec" or n_per_spec <= 0:  # (the model refuses a negative count)
             return self.model.generate(specs, n_per_spec, generator=self._rng(seed))
         if self.bank is None:
@@ -99,7 +106,7 @@ class Generator:
         rng = self._rng(seed)
         spec = self.model.check_specs(specs).repeat_interleave(n_per_spec, 0)
         z = self.model.spec_latents(spec, rng)
-        banked, found = self.bank.sample(specs, n_per_spec, self.model.prior_std * BANK_NOISE, rng)
+        banked, found = self.bank.sample(specs, n_per_spec, self.model.prior_std * bank_noise, rng)
         z = torch.where(found[:, None].to(z.device), banked.to(z.device), z)
         return self.model.decode(z, spec)
 

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from circuits import Circuit, CircuitError, CktLoopError
@@ -197,6 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="spec",
         help="cond-gen: the paper's spec latent (default) or around the training circuits of each class (bank)",
     )
+    evaluate.add_argument(
+        "--bank-noise",
+        type=_non_negative_float,
+        help="cond-gen --sampling bank: noise around a bank latent, in prior standard deviations (default 0.3, "
+        "generator.latent_bank.BANK_NOISE)",
+    )
+    evaluate.add_argument(
+        "--guidance",
+        type=_non_negative_float,
+        help="cond-gen: classifier-free guidance scale of a class-seeing decoder (default: the checkpoint's config)",
+    )
     evaluate.add_argument("--no-sim", action="store_true", help="cond-gen: skip Sim-Spec-Acc (no ngspice, no Ray)")
     evaluate.add_argument("--workers", type=_positive_int, help="cond-gen: ngspice actors (default: CPU count)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -233,6 +245,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     campaign_cli.add_commands(commands, db_option)
     return parser
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -453,11 +475,19 @@ def _evaluate(args: argparse.Namespace) -> int:
         return 0
     from generator import evaluate as gen_eval
     from generator.data import build_splits
+    from generator.latent_bank import BANK_NOISE
+    from generator.model import ConfigError
     from generator.predict import SHIPPED_CHECKPOINT as GENERATOR_CHECKPOINT
     from generator.predict import Generator
     from storage.rows import load_rows
 
     generator = Generator.load(args.checkpoint or GENERATOR_CHECKPOINT)
+    bank_noise = BANK_NOISE if args.bank_noise is None else args.bank_noise
+    if args.guidance is not None:
+        try:
+            generator.model.config = replace(generator.model.config, guidance=args.guidance)
+        except ConfigError as exc:
+            raise CktLoopError(f"--guidance: {exc}") from None
     splits = build_splits(load_rows(source, dataset), generator.spec_classes)
     if args.model == "recon":
         metrics, title = gen_eval.recon(generator, splits), "reconstruction"
@@ -471,7 +501,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         pool = None if args.no_sim else _simulation_pool(args.workers)
         try:
             simulate = None if pool is None else pool.simulate_all
-            metrics = gen_eval.cond_gen(generator, surrogate, splits, args.rounds, args.seed, simulate, args.sampling)
+            metrics = gen_eval.cond_gen(
+                generator, surrogate, splits, args.rounds, args.seed, simulate, args.sampling, bank_noise
+            )
         finally:
             if pool is not None:
                 pool.shutdown()
