@@ -239,7 +239,8 @@ def bank_checkpoint(
     """Store (or refresh) the latent bank of a generator checkpoint, training or shipped, in place or at ``out``.
 
     The bank must come from the rows the model was trained on: the training split of ``data_source``
-    is checked against the checkpoint's data fingerprint.
+    is checked against the checkpoint's data fingerprint. The prior statistics, which scale the bank's
+    noise, are set from the same latents: a checkpoint written mid-training has none yet.
     """
     path = Path(path)
     state = load_checkpoint(path)
@@ -258,6 +259,8 @@ def bank_checkpoint(
             f"{path}: trained on different data ({state.get('data')}) than given now ({_fingerprint(train_data)})"
         )
     bank = latent_bank(model, train_data, model.device)
+    set_prior_statistics(model, bank.latents.to(model.device))
+    state["model"] = model.state_dict()
     state["latent_bank"] = bank.to_state()
     save_checkpoint(out or path, {k: v for k, v in state.items() if k not in ("format", "format_version")})
     return bank

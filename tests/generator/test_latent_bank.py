@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from circuits import CktLoopError
-from generator import predict
 from generator.checkpoint import load_checkpoint, save_checkpoint
 from generator.data import build_splits
 from generator.latent_bank import LatentBank
@@ -62,15 +61,18 @@ def test_training_stores_the_training_latents(trained, splits):
     assert torch.allclose(gen.bank.latents, gen.model.encode_mean(splits.train_circuits), atol=1e-2)  # half precision
 
 
-def test_bank_sampling_decodes_the_latents_of_the_class(trained, splits, monkeypatch):
+def test_bank_sampling_decodes_the_latents_of_the_class(trained, splits):
     gen = Generator.load(trained.checkpoint)
     cls = splits.train.classes[0]
     members = [i for i, c in enumerate(gen.bank.classes) if c == cls]
     decoded = {str(r) for r in gen.model.decode(gen.bank.latents[members])}
-    monkeypatch.setattr(predict, "BANK_NOISE", 0.0)
-    out = gen.generate([cls], 20, seed=3, sampling="bank")
+    out = gen.generate([cls], 20, seed=3, sampling="bank", bank_noise=0.0)
     assert len(out) == 20 and {str(r) for r in out} <= decoded
-    assert [str(r) for r in out] == [str(r) for r in gen.generate([cls], 20, seed=3, sampling="bank")]
+    assert [str(r) for r in out] == [str(r) for r in gen.generate([cls], 20, seed=3, sampling="bank", bank_noise=0.0)]
+    noisy = [str(r) for r in gen.generate([cls], 20, seed=3, sampling="bank")]
+    assert not set(noisy) <= decoded  # the default noise moves off the training latents
+    with pytest.raises(CktLoopError, match="bank_noise must be >= 0"):
+        gen.generate([cls], 2, sampling="bank", bank_noise=-0.1)
     # a class the bank lacks falls back to the spec latent
     gen.bank = LatentBank(gen.bank.latents[members], tuple(cls for _ in members))
     other = next(c for c in gen.train_classes if c != cls)
@@ -81,6 +83,7 @@ def test_bank_sampling_decodes_the_latents_of_the_class(trained, splits, monkeyp
 def test_bank_sampling_needs_a_bank_and_a_known_mode(trained, tmp_path):
     state = load_checkpoint(trained.checkpoint)
     del state["latent_bank"]
+    state["model"]["prior_std"] = torch.ones_like(state["model"]["prior_std"])  # as a mid-training checkpoint
     bare = tmp_path / "bare.pt"
     save_checkpoint(bare, {k: v for k, v in state.items() if k not in ("format", "format_version")})
     gen = Generator.load(bare)
@@ -95,11 +98,15 @@ def test_bank_sampling_needs_a_bank_and_a_known_mode(trained, tmp_path):
 def test_bank_checkpoint_restores_the_bank_from_the_training_data(trained, splits, rows, tmp_path):
     state = load_checkpoint(trained.checkpoint)
     del state["latent_bank"]
+    state["model"]["prior_std"] = torch.ones_like(state["model"]["prior_std"])  # as a mid-training checkpoint
     bare = tmp_path / "bare.pt"
     save_checkpoint(bare, {k: v for k, v in state.items() if k not in ("format", "format_version")})
     bank = bank_checkpoint(bare, splits)
     assert len(bank) == len(splits.train)
-    assert torch.equal(Generator.load(bare).bank.latents, Generator.load(trained.checkpoint).bank.latents)
+    banked, trained_gen = Generator.load(bare), Generator.load(trained.checkpoint)
+    assert torch.equal(banked.bank.latents, trained_gen.bank.latents)
+    torch.testing.assert_close(banked.model.prior_std, trained_gen.model.prior_std)  # the bank's noise scale
+    assert not torch.allclose(banked.model.prior_std, torch.ones_like(banked.model.prior_std))
     other = build_splits(rows[: len(rows) // 2], "ocb")
     with pytest.raises(CktLoopError, match=r"bare\.pt: trained on different data"):
         bank_checkpoint(bare, other)
