@@ -134,7 +134,6 @@ def cond_gen(
         "unique_share": len({c.key for c in circuits}) / len(flat),
         "sampling": sampling,
         "bank_noise": bank_noise if sampling == "bank" else None,
-        "guidance": generator.model.config.guidance,
         "novel_circuits": (
             m.novelty([c.key for c in circuits], (c.key for c in splits.train_circuits)) if circuits else 0.0
         ),

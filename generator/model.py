@@ -130,9 +130,6 @@ class CktGenConfig:
     grammar: bool = True  # constrained decoding (generator/grammar.py); False decodes as the paper does
     edge_threshold: float = 0.5
     sample_batch: int = 256
-    # classifier-free guidance of a class-seeing decoder: each step's logits and values are the
-    # class-conditioned ones pushed away from the no-class ones by this factor (0: off)
-    guidance: float = 0.0
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -168,11 +165,6 @@ class CktGenConfig:
             )
         if self.nce_temperature <= 0:
             raise ConfigError(f"CktGenConfig.nce_temperature must be > 0, got {self.nce_temperature}")
-        if self.guidance < 0 or (self.guidance > 0 and not self.decoder_spec):
-            raise ConfigError(
-                f"CktGenConfig.guidance must be >= 0 and needs decoder_spec, got {self.guidance} "
-                f"(decoder_spec {self.decoder_spec})"
-            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -678,9 +670,6 @@ class CktGen(nn.Module):
         self.eval()
         try:
             cond = self.decoder_condition(None if spec is None else spec.to(self.device))
-            if spec is not None and self.config.guidance > 0:
-                # the guided pass decodes every row twice, with its class and with the no-class token
-                cond = torch.cat([cond, self.dec_no_spec[None].expand_as(cond)])
             return self._decode_latents(z.to(self.device), cond)
         finally:
             self.train(was_training)
@@ -697,18 +686,13 @@ class CktGen(nn.Module):
         types[:, 0], pos[:, 0], topo[:, 0, 0] = IN, POS_IN, 1.0
         grammar = GrammarState(b, dev) if self.config.grammar else None
         state: dict[str, Any] = {}
-        guided = cond is not None and cond.shape[0] == 2 * b
-        zz = torch.cat([z, z]) if guided else z
         for i in range(1, MAX_NODES):
-            fed = (types, pos, topo, adj)
-            if guided:
-                fed = tuple(torch.cat([x, x]) for x in fed)
-            out = self._decode_step(zz, *fed, i, state, cond)
+            out = self._decode_step(z, types, pos, topo, adj, i, state, cond)
             active = ~done
-            node = self._guide(self.node_values(out["h_last"][:, None], zz, i - 1)[:, 0], b).clamp(0.0, 1.0)
+            node = self.node_values(out["h_last"][:, None], z, i - 1)[:, 0]
             values[:, i - 1] = torch.where(active[:, None], node, 0.0)
-            edge_logits = self._guide(self.edge_logits(out["topo"])[:, :i, i], b)  # u < i → i
-            type_logits, pos_logits = self._guide(out["type_logits"], b), self._guide(out["pos_logits"], b)
+            edge_logits = self.edge_logits(out["topo"])[:, :i, i]  # u < i → i
+            type_logits, pos_logits = out["type_logits"], out["pos_logits"]
             if grammar is None:
                 t, p, edges = self._choose_free(i, type_logits, pos_logits, edge_logits)
             else:
@@ -728,13 +712,6 @@ class CktGen(nn.Module):
                 break
         values = self.from_value_space(values) * self.device_mask[types]
         return {"types": types, "pos": pos, "adj": adj, "values": values, "n_nodes": n_nodes}
-
-    def _guide(self, x: torch.Tensor, b: int) -> torch.Tensor:
-        """Classifier-free guidance: rows ``:b`` (with the class) pushed away from rows ``b:`` (without)."""
-        if x.shape[0] == b:
-            return x
-        with_class, without = x[:b], x[b:]
-        return with_class + self.config.guidance * (with_class - without)
 
     def _choose_free(
         self, i: int, type_logits: torch.Tensor, pos_logits: torch.Tensor, edge_logits: torch.Tensor

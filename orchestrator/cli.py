@@ -7,7 +7,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from circuits import Circuit, CircuitError, CktLoopError
@@ -203,11 +202,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=_non_negative_float,
         help="cond-gen --sampling bank: noise around a bank latent, in prior standard deviations (default 0.3, "
         "generator.latent_bank.BANK_NOISE)",
-    )
-    evaluate.add_argument(
-        "--guidance",
-        type=_non_negative_float,
-        help="cond-gen: classifier-free guidance scale of a class-seeing decoder (default: the checkpoint's config)",
     )
     evaluate.add_argument("--no-sim", action="store_true", help="cond-gen: skip Sim-Spec-Acc (no ngspice, no Ray)")
     evaluate.add_argument("--workers", type=_positive_int, help="cond-gen: ngspice actors (default: CPU count)")
@@ -476,18 +470,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     from generator import evaluate as gen_eval
     from generator.data import build_splits
     from generator.latent_bank import BANK_NOISE
-    from generator.model import ConfigError
     from generator.predict import SHIPPED_CHECKPOINT as GENERATOR_CHECKPOINT
     from generator.predict import Generator
     from storage.rows import load_rows
 
     generator = Generator.load(args.checkpoint or GENERATOR_CHECKPOINT)
     bank_noise = BANK_NOISE if args.bank_noise is None else args.bank_noise
-    if args.guidance is not None:
-        try:
-            generator.model.config = replace(generator.model.config, guidance=args.guidance)
-        except ConfigError as exc:
-            raise CktLoopError(f"--guidance: {exc}") from None
     splits = build_splits(load_rows(source, dataset), generator.spec_classes)
     if args.model == "recon":
         metrics, title = gen_eval.recon(generator, splits), "reconstruction"

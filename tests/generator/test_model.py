@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import pytest
 import torch
@@ -248,28 +247,3 @@ def test_a_decoder_that_sees_the_class_decodes_by_it_and_without_it(splits):
         tiny(decoder_spec=True, kl_mode="prior")
     with pytest.raises(ValueError, match="spec_dropout"):
         tiny(spec_dropout=1.5)
-
-
-def test_guidance_pushes_the_class_outputs_away_from_the_no_class_ones(splits):
-    model = tiny(latent_layout="nodes", latent_dim=32, decoder_spec=True, dec_dropout=0.0, guidance=1.5).eval()
-    with_class, without = torch.tensor([[2.0, -1.0]]), torch.tensor([[1.0, 1.0]])
-    torch.testing.assert_close(model._guide(torch.cat([with_class, without]), 1), torch.tensor([[3.5, -4.0]]))
-    spec = splits.train.batch(slice(0, 1))["spec"].repeat(32, 1)
-    z = torch.randn(32, 32, generator=torch.Generator().manual_seed(2))
-    guided = model.decode_latents(z, spec)
-    model.config = replace(model.config, guidance=0.0)
-    plain = model.decode_latents(z, spec)
-    assert any(not torch.equal(guided[k], plain[k]) for k in ("types", "pos", "adj"))
-    # guidance acts only through the class token: if "no class" were this class, it would change nothing
-    with torch.no_grad():
-        model.dec_no_spec.copy_(model.decoder_condition(spec[:1])[0])
-    model.config = replace(model.config, guidance=1.5)
-    same = model.decode_latents(z, spec)
-    for k in ("types", "pos", "adj", "n_nodes"):
-        assert torch.equal(same[k], plain[k])
-    torch.testing.assert_close(same["values"], plain["values"])
-    assert len(model.reconstruct(splits.train_circuits[:3])) == 3  # no class, so no guidance
-    with pytest.raises(ValueError, match="guidance must be >= 0 and needs decoder_spec"):
-        tiny(guidance=1.0)
-    with pytest.raises(ValueError, match="guidance"):
-        tiny(decoder_spec=True, guidance=-0.5)

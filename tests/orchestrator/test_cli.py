@@ -114,13 +114,10 @@ def test_empty_store_says_what_to_do(capsys, tmp_path, command):
     assert_one_line_error(code, err, "no dataset", "cktloop dataset build")
 
 
-def test_guidance_needs_a_class_seeing_decoder(capsys, tmp_path):
-    design = "generator/checkpoints/cktgen-design-cpu.pt"  # the paper's decoder: it never sees the class
-    argv = ["evaluate", "cond-gen", "--no-sim", "--data", str(tmp_path / "x.jsonl"), "--checkpoint", design]
-    assert_one_line_error(*run(capsys, *argv, "--guidance", "1")[::2], "--guidance", "needs decoder_spec")
+def test_a_negative_bank_noise_is_refused(capsys):
     with pytest.raises(SystemExit):
-        main([*argv, "--bank-noise", "-1"])
-    assert "expected a number >= 0" in capsys.readouterr().err
+        main(["evaluate", "cond-gen", "--no-sim", "--sampling", "bank", "--bank-noise", "-1"])
+    assert "expected a number >= 0, got -1.0" in capsys.readouterr().err
 
 
 def test_help_explains_every_command():
