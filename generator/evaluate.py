@@ -57,12 +57,14 @@ def cond_gen(
     simulate: Simulate | None = None,
     sampling: str = "spec",
     bank_noise: float = BANK_NOISE,
+    bank_values: str = "clean",
 ) -> dict[str, Any]:
     """Conditional generation metrics on the test split's classes (see the module docstring).
 
-    ``sampling`` and ``bank_noise`` are passed to ``Generator.generate``: ``spec`` as the paper samples,
-    ``bank`` around the training circuits of each class; ``novel_circuits`` and ``novel_topologies`` say how many
-    generated circuits (values included) and topologies are not in the training split.
+    ``sampling``, ``bank_noise`` and ``bank_values`` are passed to ``Generator.generate``: ``spec`` as the
+    paper samples, ``bank`` around the training circuits of each class; ``novel_circuits`` and
+    ``novel_topologies`` say how many generated circuits (values included) and topologies are not in the
+    training split.
     """
     if surrogate.classes.sizes != generator.spec_classes.sizes:
         raise CktLoopError(
@@ -77,7 +79,9 @@ def cond_gen(
     rng = np.random.default_rng(seed)
     truth = [[by_class[c][int(rng.integers(len(by_class[c])))] for c in specs] for _ in range(rounds)]
     # spec-major: spec j, round r at j·rounds + r
-    generated = generator.generate(specs, rounds, seed=seed, sampling=sampling, bank_noise=bank_noise)
+    generated = generator.generate(
+        specs, rounds, seed=seed, sampling=sampling, bank_noise=bank_noise, bank_values=bank_values
+    )
     grid = [[generated[j * rounds + r] for j in range(s)] for r in range(rounds)]
     flat = [c for row in grid for c in row]
     targets = [specs[j] for _ in range(rounds) for j in range(s)]
@@ -134,6 +138,7 @@ def cond_gen(
         "unique_share": len({c.key for c in circuits}) / len(flat),
         "sampling": sampling,
         "bank_noise": bank_noise if sampling == "bank" else None,
+        "bank_values": bank_values if sampling == "bank" else None,
         "novel_circuits": (
             m.novelty([c.key for c in circuits], (c.key for c in splits.train_circuits)) if circuits else 0.0
         ),

@@ -50,12 +50,13 @@ class LatentBank:
         self,
         specs: Sequence[SpecClass],
         n_per_spec: int,
-        noise_std: torch.Tensor,
+        noise_std: torch.Tensor | None,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents for ``n_per_spec`` circuits per spec (spec-major) and which rows the bank could fill.
 
         Rows of classes absent from the bank are zeros with ``found`` False; the caller fills them.
+        ``noise_std`` None: the bank latents themselves (no noise drawn).
         """
         dim = self.latents.shape[1]
         z = torch.zeros((len(specs) * n_per_spec, dim))
@@ -66,7 +67,9 @@ class LatentBank:
                 continue
             pick = rows[torch.randint(len(rows), (n_per_spec,), generator=generator)]
             span = slice(k * n_per_spec, (k + 1) * n_per_spec)
-            z[span] = self.latents[pick] + torch.randn((n_per_spec, dim), generator=generator) * noise_std.cpu()
+            z[span] = self.latents[pick]
+            if noise_std is not None:
+                z[span] += torch.randn((n_per_spec, dim), generator=generator) * noise_std.cpu()
             found[span] = True
         return z, found
 

@@ -659,8 +659,13 @@ class CktGen(nn.Module):
     # --- greedy decoding ----------------------------------------------------------------------
 
     @torch.no_grad()
-    def decode_latents(self, z: torch.Tensor, spec: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def decode_latents(
+        self, z: torch.Tensor, spec: torch.Tensor | None = None, value_z: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """Greedy decoding of latents (B, latent_dim) into padded graph arrays (a DAG by construction).
+
+        ``value_z``: other latents for the device-value head (default ``z``); bank sampling decodes the
+        structure from a perturbed latent and the values from the unperturbed one.
 
         Node 0 is In; each later step takes argmax type and position and adds u→i for u < i when
         p > ``edge_threshold``. A predicted Out ends the graph; at the 8th node Out is forced (at
@@ -670,11 +675,16 @@ class CktGen(nn.Module):
         self.eval()
         try:
             cond = self.decoder_condition(None if spec is None else spec.to(self.device))
-            return self._decode_latents(z.to(self.device), cond)
+            value_z = z if value_z is None else value_z
+            if value_z.shape != z.shape:
+                raise CktLoopError(f"value_z {tuple(value_z.shape)} must match z {tuple(z.shape)}")
+            return self._decode_latents(z.to(self.device), cond, value_z.to(self.device))
         finally:
             self.train(was_training)
 
-    def _decode_latents(self, z: torch.Tensor, cond: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    def _decode_latents(
+        self, z: torch.Tensor, cond: torch.Tensor | None, value_z: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         b, dev = z.shape[0], z.device
         types = torch.full((b, MAX_NODES), PAD_TYPE, dtype=torch.long, device=dev)
         pos = torch.full((b, MAX_NODES), PAD_POS, dtype=torch.long, device=dev)
@@ -689,7 +699,7 @@ class CktGen(nn.Module):
         for i in range(1, MAX_NODES):
             out = self._decode_step(z, types, pos, topo, adj, i, state, cond)
             active = ~done
-            node = self.node_values(out["h_last"][:, None], z, i - 1)[:, 0]
+            node = self.node_values(out["h_last"][:, None], value_z, i - 1)[:, 0]
             values[:, i - 1] = torch.where(active[:, None], node, 0.0)
             edge_logits = self.edge_logits(out["topo"])[:, :i, i]  # u < i → i
             type_logits, pos_logits = out["type_logits"], out["pos_logits"]
@@ -758,13 +768,18 @@ class CktGen(nn.Module):
                 results.append(exc)
         return results
 
-    def decode(self, z: torch.Tensor, spec: torch.Tensor | None = None) -> list[Circuit | CircuitError]:
-        """Circuits from latents; ``spec`` (class indices per row) for a decoder that sees the class."""
+    def decode(
+        self, z: torch.Tensor, spec: torch.Tensor | None = None, value_z: torch.Tensor | None = None
+    ) -> list[Circuit | CircuitError]:
+        """Circuits from latents; ``spec`` (class indices per row) for a decoder that sees the class,
+        ``value_z`` for other latents to read the device values from (see ``decode_latents``)."""
         results: list[Circuit | CircuitError] = []
         step = max(1, self.config.sample_batch)
         for start in range(0, z.shape[0], step):
-            rows = None if spec is None else spec[start : start + step]
-            results.extend(self.to_circuits(self.decode_latents(z[start : start + step], rows)))
+            chunk = slice(start, start + step)
+            rows = None if spec is None else spec[chunk]
+            values = None if value_z is None else value_z[chunk]
+            results.extend(self.to_circuits(self.decode_latents(z[chunk], rows, values)))
         return results
 
     # --- public sampling API ----------------------------------------------------------------

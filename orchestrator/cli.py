@@ -203,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="cond-gen --sampling bank: noise around a bank latent, in prior standard deviations (default 0.3, "
         "generator.latent_bank.BANK_NOISE)",
     )
+    evaluate.add_argument(
+        "--bank-values",
+        choices=("clean", "noisy"),  # generator.predict.BANK_VALUES
+        default="clean",
+        help="cond-gen --sampling bank: device values from the unperturbed bank latent (clean, default) or the "
+        "perturbed one (noisy)",
+    )
     evaluate.add_argument("--no-sim", action="store_true", help="cond-gen: skip Sim-Spec-Acc (no ngspice, no Ray)")
     evaluate.add_argument("--workers", type=_positive_int, help="cond-gen: ngspice actors (default: CPU count)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -490,7 +497,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         try:
             simulate = None if pool is None else pool.simulate_all
             metrics = gen_eval.cond_gen(
-                generator, surrogate, splits, args.rounds, args.seed, simulate, args.sampling, bank_noise
+                generator,
+                surrogate,
+                splits,
+                args.rounds,
+                args.seed,
+                simulate,
+                args.sampling,
+                bank_noise,
+                args.bank_values,
             )
         finally:
             if pool is not None:

@@ -69,15 +69,31 @@ def test_bank_sampling_decodes_the_latents_of_the_class(trained, splits):
     out = gen.generate([cls], 20, seed=3, sampling="bank", bank_noise=0.0)
     assert len(out) == 20 and {str(r) for r in out} <= decoded
     assert [str(r) for r in out] == [str(r) for r in gen.generate([cls], 20, seed=3, sampling="bank", bank_noise=0.0)]
-    noisy = [str(r) for r in gen.generate([cls], 20, seed=3, sampling="bank")]
+    noisy = [str(r) for r in gen.generate([cls], 20, seed=3, sampling="bank", bank_values="noisy")]
     assert not set(noisy) <= decoded  # the default noise moves off the training latents
     with pytest.raises(CktLoopError, match="bank_noise must be >= 0"):
         gen.generate([cls], 2, sampling="bank", bank_noise=-0.1)
+    with pytest.raises(CktLoopError, match="unknown bank_values 'raw'"):
+        gen.generate([cls], 2, sampling="bank", bank_values="raw")
     # a class the bank lacks falls back to the spec latent
     gen.bank = LatentBank(gen.bank.latents[members], tuple(cls for _ in members))
     other = next(c for c in gen.train_classes if c != cls)
     spec_out = [str(r) for r in gen.generate([other], 4, seed=3, sampling="spec")]
     assert [str(r) for r in gen.generate([other], 4, seed=3, sampling="bank")] == spec_out
+
+
+def test_clean_bank_values_move_the_structure_and_keep_the_banked_sizing(trained, splits):
+    gen = Generator.load(trained.checkpoint)
+    cls = splits.train.classes[0]
+    clean = gen.generate([cls], 40, seed=5, sampling="bank", bank_noise=1.0)
+    noisy = gen.generate([cls], 40, seed=5, sampling="bank", bank_noise=1.0, bank_values="noisy")
+    assert [c.topology_key for c in clean] == [c.topology_key for c in noisy]  # the same perturbed structure
+    assert [c.key for c in clean] != [c.key for c in noisy]  # values read from another latent
+    exact = gen.generate([cls], 40, seed=5, sampling="bank", bank_noise=0.0, bank_values="noisy")
+    assert [c.key for c in gen.generate([cls], 40, seed=5, sampling="bank", bank_noise=0.0)] == [c.key for c in exact]
+    z = torch.randn(4, gen.model.config.latent_dim, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(CktLoopError, match=r"value_z \(3, 16\) must match z \(4, 16\)"):
+        gen.model.decode_latents(z, value_z=z[:3])
 
 
 def test_bank_sampling_needs_a_bank_and_a_known_mode(trained, tmp_path):
