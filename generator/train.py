@@ -48,8 +48,9 @@ from storage.rows import load_rows
 CHECKPOINT = "last.pt"
 METRICS = "metrics.jsonl"
 PLOT = "metrics.png"
-# Keys that may change between an interrupted run and its resumption without changing the result.
-RESUMABLE_KEYS = {"epochs", "checkpoint_every", "num_threads", "sample_eval", "progress"}
+# Keys that may change between an interrupted run and its resumption without changing the result
+# (lr_drops only at epochs not yet trained: checked on resume).
+RESUMABLE_KEYS = {"epochs", "checkpoint_every", "num_threads", "sample_eval", "progress", "lr_drops"}
 
 
 @dataclass
@@ -63,6 +64,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     plateau_factor: float = 0.1
     plateau_patience: int = 10
+    # epochs after which the learning rate is multiplied by plateau_factor (the plateau scheduler
+    # watches the training loss, which keeps falling, so it may never act)
+    lr_drops: tuple[int, ...] = ()
     grad_clip: float | None = None
     checkpoint_every: int = 100
     max_train_rows: int | None = None  # first N training rows only (smoke runs)
@@ -78,6 +82,8 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if any(e < 1 for e in self.lr_drops):
+            raise ConfigError(f"TrainConfig.lr_drops must be epochs >= 1, got {list(self.lr_drops)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -316,6 +322,13 @@ def train(
             raise CktLoopError(
                 f"{ckpt_path}: trained on different data ({state.get('data')}) than given now ({fingerprint})"
             )
+        done = int(state["epoch"])
+        moved = sorted(set(state.get("train_config", {}).get("lr_drops", ())) ^ set(cfg.lr_drops))
+        if any(e < done for e in moved):
+            raise CktLoopError(
+                f"{ckpt_path}: cannot resume with {config_path}: lr_drops change at epochs {moved}, "
+                f"but {done} epochs are already trained"
+            )
         model = model_from_checkpoint(ckpt_path, state, device)
         optimiser, scheduler = _optimiser(model, cfg)
         try:
@@ -324,7 +337,7 @@ def train(
             set_rng_state(state["rng"])
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             raise CktLoopError(f"{ckpt_path}: optimiser/scheduler/RNG state unusable ({exc})") from None
-        start_epoch = int(state["epoch"])
+        start_epoch = done
     else:
         _seed_everything(cfg.seed)
         model = CktGen(cfg.model).to(device)
@@ -356,6 +369,9 @@ def train(
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         shuffle = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        if epoch - 1 in cfg.lr_drops:
+            for group in optimiser.param_groups:
+                group["lr"] *= cfg.plateau_factor
         train_losses = _run_epoch(
             model,
             train_data,

@@ -61,6 +61,22 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, splits):
     assert [json.loads(x)["train"]["total"] for x in la] == [json.loads(x)["train"]["total"] for x in lb]
 
 
+def test_lr_drops_cut_the_learning_rate_and_extend_a_finished_run_as_if_planned(tmp_path, splits):
+    planned = write_config(tmp_path / "a.yaml", epochs=3, sample_eval=0, lr_drops=[2])
+    straight = train(planned, splits, out_dir=tmp_path / "straight")
+    lrs = [json.loads(x)["lr"] for x in (tmp_path / "straight" / "metrics.jsonl").read_text().splitlines()]
+    assert lrs[:2] == [1.0e-3, 1.0e-3] and lrs[2] == pytest.approx(1.0e-4)  # epoch 3 runs at lr × 0.1
+    train(write_config(tmp_path / "b.yaml", epochs=2, sample_eval=0), splits, out_dir=tmp_path / "extended")
+    extended = train(planned, splits, out_dir=tmp_path / "extended")  # the drop added after epoch 2 was trained
+    a, b = _weights(straight.checkpoint), _weights(extended.checkpoint)
+    assert extended.epochs_run == 1 and all(torch.equal(a[k], b[k]) for k in a)
+    late = write_config(tmp_path / "c.yaml", epochs=4, sample_eval=0, lr_drops=[1, 2])
+    with pytest.raises(CktLoopError, match=r"last\.pt: cannot resume .* lr_drops change at epochs \[1\]"):
+        train(late, splits, out_dir=tmp_path / "extended")
+    with pytest.raises(CktLoopError, match="lr_drops must be epochs >= 1"):
+        train(write_config(tmp_path / "d.yaml", lr_drops=[0]), splits, out_dir=tmp_path / "bad")
+
+
 def test_resume_with_a_different_config_names_the_checkpoint(tmp_path, splits):
     train(write_config(tmp_path / "a.yaml", epochs=1, sample_eval=0), splits, out_dir=tmp_path / "run")
     other = write_config(tmp_path / "b.yaml", epochs=2, sample_eval=0, model={"latent_dim": 8})
