@@ -91,7 +91,7 @@ class Generator:
         random training circuit of the class (``generator.latent_bank``) with ``bank_noise`` prior
         standard deviations of noise, the spec latent where the class has none. ``bank_values``:
         ``clean`` reads the device values from the unperturbed bank latent, so the noise moves the
-        structure and the sizing stays the banked circuit's (bank-sampled Sim-Spec-Acc 26 % -> 40 % at
+        structure and the sizing stays the banked circuit's (bank-sampled Sim-Spec-Acc 28 % -> 43 % at
         the same share of new topologies, docs/models.md); ``noisy`` decodes them from the perturbed one.
         """
         if sampling not in SAMPLING:
