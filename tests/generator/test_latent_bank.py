@@ -70,7 +70,7 @@ def test_bank_sampling_decodes_the_latents_of_the_class(trained, splits):
     assert len(out) == 20 and {str(r) for r in out} <= decoded
     assert [str(r) for r in out] == [str(r) for r in gen.generate([cls], 20, seed=3, sampling="bank", bank_noise=0.0)]
     noisy = [str(r) for r in gen.generate([cls], 20, seed=3, sampling="bank", bank_values="noisy")]
-    assert not set(noisy) <= decoded  # the default noise moves off the training latents
+    assert not set(noisy) <= decoded  # with noisy values the default noise moves off the training circuits
     with pytest.raises(CktLoopError, match="bank_noise must be >= 0"):
         gen.generate([cls], 2, sampling="bank", bank_noise=-0.1)
     with pytest.raises(CktLoopError, match="unknown bank_values 'raw'"):
