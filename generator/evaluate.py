@@ -181,18 +181,34 @@ def recon(generator: Generator, splits: Splits) -> dict[str, Any]:
     }
 
 
-def prior(generator: Generator, splits: Splits, n: int = 10_000, seed: int = 0) -> dict[str, Any]:
-    """Validity, novelty (against training graphs, CktGen's same-graph test) and uniqueness of prior samples."""
-    samples = generator.sample_prior(n, seed=seed)
+PRIOR_DRAWS, PRIOR_DECODES = 1_000, 10  # the paper's prior protocol (reference §4.4)
+
+
+def prior(
+    generator: Generator,
+    splits: Splits,
+    n: int = PRIOR_DRAWS,
+    seed: int = 0,
+    decodes: int = PRIOR_DECODES,
+    temperature: float = 1.0,
+) -> dict[str, Any]:
+    """Validity, novelty (against training graphs, CktGen's same-graph test) and uniqueness of prior samples.
+
+    The defaults are the paper's protocol: 1,000 prior latents, each decoded 10 times, so the decoder's
+    choices are drawn (``temperature`` 1); ``decodes=1, temperature=0`` decodes each latent greedily."""
+    samples = generator.sample_prior(n, seed=seed, decodes=decodes, temperature=temperature)
     keys = [m.graph_signature(encode(c)) if isinstance(c, Circuit) else None for c in samples]
     train = {m.graph_signature(encode(c)) for c in splits.train_circuits}
     valid_keys = [k for k in keys if k is not None]
     return {
         "generator": generator.version,
-        "n": n,
+        "draws": n,
+        "decodes": decodes,
+        "temperature": temperature,
+        "n": len(samples),
         "validity": m.validity([k is not None for k in keys]),
         "novelty": m.novelty(keys, train) if valid_keys else 0.0,
-        "unique_share": len(set(valid_keys)) / n,
+        "unique_share": len(set(valid_keys)) / len(samples),
     }
 
 
@@ -217,6 +233,9 @@ LABELS = {
     "novelty": ("novelty", "{:.1%}"),
     "n_specs": ("target specs S", "{}"),
     "rounds": ("rounds", "{}"),
+    "draws": ("prior latents", "{}"),
+    "decodes": ("decodes per latent", "{}"),
+    "temperature": ("decoding temperature (0: greedy)", "{}"),
     "n": ("circuits", "{}"),
 }
 

@@ -22,9 +22,11 @@
   alignment, filtered InfoNCE (temperature 0.1), and per-axis classifier guidance on the circuit
   latent. Every term can be switched off in ``CktGenConfig``; ``kl_mode: prior`` with only ``recon_ckt``
   on is the paper's reconstruction-only VAE (its Table 5 model).
-* **Sampling**: greedy. By default constrained by the op-amp grammar (``generator/grammar.py``): the
-  best-scoring (type, position) pair that can still complete a valid circuit, each side node's source
-  by its edge logits, the other edges fixed by the grammar. ``grammar: false`` decodes as the paper
+* **Sampling**: greedy, or drawn from the decoder's distributions at a ``temperature`` (the paper
+  decodes each prior latent 10 times, which only a stochastic decoder makes sense of). By default
+  constrained by the op-amp grammar (``generator/grammar.py``): the best-scoring (or a drawn)
+  (type, position) pair that can still complete a valid circuit, each side node's source by its edge
+  logits, the other edges fixed by the grammar. ``grammar: false`` decodes as the paper
   does (argmax type and position, edge if p > 0.5, Out forced at the 8th node, loose ends wired to Out),
   which the evaluation reports as the unconstrained validity. Values are snapped to the grid and masked
   by type by ``circuits.encoding.decode``.
@@ -90,6 +92,9 @@ class CktGenConfig:
     decoder_spec: bool = False
     spec_dropout: float = 0.1
     latent_noise: float = 0.0
+    # the value head reads the latent without latent_noise, as bank sampling's clean values do
+    # (``Generator.generate(bank_values="clean")``); false: the noisy one, as the structure heads
+    clean_value_latent: bool = False
     # spec encoder
     spec_embed: int = 128
     spec_hidden: int = 128
@@ -265,6 +270,40 @@ class Block(nn.Module):
 
 def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out))
+
+
+@dataclass(frozen=True)
+class Draw:
+    """How decoding chooses: greedily at ``temperature`` 0, else by drawing from the decoder's
+    distributions sharpened (< 1) or flattened (> 1) by the temperature, with ``generator``'s numbers."""
+
+    temperature: float = 0.0
+    generator: torch.Generator | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise CktLoopError(f"temperature must be >= 0, got {self.temperature}")
+
+    def _uniform(self, like: torch.Tensor) -> torch.Tensor:
+        device = None if self.generator is None else self.generator.device
+        return torch.rand(like.shape, generator=self.generator, device=device).to(like.device)
+
+    def pick(self, scores: torch.Tensor) -> torch.Tensor:
+        """An index over the last axis: the argmax, or a draw from softmax(scores / temperature)
+        (Gumbel-max, so masked ``-inf`` scores are never drawn)."""
+        if self.temperature <= 0:
+            return scores.argmax(-1)
+        gumbel = -torch.log(-torch.log(self._uniform(scores).clamp_min(1e-20)))
+        return (scores / self.temperature + gumbel).argmax(-1)
+
+    def edges(self, logits: torch.Tensor, threshold: float) -> torch.Tensor:
+        """0/1 edges: probability above ``threshold``, or a coin with probability sigmoid(logits / temperature)."""
+        if self.temperature <= 0:
+            return (torch.sigmoid(logits) > threshold).float()
+        return (self._uniform(logits) < torch.sigmoid(logits / self.temperature)).float()
+
+
+GREEDY = Draw()
 
 
 def kl_diag(mu1: torch.Tensor, lv1: torch.Tensor, mu2: torch.Tensor, lv2: torch.Tensor) -> torch.Tensor:
@@ -524,11 +563,16 @@ class CktGen(nn.Module):
         return emb if drop is None else torch.where(drop[:, None], self.dec_no_spec[None], emb)
 
     def decode_teacher(
-        self, z: torch.Tensor, batch: dict[str, torch.Tensor], cond: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        batch: dict[str, torch.Tensor],
+        cond: torch.Tensor | None = None,
+        value_z: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
+        """Teacher-forced decoding of ``batch`` from ``z``; the value head reads ``value_z`` (default ``z``)."""
         out = self.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"], cond=cond)
         out["edge_logits"] = self.edge_logits(out.pop("topo"))
-        out["values"] = self.node_values(out.pop("h_next"), z)
+        out["values"] = self.node_values(out.pop("h_next"), z if value_z is None else value_z)
         return out
 
     # --- training pass ----------------------------------------------------------------------
@@ -554,16 +598,17 @@ class CktGen(nn.Module):
             raise CktLoopError("decoder_spec needs 'spec' in the batch")
         dec_c = self._noisy(z_c, mu_c)  # the latents the decoder reads (noisy with latent_noise)
         dec_s = self._noisy(z_s, mu_s) if has_spec else None
+        val_c, val_s = (z_c, z_s if has_spec else None) if c.clean_value_latent else (dec_c, dec_s)
         if need_spec_decode:
             both = {k: torch.cat([v, v]) for k, v in batch.items() if k != "spec"}
             cond = self._teacher_condition(torch.cat([batch["spec"], batch["spec"]]))
-            dec = self.decode_teacher(torch.cat([dec_c, dec_s]), both, cond)
+            dec = self.decode_teacher(torch.cat([dec_c, dec_s]), both, cond, torch.cat([val_c, val_s]))
             b = z_c.shape[0]
             out.update({k: v[:b] for k, v in dec.items()})
             dec_spec = {k: v[b:] for k, v in dec.items()}
         else:
             cond = self._teacher_condition(batch["spec"]) if has_spec else None
-            out.update(self.decode_teacher(dec_c, batch, cond))
+            out.update(self.decode_teacher(dec_c, batch, cond, val_c))
         if not with_loss:
             return out
         losses: dict[str, torch.Tensor] = {}
@@ -660,12 +705,18 @@ class CktGen(nn.Module):
 
     @torch.no_grad()
     def decode_latents(
-        self, z: torch.Tensor, spec: torch.Tensor | None = None, value_z: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        spec: torch.Tensor | None = None,
+        value_z: torch.Tensor | None = None,
+        draw: Draw = GREEDY,
     ) -> dict[str, torch.Tensor]:
-        """Greedy decoding of latents (B, latent_dim) into padded graph arrays (a DAG by construction).
+        """Decoding of latents (B, latent_dim) into padded graph arrays (a DAG by construction).
 
         ``value_z``: other latents for the device-value head (default ``z``); bank sampling decodes the
-        structure from a perturbed latent and the values from the unperturbed one.
+        structure from a perturbed latent and the values from the unperturbed one. ``draw``: greedy as
+        described below, or every choice drawn (``Draw``); device values are regressed, so they stay
+        deterministic.
 
         Node 0 is In; each later step takes argmax type and position and adds u→i for u < i when
         p > ``edge_threshold``. A predicted Out ends the graph; at the 8th node Out is forced (at
@@ -678,12 +729,12 @@ class CktGen(nn.Module):
             value_z = z if value_z is None else value_z
             if value_z.shape != z.shape:
                 raise CktLoopError(f"value_z {tuple(value_z.shape)} must match z {tuple(z.shape)}")
-            return self._decode_latents(z.to(self.device), cond, value_z.to(self.device))
+            return self._decode_latents(z.to(self.device), cond, value_z.to(self.device), draw)
         finally:
             self.train(was_training)
 
     def _decode_latents(
-        self, z: torch.Tensor, cond: torch.Tensor | None, value_z: torch.Tensor
+        self, z: torch.Tensor, cond: torch.Tensor | None, value_z: torch.Tensor, draw: Draw
     ) -> dict[str, torch.Tensor]:
         b, dev = z.shape[0], z.device
         types = torch.full((b, MAX_NODES), PAD_TYPE, dtype=torch.long, device=dev)
@@ -704,9 +755,9 @@ class CktGen(nn.Module):
             edge_logits = self.edge_logits(out["topo"])[:, :i, i]  # u < i → i
             type_logits, pos_logits = out["type_logits"], out["pos_logits"]
             if grammar is None:
-                t, p, edges = self._choose_free(i, type_logits, pos_logits, edge_logits)
+                t, p, edges = self._choose_free(i, type_logits, pos_logits, edge_logits, draw)
             else:
-                t, p, edges = self._choose_constrained(i, grammar, type_logits, pos_logits, edge_logits)
+                t, p, edges = self._choose_constrained(i, grammar, type_logits, pos_logits, edge_logits, draw)
                 grammar.advance(i, t, p, active)
             types[:, i] = torch.where(active, t, types[:, i])
             pos[:, i] = torch.where(active, p, pos[:, i])
@@ -724,15 +775,16 @@ class CktGen(nn.Module):
         return {"types": types, "pos": pos, "adj": adj, "values": values, "n_nodes": n_nodes}
 
     def _choose_free(
-        self, i: int, type_logits: torch.Tensor, pos_logits: torch.Tensor, edge_logits: torch.Tensor
+        self, i: int, type_logits: torch.Tensor, pos_logits: torch.Tensor, edge_logits: torch.Tensor, draw: Draw
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The paper's decoding: argmax type and position, every edge with p > threshold, Out forced at the 8th node."""
-        t, p = type_logits.argmax(-1), pos_logits.argmax(-1)
+        """The paper's decoding: argmax type and position, every edge with p > threshold, Out forced at the
+        8th node; when drawing, type and position are drawn and each edge is a coin with its probability."""
+        t, p = draw.pick(type_logits), draw.pick(pos_logits)
         if i == MAX_NODES - 1:
             forced = t != OUT
             t = torch.full_like(t, OUT)
             p = torch.where(forced, torch.full_like(p, POS_OUT), p)
-        return t, p, (torch.sigmoid(edge_logits) > self.config.edge_threshold).float()
+        return t, p, draw.edges(edge_logits, self.config.edge_threshold)
 
     def _choose_constrained(
         self,
@@ -741,13 +793,15 @@ class CktGen(nn.Module):
         type_logits: torch.Tensor,
         pos_logits: torch.Tensor,
         edge_logits: torch.Tensor,
+        draw: Draw,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The most likely (type, position) pair the grammar allows; a side node's one source by its edge logits."""
+        """The most likely (or a drawn) (type, position) pair the grammar allows; a side node's one source
+        by its edge logits."""
         score = F.log_softmax(type_logits, -1)[:, :, None] + F.log_softmax(pos_logits, -1)[:, None, :]
         score = score.masked_fill(~grammar.allowed_pairs(i), -math.inf)
-        choice = score.flatten(1).argmax(-1)
+        choice = draw.pick(score.flatten(1))
         t, p = choice // N_POSITIONS, choice % N_POSITIONS
-        source = edge_logits.masked_fill(~grammar.allowed_sources(i), -math.inf).argmax(-1)
+        source = draw.pick(edge_logits.masked_fill(~grammar.allowed_sources(i), -math.inf))
         side_edges = F.one_hot(source, i).float()
         is_side = (p >= SIDE_POSITIONS[0])[:, None]
         return t, p, torch.where(is_side, side_edges, grammar.spine_edges(i))
@@ -769,17 +823,22 @@ class CktGen(nn.Module):
         return results
 
     def decode(
-        self, z: torch.Tensor, spec: torch.Tensor | None = None, value_z: torch.Tensor | None = None
+        self,
+        z: torch.Tensor,
+        spec: torch.Tensor | None = None,
+        value_z: torch.Tensor | None = None,
+        draw: Draw = GREEDY,
     ) -> list[Circuit | CircuitError]:
         """Circuits from latents; ``spec`` (class indices per row) for a decoder that sees the class,
-        ``value_z`` for other latents to read the device values from (see ``decode_latents``)."""
+        ``value_z`` for other latents to read the device values from, ``draw`` to draw the choices
+        instead of decoding greedily (see ``decode_latents``)."""
         results: list[Circuit | CircuitError] = []
         step = max(1, self.config.sample_batch)
         for start in range(0, z.shape[0], step):
             chunk = slice(start, start + step)
             rows = None if spec is None else spec[chunk]
             values = None if value_z is None else value_z[chunk]
-            results.extend(self.to_circuits(self.decode_latents(z[chunk], rows, values)))
+            results.extend(self.to_circuits(self.decode_latents(z[chunk], rows, values, draw)))
         return results
 
     # --- public sampling API ----------------------------------------------------------------
@@ -841,10 +900,16 @@ class CktGen(nn.Module):
         return self.decode(self.encode_mean(circuits))
 
     @torch.no_grad()
-    def sample_prior(self, n: int, generator: torch.Generator | None = None) -> list[Circuit | CircuitError]:
-        """Decode ``n`` draws of N(0, I) rescaled by ``prior_mean``/``prior_std`` (the training means' statistics)."""
+    def sample_prior(
+        self, n: int, generator: torch.Generator | None = None, decodes: int = 1, temperature: float = 0.0
+    ) -> list[Circuit | CircuitError]:
+        """Decode ``n`` draws of N(0, I) rescaled by ``prior_mean``/``prior_std`` (the training means'
+        statistics), each ``decodes`` times in a row (``n * decodes`` results; repeats differ only when
+        ``temperature`` > 0 draws the choices)."""
+        if decodes < 1:
+            raise CktLoopError(f"decodes must be >= 1, got {decodes}")
         noise = torch.randn(
             (n, self.config.latent_dim), generator=generator, device="cpu" if generator is None else generator.device
         )
         z = self.prior_mean + noise.to(self.device) * self.prior_std
-        return self.decode(z)
+        return self.decode(z.repeat_interleave(decodes, 0), draw=Draw(temperature, generator))

@@ -122,8 +122,11 @@ class Generator:
     def reconstruct(self, circuits: Sequence[Circuit]) -> list[Circuit | CircuitError]:
         return self.model.reconstruct(circuits)
 
-    def sample_prior(self, n: int, seed: int | None = None) -> list[Circuit | CircuitError]:
-        return self.model.sample_prior(n, generator=self._rng(seed))
+    def sample_prior(
+        self, n: int, seed: int | None = None, decodes: int = 1, temperature: float = 0.0
+    ) -> list[Circuit | CircuitError]:
+        """``n`` prior latents, each decoded ``decodes`` times (drawn at ``temperature`` > 0, else greedily)."""
+        return self.model.sample_prior(n, generator=self._rng(seed), decodes=decodes, temperature=temperature)
 
     def encode(self, circuits: Sequence[Circuit]) -> torch.Tensor:
         """Mean circuit latents (n, latent_dim)."""

@@ -189,7 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset", help="dataset name in the store (default: the only dataset)")
     evaluate.add_argument("--split", default="test", help="surrogate: split to evaluate on (default test)")
     evaluate.add_argument("--rounds", type=_positive_int, default=120, help="cond-gen: rounds (default 120)")
-    evaluate.add_argument("--samples", type=_positive_int, default=10_000, help="prior: latent draws (default 10000)")
+    evaluate.add_argument(
+        "--samples", type=_positive_int, default=1_000, help="prior: latent draws (default 1000, as the paper)"
+    )
+    evaluate.add_argument(
+        "--decodes", type=_positive_int, default=10, help="prior: decodes per latent draw (default 10, as the paper)"
+    )
+    evaluate.add_argument(
+        "--temperature",
+        type=_non_negative_float,
+        default=1.0,
+        help="prior: temperature of the decoder's drawn choices (default 1; 0 decodes greedily, so use --decodes 1)",
+    )
     evaluate.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     evaluate.add_argument(
         "--sampling",
@@ -487,7 +498,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.model == "recon":
         metrics, title = gen_eval.recon(generator, splits), "reconstruction"
     elif args.model == "prior":
-        metrics, title = gen_eval.prior(generator, splits, n=args.samples, seed=args.seed), "prior sampling"
+        metrics, title = (
+            gen_eval.prior(
+                generator, splits, n=args.samples, seed=args.seed, decodes=args.decodes, temperature=args.temperature
+            ),
+            "prior sampling",
+        )
     else:
         from surrogate.predict import SHIPPED_CHECKPOINT as SURROGATE_CHECKPOINT
         from surrogate.predict import Surrogate

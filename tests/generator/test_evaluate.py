@@ -92,8 +92,11 @@ def test_recon_and_prior(models):
     r = ev.recon(generator, splits)
     assert r["n"] == len(splits.test_circuits) and r["validity"] == 1.0
     assert 0.0 <= r["recon_acc"] <= 1.0 and 0.0 <= r["exact_topology"] <= 1.0
-    p = ev.prior(generator, splits, n=50, seed=0)
+    p = ev.prior(generator, splits, n=50, seed=0, decodes=1, temperature=0.0)
     assert p["validity"] == 1.0 and 0.0 <= p["novelty"] <= 1.0 and 0.0 < p["unique_share"] <= 1.0
+    paper = ev.prior(generator, splits, n=20, seed=0)  # the paper's protocol: each latent decoded 10 times
+    assert (paper["draws"], paper["decodes"], paper["temperature"], paper["n"]) == (20, 10, 1.0, 200)
+    assert paper["validity"] == 1.0 and "decodes per latent" in ev.markdown_table("prior", paper)
 
 
 def test_mismatched_class_presets_are_refused(models):

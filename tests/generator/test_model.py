@@ -10,7 +10,7 @@ from circuits.circuit import MAX_NODES
 from circuits.encoding import PAD_POS, PAD_TYPE
 from circuits.subgraphs import N_TYPES
 from generator.data import build_splits, denormalise_values, normalise_values
-from generator.model import LOSS_TERMS, CktGen, CktGenConfig
+from generator.model import LOSS_TERMS, CktGen, CktGenConfig, Draw
 
 from .conftest import TINY_MODEL
 
@@ -247,3 +247,47 @@ def test_a_decoder_that_sees_the_class_decodes_by_it_and_without_it(splits):
         tiny(decoder_spec=True, kl_mode="prior")
     with pytest.raises(ValueError, match="spec_dropout"):
         tiny(spec_dropout=1.5)
+
+
+def test_draw_is_greedy_at_zero_and_follows_the_softmax_above():
+    scores = torch.log(torch.tensor([[0.2, 0.8, 0.0]])).expand(20_000, -1)  # the last choice is masked (-inf)
+    assert (Draw().pick(scores) == 1).all()
+    rng = torch.Generator().manual_seed(0)
+    drawn = Draw(1.0, rng).pick(scores)
+    assert (drawn != 2).all() and abs((drawn == 0).float().mean().item() - 0.2) < 0.01
+    sharp = Draw(0.5, rng).pick(scores)  # softmax(2 log p): 0.04 / (0.04 + 0.64)
+    assert abs((sharp == 0).float().mean().item() - 0.04 / 0.68) < 0.01
+    logits = torch.full((20_000, 1), 1.0)
+    assert (Draw().edges(logits, 0.5) == 1).all() and (Draw().edges(-logits, 0.5) == 0).all()
+    coins = Draw(1.0, rng).edges(logits, 0.5)
+    assert abs(coins.mean().item() - torch.sigmoid(torch.tensor(1.0)).item()) < 0.01
+
+
+@pytest.mark.parametrize("grammar", [True, False])
+def test_prior_samples_decoded_repeatedly_differ_only_when_drawn(grammar):
+    model = tiny(grammar=grammar).eval()
+    greedy = model.sample_prior(6, torch.Generator().manual_seed(1), decodes=3)
+    assert len(greedy) == 18
+    assert all(str(greedy[i]) == str(greedy[i + 1]) == str(greedy[i + 2]) for i in range(0, 18, 3))
+    drawn = model.sample_prior(6, torch.Generator().manual_seed(1), decodes=3, temperature=2.0)
+    assert len({str(c) for c in drawn}) > len({str(c) for c in greedy})
+    again = model.sample_prior(6, torch.Generator().manual_seed(1), decodes=3, temperature=2.0)
+    assert [str(c) for c in drawn] == [str(c) for c in again]
+    if grammar:  # constrained drawing only ever picks choices that complete a circuit
+        assert all(isinstance(c, Circuit) for c in drawn)
+    with pytest.raises(CktLoopError, match="decodes"):
+        model.sample_prior(2, decodes=0)
+    with pytest.raises(CktLoopError, match="temperature"):
+        model.sample_prior(2, temperature=-1.0)
+
+
+@pytest.mark.parametrize("clean", [True, False])
+def test_the_value_head_reads_the_latent_bank_sampling_gives_it(splits, clean):
+    model = tiny(latent_layout="nodes", latent_dim=32, decoder_spec=True, latent_noise=1.0, clean_value_latent=clean)
+    seen: list[torch.Tensor] = []
+    read = model.node_values
+    model.node_values = lambda h, z, first=0: seen.append(z) or read(h, z, first)
+    out = model.train()(splits.train.batch(slice(0, 6)))
+    (z,) = seen  # one teacher-forced pass decodes from both latents: circuit rows, then spec rows
+    both = torch.cat([out["z_ckt"], out["z_spec"]])
+    assert torch.equal(z, both) is clean  # the noisy latents differ from the samples everywhere
