@@ -47,17 +47,11 @@ class LatentBank:
         return tuple(cls) in self._index
 
     def sample(
-        self,
-        specs: Sequence[SpecClass],
-        n_per_spec: int,
-        noise_std: torch.Tensor | None,
-        generator: torch.Generator | None = None,
+        self, specs: Sequence[SpecClass], n_per_spec: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Latents for ``n_per_spec`` circuits per spec (spec-major) and which rows the bank could fill.
-
-        Rows of classes absent from the bank are zeros with ``found`` False; the caller fills them.
-        ``noise_std`` None: the bank latents themselves (no noise drawn).
-        """
+        """Bank latents drawn for ``n_per_spec`` circuits per spec (spec-major) and which rows the bank
+        could fill. Rows of classes absent from the bank are zeros with ``found`` False; the caller fills
+        them, and adds the noise (``Generator.generate``, which also keeps the clean latents)."""
         dim = self.latents.shape[1]
         z = torch.zeros((len(specs) * n_per_spec, dim))
         found = torch.zeros(len(specs) * n_per_spec, dtype=torch.bool)
@@ -68,8 +62,6 @@ class LatentBank:
             pick = rows[torch.randint(len(rows), (n_per_spec,), generator=generator)]
             span = slice(k * n_per_spec, (k + 1) * n_per_spec)
             z[span] = self.latents[pick]
-            if noise_std is not None:
-                z[span] += torch.randn((n_per_spec, dim), generator=generator) * noise_std.cpu()
             found[span] = True
         return z, found
 

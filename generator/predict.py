@@ -113,7 +113,7 @@ class Generator:
         rng = self._rng(seed)
         spec = self.model.check_specs(specs).repeat_interleave(n_per_spec, 0)
         z = self.model.spec_latents(spec, rng)
-        banked, found = self.bank.sample(specs, n_per_spec, None, rng)
+        banked, found = self.bank.sample(specs, n_per_spec, rng)
         banked, found = banked.to(z.device), found[:, None].to(z.device)
         noise = torch.randn(banked.shape, generator=rng).to(z.device) * self.model.prior_std * bank_noise
         value_z = torch.where(found, banked, z) if bank_values == "clean" else None

@@ -31,14 +31,24 @@ def _bank() -> LatentBank:
 
 def test_sample_draws_latents_of_the_requested_class_only():
     bank = _bank()
-    z, found = bank.sample([(0, 1, 2), (9, 9, 9), (3, 3, 3)], 50, torch.zeros(2), torch.Generator().manual_seed(0))
+    z, found = bank.sample([(0, 1, 2), (9, 9, 9), (3, 3, 3)], 50, torch.Generator().manual_seed(0))
     assert z.shape == (150, 2) and found.tolist() == [True] * 50 + [False] * 50 + [True] * 50
     assert {tuple(r) for r in z[:50].tolist()} == {(1.0, 0.0), (2.0, 0.0)}  # both circuits of the class drawn
     assert torch.equal(z[50:100], torch.zeros(50, 2))
     assert torch.equal(z[100:], torch.tensor([[0.0, 5.0]]).expand(50, 2))
-    noisy, _ = bank.sample([(3, 3, 3)], 2000, torch.tensor([0.5, 2.0]), torch.Generator().manual_seed(0))
-    assert torch.allclose(noisy.std(0), torch.tensor([0.5, 2.0]), rtol=0.1)
-    assert torch.allclose(noisy.mean(0), torch.tensor([0.0, 5.0]), atol=0.15)
+
+
+def test_bank_noise_is_in_prior_standard_deviations_and_values_read_the_clean_latent(trained, splits):
+    gen = Generator.load(trained.checkpoint)
+    cls = splits.train.classes[0]
+    members = gen.bank.latents[[i for i, c in enumerate(gen.bank.classes) if c == cls]]
+    seen = {}
+    gen.model.decode = lambda z, spec, value_z: seen.update(z=z, value_z=value_z) or []
+    gen.generate([cls], 3000, seed=2, sampling="bank", bank_noise=0.5)
+    clean = seen["value_z"]
+    assert all((members == row).all(1).any() for row in clean)  # every clean latent is a bank latent
+    torch.testing.assert_close((seen["z"] - clean).std(0), 0.5 * gen.model.prior_std, rtol=0.1, atol=0.0)
+    torch.testing.assert_close((seen["z"] - clean).mean(0), torch.zeros_like(clean[0]), rtol=0, atol=0.05)
 
 
 def test_state_round_trip_and_mismatches_are_named():
