@@ -701,7 +701,7 @@ class CktGen(nn.Module):
             + c.value_rate * parts["value_se"] / c.value_divisor
         )
 
-    # --- greedy decoding ----------------------------------------------------------------------
+    # --- decoding (greedy or drawn) ----------------------------------------------------------
 
     @torch.no_grad()
     def decode_latents(
