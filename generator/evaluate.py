@@ -4,7 +4,8 @@
   round samples one ground-truth test circuit per class and generates one circuit per class. The
   surrogate judges Spec-Acc, retrieval R@1..3, MM-D, FID and the two diversities (named by what
   they measure, see ``generator.metrics``); ngspice judges Sim-Spec-Acc when a ``simulate``
-  function is given. Validity is reported for the grammar-constrained decoder CktLoop uses and for
+  function is given, and ``judge_agreement`` says how often the surrogate's class of a generated
+  circuit is ngspice's. Validity is reported for the grammar-constrained decoder CktLoop uses and for
   the paper's free decoder.
 * ``recon``: each test circuit encoded to its mean latent and decoded once (Recon-Acc, validity).
 * ``prior``: latents drawn from the prior rescaled by the training means' statistics (validity,
@@ -159,6 +160,10 @@ def cond_gen(
         result["sim_spec_acc_per_axis"] = [
             float(np.mean([g is not None and g[k] == t[k] for g, t in zip(got, targets)])) for k in range(len(specs[0]))
         ]
+        # How far the surrogate's verdict can be trusted here: its class against ngspice's, per circuit.
+        result["judge_agreement"] = float(
+            np.mean([p is not None and g is not None and tuple(p["spec_class"]) == g for p, g in zip(pred_full, got)])
+        )
         result["sim_ok_share"] = float(np.mean([r is not None and r["status"] == "ok" for r in rows]))
         result["n_simulated"] = len(unique)
     return result
@@ -217,6 +222,7 @@ LABELS = {
     "validity_free_decoder": ("validity, paper's free decoder", "{:.1%}"),
     "spec_acc": ("Spec-Acc (surrogate)", "{:.1%}"),
     "sim_spec_acc": ("Sim-Spec-Acc (ngspice)", "{:.1%}"),
+    "judge_agreement": ("surrogate's class = ngspice's", "{:.1%}"),
     "r_at_1": ("R@1", "{:.1%}"),
     "r_at_2": ("R@2", "{:.1%}"),
     "r_at_3": ("R@3", "{:.1%}"),

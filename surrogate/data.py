@@ -27,6 +27,7 @@ from circuits import Circuit, CktLoopError
 from circuits.circuit import MAX_NODES, N_POSITIONS
 from circuits.encoding import PAD_TYPE, encode
 from circuits.specs import SpecClasses, filter_seen
+from surrogate.nets import encode_nets
 
 REG_NAMES = ("gain_db", "ugbw_hz", "pm")  # the three regression outputs, in order
 VALUE_SCALE = 101.0  # grid indices k ∈ 1…101 are fed as k/101
@@ -116,8 +117,11 @@ def classify_specs(classes: SpecClasses, specs: torch.Tensor) -> torch.Tensor:
     return torch.stack(cols, dim=-1)
 
 
-def encode_batch(circuits: Sequence[Circuit]) -> dict[str, torch.Tensor]:
-    """Model inputs for circuits: ``types``/``pos`` (B, 8) long, ``adj`` (B, 8, 8), ``values`` (B, 8, 3) k/101."""
+def encode_batch(circuits: Sequence[Circuit], encoder: str = "subgraphs") -> dict[str, torch.Tensor]:
+    """Model inputs for circuits: for the ``subgraphs`` encoder ``types``/``pos`` (B, 8) long, ``adj`` (B, 8, 8),
+    ``values`` (B, 8, 3) k/101; for ``nets`` those of ``surrogate.nets.encode_nets``."""
+    if encoder == "nets":
+        return encode_nets(circuits)
     n = len(circuits)
     types = np.full((n, MAX_NODES), PAD_TYPE, dtype=np.int64)
     pos = np.full((n, MAX_NODES), N_POSITIONS, dtype=np.int64)
@@ -191,11 +195,11 @@ def _circuit(row: Mapping[str, Any]) -> Circuit:
         raise CktLoopError(f"dataset row {row.get('id', '?')}: bad circuit ({exc})") from None
 
 
-def _split(kept: list, norm: Normalisation, seen: list[bool]) -> Split:  # type: ignore[type-arg]
+def _split(kept: list, norm: Normalisation, seen: list[bool], encoder: str) -> Split:  # type: ignore[type-arg]
     circuits = [k[4] for k in kept]
     n_axes = len(kept[0][1]) if kept else 3
     return Split(
-        inputs=encode_batch(circuits),
+        inputs=encode_batch(circuits, encoder),
         cls=torch.tensor([k[1] for k in kept], dtype=torch.long).reshape(len(kept), n_axes),
         fom=torch.tensor(norm.fom_to_z(np.array([k[2] for k in kept], dtype=np.float64)), dtype=torch.float32),
         reg=torch.tensor(
@@ -207,8 +211,14 @@ def _split(kept: list, norm: Normalisation, seen: list[bool]) -> Split:  # type:
     )
 
 
-def build(rows: Sequence[Mapping[str, Any]], classes: SpecClasses, norm: Normalisation | None = None) -> SurrogateData:
-    """Train/test tensors from dataset rows; ``norm`` defaults to statistics fitted on the training rows."""
+def build(
+    rows: Sequence[Mapping[str, Any]],
+    classes: SpecClasses,
+    norm: Normalisation | None = None,
+    encoder: str = "subgraphs",
+) -> SurrogateData:
+    """Train/test tensors from dataset rows, encoded for ``encoder``; ``norm`` defaults to statistics fitted on
+    the training rows."""
     import hashlib
 
     pm_name = pm_field(classes)
@@ -226,8 +236,8 @@ def build(rows: Sequence[Mapping[str, Any]], classes: SpecClasses, norm: Normali
     seen = filter_seen(train_classes, [k[1] for k in test_kept])
     digest = hashlib.sha256("\n".join(sorted(str(k[0].get("id")) for k in train_kept)).encode()).hexdigest()[:16]
     return SurrogateData(
-        train=_split(train_kept, norm, [True] * len(train_kept)),
-        test=_split(test_kept, norm, seen),
+        train=_split(train_kept, norm, [True] * len(train_kept), encoder),
+        test=_split(test_kept, norm, seen, encoder),
         classes=classes,
         norm=norm,
         train_classes=train_classes,

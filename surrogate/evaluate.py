@@ -83,7 +83,9 @@ def evaluate(
     from surrogate.predict import Surrogate
 
     surrogate = Surrogate.load(checkpoint)
-    data = build(load_rows(data_source, dataset), surrogate.classes, norm=surrogate.norm)
+    data = build(
+        load_rows(data_source, dataset), surrogate.classes, norm=surrogate.norm, encoder=surrogate.model.config.encoder
+    )
     part = {"test": data.test, "train": data.train}.get(split)
     if part is None:
         raise CktLoopError(f"unknown split {split!r} (train or test)")

@@ -17,7 +17,16 @@ Beyond the paper (all off in ``configs/paper.yaml``):
   poles and UGBW are products and ratios of gm, R and C, so their logarithms add;
 * ``pm_circular`` regresses the (wrapped) phase margin as (cos, sin), so ±180° are neighbours;
 * ``class_source: regression`` reads the joint class off the regressed specs through the preset's
-  bin edges instead of the class heads (the heads are still trained and give ``class_prob``).
+  bin edges instead of the class heads (the heads are still trained and give ``class_prob``);
+* ``encoder: nets`` replaces the subgraph-DAG encoder (and its size code) by a GIN over the circuit's
+  nets with its R, C and gm elements as edge features (``surrogate.nets``): the admittances between
+  nets are what set gain, bandwidth and phase margin;
+* ``reg_beta`` sets where the regression's Smooth-L1 turns from quadratic to linear (1, torch's
+  default, in the paper's units of z-scores; small values keep pulling on small errors);
+* ``align_detached`` keeps the contrastive, alignment and class terms from training the encoder: they
+  train the spec embedder and the class heads on the circuit embedding as the regression shapes it.
+  Otherwise they pull every circuit toward its class's cluster, and a new circuit close to training
+  circuits of a class is read as that class whatever its own specs.
 """
 
 from __future__ import annotations
@@ -35,10 +44,12 @@ from circuits.circuit import MAX_NODES, N_POSITIONS
 from circuits.encoding import PAD_TYPE
 from circuits.subgraphs import N_TYPES
 from surrogate.data import VALUE_SCALE
+from surrogate.nets import NetEncoder
 
 MODEL_NAME = "digin"
 VALUE_FEATURES = {"linear": 3, "log": 3, "both": 6}  # feature width per node for each choice
 CLASS_SOURCES = ("heads", "regression")
+ENCODERS = ("subgraphs", "nets")
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,10 @@ class SurrogateConfig:
     w_reg: float = 1.0  # beyond the paper: Smooth-L1 on the three z-scored specs
     pm_circular: bool = False  # regress a wrapped phase margin as (cos, sin) instead of PM/90
     class_source: str = "heads"  # "heads" (paper) or "regression": classes from the regressed specs
+    encoder: str = "subgraphs"  # "subgraphs" (paper: the subgraph DAG) or "nets" (nets joined by elements)
+    rounds: int = 6  # message-passing rounds of the nets encoder
+    reg_beta: float = 1.0  # Smooth-L1 beta of the spec regression
+    align_detached: bool = False  # contrastive, alignment and class terms see a detached circuit embedding
 
     def __post_init__(self) -> None:
         if self.class_reduction not in ("sum", "mean"):
@@ -77,6 +92,10 @@ class SurrogateConfig:
             raise ValueError(f"value_features must be one of {', '.join(VALUE_FEATURES)}, got {self.value_features!r}")
         if self.class_source not in CLASS_SOURCES:
             raise ValueError(f"class_source must be one of {', '.join(CLASS_SOURCES)}, got {self.class_source!r}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if self.reg_beta <= 0:
+            raise ValueError(f"reg_beta must be > 0, got {self.reg_beta}")
         for name in (
             "type_dim",
             "pos_dim",
@@ -88,6 +107,7 @@ class SurrogateConfig:
             "embed_dim",
             "spec_emb_dim",
             "head_hidden",
+            "rounds",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -123,6 +143,23 @@ class DIGIN(nn.Module):
         self.config = config
         self.class_sizes = tuple(int(k) for k in class_sizes)
         c = config
+        if c.encoder == "nets":
+            self.net_encoder = NetEncoder(c.hidden, c.rounds, c.graph_dim, c.dropout)
+            self.embed = nn.Linear(c.graph_dim, c.embed_dim)
+        else:
+            self._subgraph_encoder(c)
+        self.class_heads = nn.ModuleList([_head(c.embed_dim, c.head_hidden, k) for k in self.class_sizes])
+        self.fom_head = _head(c.embed_dim, c.head_hidden, 1)
+        self.reg_head = _head(c.embed_dim, c.head_hidden, c.n_reg)
+        self.spec_tables = nn.ModuleList([nn.Embedding(k, c.spec_emb_dim) for k in self.class_sizes])
+        self.spec_mlp = nn.Sequential(
+            nn.Linear(len(self.class_sizes) * c.spec_emb_dim, c.embed_dim), nn.Linear(c.embed_dim, c.embed_dim)
+        )
+
+    # --- encoders ------------------------------------------------------------------------------
+
+    def _subgraph_encoder(self, c: SurrogateConfig) -> None:
+        """The paper's DIGIN layers: embeddings, the GIN update, the concatenated readout and the size code."""
         self.type_emb = nn.Embedding(N_TYPES + 1, c.type_dim, padding_idx=PAD_TYPE)
         self.pos_emb = nn.Embedding(N_POSITIONS + 1, c.pos_dim, padding_idx=N_POSITIONS)
         n_values = VALUE_FEATURES[c.value_features]
@@ -139,15 +176,6 @@ class DIGIN(nn.Module):
             nn.Linear(N_POSITIONS * n_values, c.size_hidden), nn.ReLU(), nn.Linear(c.size_hidden, c.size_dim)
         )
         self.embed = nn.Linear(c.graph_dim + c.size_dim, c.embed_dim)
-        self.class_heads = nn.ModuleList([_head(c.embed_dim, c.head_hidden, k) for k in self.class_sizes])
-        self.fom_head = _head(c.embed_dim, c.head_hidden, 1)
-        self.reg_head = _head(c.embed_dim, c.head_hidden, c.n_reg)
-        self.spec_tables = nn.ModuleList([nn.Embedding(k, c.spec_emb_dim) for k in self.class_sizes])
-        self.spec_mlp = nn.Sequential(
-            nn.Linear(len(self.class_sizes) * c.spec_emb_dim, c.embed_dim), nn.Linear(c.embed_dim, c.embed_dim)
-        )
-
-    # --- encoders ------------------------------------------------------------------------------
 
     def value_features(self, values: torch.Tensor) -> torch.Tensor:
         """(…, 3) values k/101 → the configured features; absent devices (k = 0) stay 0 on every scale."""
@@ -196,10 +224,13 @@ class DIGIN(nn.Module):
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
         """Outputs (``embedding``, ``logits`` list per axis, ``fom`` z, ``reg`` (B, ``n_reg``)) and, when
         ``targets`` (``cls``, ``fom``, ``reg``, ``pm``) are given, the loss terms and their weighted ``total``."""
-        emb = self.encode_circuits(inputs["types"], inputs["pos"], inputs["adj"], inputs["values"])
+        if self.config.encoder == "nets":
+            emb = self.embed(self.net_encoder(inputs["net_role"], inputs["net_mask"], inputs["net_pair"]))
+        else:
+            emb = self.encode_circuits(inputs["types"], inputs["pos"], inputs["adj"], inputs["values"])
         out: dict[str, Any] = {
             "embedding": emb,
-            "logits": [head(emb) for head in self.class_heads],
+            "logits": [head(self._aligned(emb)) for head in self.class_heads],
             "fom": self.fom_head(emb).squeeze(-1),
             "reg": self.reg_head(emb),
         }
@@ -210,7 +241,7 @@ class DIGIN(nn.Module):
     def loss(self, out: dict[str, Any], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.config
         cls = targets["cls"]
-        emb = out["embedding"]
+        emb = self._aligned(out["embedding"])
         spec = self.encode_specs(cls)
         red = c.class_reduction
         terms = {
@@ -218,11 +249,15 @@ class DIGIN(nn.Module):
             "nce": info_nce(spec, emb, cls, c.temperature),
             "class": sum(F.cross_entropy(lg, cls[:, i], reduction=red) for i, lg in enumerate(out["logits"])),
             "fom": F.smooth_l1_loss(out["fom"], targets["fom"]),
-            "reg": F.smooth_l1_loss(out["reg"], self.reg_targets(targets)),
+            "reg": F.smooth_l1_loss(out["reg"], self.reg_targets(targets), beta=c.reg_beta),
         }
         weights = {"align": c.w_align, "nce": c.w_nce, "class": c.w_class, "fom": c.w_fom, "reg": c.w_reg}
         terms["total"] = sum(weights[k] * v for k, v in terms.items())  # type: ignore[assignment]
         return terms  # type: ignore[return-value]
+
+    def _aligned(self, emb: torch.Tensor) -> torch.Tensor:
+        """The circuit embedding as the class heads and the spec-alignment terms see it."""
+        return emb.detach() if self.config.align_detached else emb
 
     def reg_targets(self, targets: dict[str, torch.Tensor]) -> torch.Tensor:
         """What the regressor is trained on: the z-scored specs, PM as (cos, sin) when ``pm_circular``."""

@@ -62,7 +62,7 @@ class Surrogate:
             raise CktLoopError(f"batch_size must be >= 1, got {batch_size}")
         results: list[dict[str, Any]] = []
         for start in range(0, len(circuits), batch_size):
-            inputs = encode_batch(circuits[start : start + batch_size])
+            inputs = encode_batch(circuits[start : start + batch_size], self.model.config.encoder)
             out, _ = self.model({k: v.to(self.device) for k, v in inputs.items()})
             spec = predicted_specs(out["reg"], self.norm, self.model.config.pm_circular)
             if self.model.config.class_source == "regression":

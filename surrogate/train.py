@@ -132,7 +132,7 @@ def train(
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     classes = spec_classes(config.spec_classes)
-    data = build(load_rows(data_source, dataset_name), classes)
+    data = build(load_rows(data_source, dataset_name), classes, encoder=config.model.encoder)
     if config.model.pm_circular and float(data.train.pm.abs().max()) > 180.0:
         raise CktLoopError(
             f"pm_circular needs a phase margin wrapped into [-180, 180] degrees; {classes.name}'s "

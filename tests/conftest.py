@@ -6,6 +6,7 @@ so CI, where both exist, can never pass by skipping. One Ray session serves the 
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import pytest
@@ -46,3 +47,21 @@ def ray_session():
     ensure_ray(num_cpus=2)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def amp():  # type: ignore[no-untyped-def]
+    """Build a small op-amp: In=0, Out=1, the stages at 2.., side nodes after them wired src -> side -> dst."""
+    from circuits import Circuit, Node
+
+    def build(*extra, stages=None):  # type: ignore[no-untyped-def]
+        stages = stages or (Node(6, 2, gm=10), Node(6, 3, gm=20))
+        nodes = [Node(0, 0), Node(1, 1), *stages]
+        spine = [0, *range(2, 2 + len(stages)), 1]
+        edges = list(itertools.pairwise(spine))
+        for node, src, dst in extra:
+            nodes.append(node)
+            edges += [(src, len(nodes) - 1), (len(nodes) - 1, dst)]
+        return Circuit(tuple(nodes), tuple(edges))
+
+    return build

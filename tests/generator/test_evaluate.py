@@ -83,6 +83,10 @@ def test_cond_gen_metrics(models):
         for p in MnaBackend().simulate([c])
     )
     assert m["sim_spec_acc"] == pytest.approx(hits / len(again))
+    # The judge's agreement with ngspice, by hand: the surrogate's class of each circuit against its MNA class.
+    truth = [generator.spec_classes.classify(p.to_dict()) for p in MnaBackend().simulate(again)]
+    agree = sum(p["spec_class"] == t for p, t in zip(surrogate.predict(again), truth))
+    assert m["judge_agreement"] == pytest.approx(agree / len(again))
     table = ev.markdown_table("conditional generation", m)
     assert "Sim-Spec-Acc" in table and "validity" in table
 

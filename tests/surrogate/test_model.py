@@ -176,3 +176,21 @@ def test_overfits_64_circuits(rows: list[dict]) -> None:
 def test_config_validation(bad: dict) -> None:
     with pytest.raises(ValueError):
         SurrogateConfig(**bad)
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_detached_alignment_leaves_the_encoder_to_the_regression(rows: list[dict], detached: bool) -> None:
+    torch.manual_seed(0)
+    classes = spec_classes("ocb")
+    data = build(rows, classes)
+    model = DIGIN(replace(TINY, align_detached=detached), classes.sizes)
+    inputs, targets = data.train.batch(torch.arange(16))
+    _, loss = model(inputs, targets)
+    alignment = loss["align"] + loss["nce"] + loss["class"]
+    alignment.backward(retain_graph=True)
+    encoder_grad = model.node_in.weight.grad
+    assert (encoder_grad is None or not encoder_grad.any()) == detached
+    assert model.spec_tables[0].weight.grad.any() and model.class_heads[0][0].weight.grad.any()
+    model.zero_grad()
+    loss["reg"].backward()
+    assert model.node_in.weight.grad.any()  # the regression trains the encoder either way
