@@ -24,9 +24,11 @@ Beyond the paper (all off in ``configs/paper.yaml``):
 * ``reg_beta`` sets where the regression's Smooth-L1 turns from quadratic to linear (1, torch's
   default, in the paper's units of z-scores; small values keep pulling on small errors);
 * ``align_detached`` keeps the contrastive, alignment and class terms from training the encoder: they
-  train the spec embedder and the class heads on the circuit embedding as the regression shapes it.
-  Otherwise they pull every circuit toward its class's cluster, and a new circuit close to training
-  circuits of a class is read as that class whatever its own specs.
+  train an MLP on the detached encoder output (the ``embedding`` that retrieval, MM-D and FID read),
+  the class heads on it and the spec embedder, while the spec and FoM heads read the encoder output,
+  which learns from them alone. Otherwise the alignment terms pull every circuit toward its class's
+  cluster, and a new circuit close to training circuits of a class is read as that class whatever
+  its own specs.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ class SurrogateConfig:
     encoder: str = "subgraphs"  # "subgraphs" (paper: the subgraph DAG) or "nets" (nets joined by elements)
     rounds: int = 6  # message-passing rounds of the nets encoder
     reg_beta: float = 1.0  # Smooth-L1 beta of the spec regression
-    align_detached: bool = False  # contrastive, alignment and class terms see a detached circuit embedding
+    align_detached: bool = False  # contrastive, alignment and class terms train an MLP on the detached encoder
 
     def __post_init__(self) -> None:
         if self.class_reduction not in ("sum", "mean"):
@@ -148,6 +150,7 @@ class DIGIN(nn.Module):
             self.embed = nn.Linear(c.graph_dim, c.embed_dim)
         else:
             self._subgraph_encoder(c)
+        self.align_proj = _head(c.embed_dim, c.embed_dim, c.embed_dim) if c.align_detached else None
         self.class_heads = nn.ModuleList([_head(c.embed_dim, c.head_hidden, k) for k in self.class_sizes])
         self.fom_head = _head(c.embed_dim, c.head_hidden, 1)
         self.reg_head = _head(c.embed_dim, c.head_hidden, c.n_reg)
@@ -225,14 +228,15 @@ class DIGIN(nn.Module):
         """Outputs (``embedding``, ``logits`` list per axis, ``fom`` z, ``reg`` (B, ``n_reg``)) and, when
         ``targets`` (``cls``, ``fom``, ``reg``, ``pm``) are given, the loss terms and their weighted ``total``."""
         if self.config.encoder == "nets":
-            emb = self.embed(self.net_encoder(inputs["net_role"], inputs["net_mask"], inputs["net_pair"]))
+            enc = self.embed(self.net_encoder(inputs["net_role"], inputs["net_mask"], inputs["net_pair"]))
         else:
-            emb = self.encode_circuits(inputs["types"], inputs["pos"], inputs["adj"], inputs["values"])
+            enc = self.encode_circuits(inputs["types"], inputs["pos"], inputs["adj"], inputs["values"])
+        emb = enc if self.align_proj is None else self.align_proj(enc.detach())
         out: dict[str, Any] = {
             "embedding": emb,
-            "logits": [head(self._aligned(emb)) for head in self.class_heads],
-            "fom": self.fom_head(emb).squeeze(-1),
-            "reg": self.reg_head(emb),
+            "logits": [head(emb) for head in self.class_heads],
+            "fom": self.fom_head(enc).squeeze(-1),
+            "reg": self.reg_head(enc),
         }
         if targets is None:
             return out, None
@@ -241,7 +245,7 @@ class DIGIN(nn.Module):
     def loss(self, out: dict[str, Any], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         c = self.config
         cls = targets["cls"]
-        emb = self._aligned(out["embedding"])
+        emb = out["embedding"]
         spec = self.encode_specs(cls)
         red = c.class_reduction
         terms = {
@@ -254,10 +258,6 @@ class DIGIN(nn.Module):
         weights = {"align": c.w_align, "nce": c.w_nce, "class": c.w_class, "fom": c.w_fom, "reg": c.w_reg}
         terms["total"] = sum(weights[k] * v for k, v in terms.items())  # type: ignore[assignment]
         return terms  # type: ignore[return-value]
-
-    def _aligned(self, emb: torch.Tensor) -> torch.Tensor:
-        """The circuit embedding as the class heads and the spec-alignment terms see it."""
-        return emb.detach() if self.config.align_detached else emb
 
     def reg_targets(self, targets: dict[str, torch.Tensor]) -> torch.Tensor:
         """What the regressor is trained on: the z-scored specs, PM as (cos, sin) when ``pm_circular``."""

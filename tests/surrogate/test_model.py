@@ -191,6 +191,9 @@ def test_detached_alignment_leaves_the_encoder_to_the_regression(rows: list[dict
     encoder_grad = model.node_in.weight.grad
     assert (encoder_grad is None or not encoder_grad.any()) == detached
     assert model.spec_tables[0].weight.grad.any() and model.class_heads[0][0].weight.grad.any()
+    assert (model.align_proj is not None and model.align_proj[0].weight.grad.any()) == detached
     model.zero_grad()
     loss["reg"].backward()
     assert model.node_in.weight.grad.any()  # the regression trains the encoder either way
+    if detached:  # and not the projection the alignment terms train
+        assert model.align_proj[0].weight.grad is None or not model.align_proj[0].weight.grad.any()
