@@ -23,6 +23,7 @@ PRESETS = (
     ("generator", "generator/configs/paper.yaml"),
     ("generator", "generator/configs/paper-vae.yaml"),
     ("surrogate", "surrogate/configs/cpu.yaml"),
+    ("surrogate", "surrogate/configs/cpu-design.yaml"),
     ("surrogate", "surrogate/configs/paper.yaml"),
 )
 
