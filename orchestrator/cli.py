@@ -188,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", help="a JSONL export instead of the store")
     evaluate.add_argument("--dataset", help="dataset name in the store (default: the only dataset)")
     evaluate.add_argument("--split", default="test", help="surrogate: split to evaluate on (default test)")
+    evaluate.add_argument(
+        "--plot",
+        type=Path,
+        help="surrogate: also write a parity plot (PNG): predicted against ngspice gain, UGBW, PM and FoM, the "
+        "class edges drawn, each point green where its class on that axis is right",
+    )
     evaluate.add_argument("--rounds", type=_positive_int, default=120, help="cond-gen: rounds (default 120)")
     evaluate.add_argument(
         "--samples", type=_positive_int, default=1_000, help="prior: latent draws (default 1000, as the paper)"
@@ -482,9 +488,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         from surrogate.evaluate import evaluate, markdown_table
         from surrogate.predict import SHIPPED_CHECKPOINT
 
-        metrics = evaluate(args.checkpoint or SHIPPED_CHECKPOINT, source, dataset, split=args.split)
+        metrics = evaluate(args.checkpoint or SHIPPED_CHECKPOINT, source, dataset, split=args.split, plot=args.plot)
         print(json.dumps(metrics, indent=2, default=str) if args.json else markdown_table(metrics))
+        if args.plot:
+            print(f"parity plot written to {args.plot}", file=sys.stderr)
         return 0
+    if args.plot:
+        raise CktLoopError(f"--plot draws the surrogate's parity plot; evaluate {args.model} has none")
     from generator import evaluate as gen_eval
     from generator.data import build_splits
     from generator.latent_bank import BANK_NOISE

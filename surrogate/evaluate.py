@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,20 @@ def _accuracy(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, Any]:
     return {"joint_acc": float(correct.all(-1).float().mean()), "axis_acc": [float(x) for x in correct.float().mean(0)]}
 
 
+@dataclass
+class Predictions:
+    """A model's outputs on a split beside the simulator's labels, in physical units."""
+
+    heads: torch.Tensor  # (N, n_axes) classes from the class heads
+    spec: torch.Tensor  # (N, 3) predicted gain dB, UGBW Hz, PM deg
+    truth: torch.Tensor  # (N, 3) ngspice's gain dB, UGBW Hz, PM deg (the preset's PM field)
+    fom: torch.Tensor  # (N,) predicted FoM
+    fom_truth: torch.Tensor  # (N,) ngspice's FoM
+
+
 @torch.no_grad()
-def split_metrics(
-    model: DIGIN, split: Split, norm: Normalisation, classes: SpecClasses, batch_size: int = 512
-) -> dict[str, Any]:
-    """Metrics of ``model`` on ``split`` (labels z-scored with ``norm``, classes binned by ``classes``)."""
-    if len(split) == 0:
-        return {"n": 0}
+def split_predictions(model: DIGIN, split: Split, norm: Normalisation, batch_size: int = 512) -> Predictions:
+    """Run ``model`` over ``split`` in batches (eval mode) and read its outputs back into physical units."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -51,13 +59,29 @@ def split_metrics(
         foms.append(out["fom"].cpu())
         specs.append(predicted_specs(out["reg"], norm, model.config.pm_circular).cpu())
     model.train(was_training)
-    spec = torch.cat(specs)
-    by_source = {"heads": torch.cat(heads), "regression": classify_specs(classes, spec)}
-    fom_err = norm.fom_from_z(torch.cat(foms)) - norm.fom_from_z(split.fom)
     truth = spec_values(norm.reg_from_z(split.reg))
-    gain_err = (spec[:, 0] - truth[:, 0]).abs()
-    ugbw_err = (torch.log10(spec[:, 1]) - torch.log10(truth[:, 1])).abs()
-    pm_err = (spec[:, 2] - split.pm).abs()
+    truth = torch.cat([truth[:, :2], split.pm.unsqueeze(-1).to(truth.dtype)], dim=-1)
+    return Predictions(
+        heads=torch.cat(heads),
+        spec=torch.cat(specs),
+        truth=truth,
+        fom=norm.fom_from_z(torch.cat(foms)),
+        fom_truth=norm.fom_from_z(split.fom),
+    )
+
+
+def split_metrics(
+    model: DIGIN, split: Split, norm: Normalisation, classes: SpecClasses, batch_size: int = 512
+) -> dict[str, Any]:
+    """Metrics of ``model`` on ``split`` (labels z-scored with ``norm``, classes binned by ``classes``)."""
+    if len(split) == 0:
+        return {"n": 0}
+    p = split_predictions(model, split, norm, batch_size)
+    by_source = {"heads": p.heads, "regression": classify_specs(classes, p.spec)}
+    fom_err = p.fom - p.fom_truth
+    gain_err = (p.spec[:, 0] - p.truth[:, 0]).abs()
+    ugbw_err = (torch.log10(p.spec[:, 1]) - torch.log10(p.truth[:, 1])).abs()
+    pm_err = (p.spec[:, 2] - p.truth[:, 2]).abs()
     if model.config.pm_circular:
         pm_err = torch.minimum(pm_err % 360.0, 360.0 - pm_err % 360.0)
     seen = split.seen
@@ -77,9 +101,14 @@ def split_metrics(
 
 
 def evaluate(
-    checkpoint: str | Path, data_source: str | Path, dataset: str | None = None, split: str = "test"
+    checkpoint: str | Path,
+    data_source: str | Path,
+    dataset: str | None = None,
+    split: str = "test",
+    plot: Path | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint on a dataset split (``test`` by default) with the checkpoint's label statistics."""
+    """Evaluate a checkpoint on a dataset split (``test`` by default) with the checkpoint's label statistics;
+    ``plot`` also writes the parity plot there (``parity_plot``)."""
     from surrogate.predict import Surrogate
 
     surrogate = Surrogate.load(checkpoint)
@@ -93,6 +122,12 @@ def evaluate(
         seen = {tuple(c) for c in surrogate.train_classes}
         part.seen = torch.tensor([tuple(int(x) for x in c) in seen for c in part.cls.tolist()], dtype=torch.bool)
     metrics = split_metrics(surrogate.model, part, surrogate.norm, surrogate.classes)
+    if plot is not None and len(part):
+        title = (
+            f"{surrogate.version} on {split}: {len(part)} rows; joint-class accuracy {metrics['joint_acc']:.3f} "
+            f"on the {metrics['n_class']} whose class occurs in training"
+        )
+        parity_plot(split_predictions(surrogate.model, part, surrogate.norm), surrogate.classes, plot, title)
     metrics.update(
         version=surrogate.version,
         split=split,
@@ -100,6 +135,48 @@ def evaluate(
         fields=list(surrogate.classes.fields),
     )
     return metrics
+
+
+def parity_plot(p: Predictions, classes: SpecClasses, path: Path, title: str) -> None:
+    """Predicted against simulated gain, UGBW, PM and FoM, one point per circuit, with the class edges drawn.
+
+    A point is green where its class on that axis is right and red where not, so the plot shows how
+    near the edges the misses fall (the squares along the diagonal are the classes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    right = classify_specs(classes, p.spec) == classify_specs(classes, p.truth)
+    labels = {"gain_db": "gain [dB]", "ugbw_hz": "UGBW [Hz]"}
+    fig, axes = plt.subplots(1, 4, figsize=(19, 4.8))
+    panels = [
+        (labels.get(f, f"{f} [deg]"), p.truth[:, i], p.spec[:, i], right[:, i], [axis.sign * e for e in axis.edges])
+        for i, (f, axis) in enumerate(zip(classes.fields, classes.axes))
+    ]
+    panels.append(("FoM", p.fom_truth, p.fom, None, []))
+    for ax, (name, truth, pred, ok, edges) in zip(axes, panels):
+        truth, pred = truth.double().numpy(), pred.double().numpy()
+        colours = "tab:blue" if ok is None else ["tab:green" if o else "tab:red" for o in ok.tolist()]
+        ax.scatter(truth, pred, s=5, c=colours, alpha=0.6, linewidths=0)
+        lo, hi = min(truth.min(), pred.min()), max(truth.max(), pred.max())
+        ax.plot([lo, hi], [lo, hi], color="black", lw=0.8)
+        for edge in edges:
+            if lo <= edge <= hi:
+                ax.axvline(edge, color="grey", lw=0.5, ls="--")
+                ax.axhline(edge, color="grey", lw=0.5, ls="--")
+        if name.startswith("UGBW"):
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        share = "" if ok is None else f", class right {float(ok.double().mean()):.1%}"
+        ax.set_title(f"{name}{share}", fontsize=10)
+        ax.set_xlabel("ngspice")
+        ax.set_ylabel("surrogate")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _joined(acc: dict[str, Any]) -> str:
