@@ -23,7 +23,7 @@ from circuits import CktLoopError
 from circuits.specs import SpecClasses
 from storage.rows import load_rows
 from surrogate.data import Normalisation, Split, build, classify_specs, predicted_specs, spec_values
-from surrogate.model import DIGIN
+from surrogate.model import DIGIN, SurrogateConfig
 
 
 def _accuracy(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, Any]:
@@ -76,20 +76,26 @@ def split_metrics(
     """Metrics of ``model`` on ``split`` (labels z-scored with ``norm``, classes binned by ``classes``)."""
     if len(split) == 0:
         return {"n": 0}
-    p = split_predictions(model, split, norm, batch_size)
+    return prediction_metrics(split_predictions(model, split, norm, batch_size), split, norm, classes, model.config)
+
+
+def prediction_metrics(
+    p: Predictions, split: Split, norm: Normalisation, classes: SpecClasses, config: SurrogateConfig
+) -> dict[str, Any]:
+    """``split_metrics`` from predictions already made on a non-empty ``split``."""
     by_source = {"heads": p.heads, "regression": classify_specs(classes, p.spec)}
     fom_err = p.fom - p.fom_truth
     gain_err = (p.spec[:, 0] - p.truth[:, 0]).abs()
     ugbw_err = (torch.log10(p.spec[:, 1]) - torch.log10(p.truth[:, 1])).abs()
     pm_err = (p.spec[:, 2] - p.truth[:, 2]).abs()
-    if model.config.pm_circular:
+    if config.pm_circular:
         pm_err = torch.minimum(pm_err % 360.0, 360.0 - pm_err % 360.0)
     seen = split.seen
     cls = split.cls[seen]
     return {
         "n": len(split),
         "n_class": int(seen.sum()),
-        **_accuracy(by_source[model.config.class_source][seen], cls),
+        **_accuracy(by_source[config.class_source][seen], cls),
         **{source: _accuracy(pred[seen], cls) for source, pred in by_source.items()},
         "fom_mae": float(fom_err.abs().mean()),
         "fom_rmse": float(fom_err.pow(2).mean().sqrt()),
@@ -121,13 +127,17 @@ def evaluate(
     if split == "test":  # judge "seen" by the checkpoint's own training classes
         seen = {tuple(c) for c in surrogate.train_classes}
         part.seen = torch.tensor([tuple(int(x) for x in c) in seen for c in part.cls.tolist()], dtype=torch.bool)
-    metrics = split_metrics(surrogate.model, part, surrogate.norm, surrogate.classes)
-    if plot is not None and len(part):
-        title = (
-            f"{surrogate.version} on {split}: {len(part)} rows; joint-class accuracy {metrics['joint_acc']:.3f} "
-            f"on the {metrics['n_class']} whose class occurs in training"
-        )
-        parity_plot(split_predictions(surrogate.model, part, surrogate.norm), surrogate.classes, plot, title)
+    if len(part) == 0:
+        metrics: dict[str, Any] = {"n": 0}
+    else:
+        p = split_predictions(surrogate.model, part, surrogate.norm)
+        metrics = prediction_metrics(p, part, surrogate.norm, surrogate.classes, surrogate.model.config)
+        if plot is not None:
+            title = (
+                f"{surrogate.version} on {split}: {len(part)} rows; joint-class accuracy {metrics['joint_acc']:.3f} "
+                f"on the {metrics['n_class']} whose class occurs in training"
+            )
+            parity_plot(p, surrogate.classes, plot, title)
     metrics.update(
         version=surrogate.version,
         split=split,
@@ -148,14 +158,14 @@ def parity_plot(p: Predictions, classes: SpecClasses, path: Path, title: str) ->
     import matplotlib.pyplot as plt
 
     right = classify_specs(classes, p.spec) == classify_specs(classes, p.truth)
-    labels = {"gain_db": "gain [dB]", "ugbw_hz": "UGBW [Hz]"}
+    labels = {"gain_db": "gain [dB]", "ugbw_hz": "UGBW [Hz]", "FoM": "FoM"}  # else a phase margin field
     fig, axes = plt.subplots(1, 4, figsize=(19, 4.8))
     panels = [
-        (labels.get(f, f"{f} [deg]"), p.truth[:, i], p.spec[:, i], right[:, i], [axis.sign * e for e in axis.edges])
+        (f, p.truth[:, i], p.spec[:, i], right[:, i], [axis.sign * e for e in axis.edges])
         for i, (f, axis) in enumerate(zip(classes.fields, classes.axes))
     ]
     panels.append(("FoM", p.fom_truth, p.fom, None, []))
-    for ax, (name, truth, pred, ok, edges) in zip(axes, panels):
+    for ax, (field, truth, pred, ok, edges) in zip(axes, panels):
         truth, pred = truth.double().numpy(), pred.double().numpy()
         colours = "tab:blue" if ok is None else ["tab:green" if o else "tab:red" for o in ok.tolist()]
         ax.scatter(truth, pred, s=5, c=colours, alpha=0.6, linewidths=0)
@@ -165,11 +175,11 @@ def parity_plot(p: Predictions, classes: SpecClasses, path: Path, title: str) ->
             if lo <= edge <= hi:
                 ax.axvline(edge, color="grey", lw=0.5, ls="--")
                 ax.axhline(edge, color="grey", lw=0.5, ls="--")
-        if name.startswith("UGBW"):
+        if field == "ugbw_hz":
             ax.set_xscale("log")
             ax.set_yscale("log")
         share = "" if ok is None else f", class right {float(ok.double().mean()):.1%}"
-        ax.set_title(f"{name}{share}", fontsize=10)
+        ax.set_title(f"{labels.get(field, f'{field} [deg]')}{share}", fontsize=10)
         ax.set_xlabel("ngspice")
         ax.set_ylabel("surrogate")
     fig.suptitle(title, fontsize=11)
