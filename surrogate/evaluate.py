@@ -184,9 +184,13 @@ def parity_plot(p: Predictions, classes: SpecClasses, path: Path, title: str) ->
         ax.set_ylabel("surrogate")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+    except OSError as exc:
+        raise CktLoopError(f"{path}: cannot write the parity plot ({exc.strerror or exc})") from None
+    finally:
+        plt.close(fig)
 
 
 def _joined(acc: dict[str, Any]) -> str:

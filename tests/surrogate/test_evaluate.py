@@ -42,3 +42,6 @@ def test_parity_plot_is_written_and_only_for_the_surrogate(checkpoint: Path, jso
     assert (tmp_path / "cli.png").is_file()
     assert main(["evaluate", "recon", "--data", str(jsonl), "--plot", str(tmp_path / "no.png")]) == 2
     assert not (tmp_path / "no.png").exists()
+    (tmp_path / "a-file").write_text("")
+    assert main(["evaluate", "surrogate", "--checkpoint", str(checkpoint), "--data", str(jsonl),
+                 "--plot", str(tmp_path / "a-file" / "parity.png")]) == 2
