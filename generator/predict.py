@@ -22,6 +22,8 @@ BANK_VALUES = ("clean", "noisy")  # where bank sampling reads device values from
 SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "cktgen-cpu.pt"
 # The same preset trained on the cktloop classes (standard phase margin): what design campaigns use.
 DESIGN_CHECKPOINT = Path(__file__).parent / "checkpoints" / "cktgen-design-cpu.pt"
+# The reconstruction-only VAE (cpu-vae preset): the model the paper's Recon-Acc and prior sampling measure.
+VAE_CHECKPOINT = Path(__file__).parent / "checkpoints" / "cktgen-vae-cpu.pt"
 
 
 class Generator:

@@ -178,11 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
         "labels. cond-gen: the paper's conditional-generation metrics (Spec-Acc, R@1-3, MM-D, FID, diversity, "
         "validity) judged by the surrogate, and Sim-Spec-Acc judged by ngspice through the simulation pool. recon: "
         "Recon-Acc on test circuits. prior: validity, novelty and uniqueness of prior samples. Checkpoints default to "
-        "the shipped ones; the data to a dataset in the store or a JSONL export.",
+        "the shipped ones (recon and prior: the reconstruction-only VAE, as in the paper); the data to a dataset in "
+        "the store or a JSONL export.",
     )
     evaluate.add_argument("model", choices=("surrogate", "cond-gen", "recon", "prior"), help="what to evaluate")
     evaluate.add_argument(
-        "--checkpoint", type=Path, help="surrogate or generator checkpoint (default: the shipped cpu checkpoint)"
+        "--checkpoint",
+        type=Path,
+        help="surrogate or generator checkpoint (default: the shipped cpu checkpoint; recon and prior: the shipped "
+        "VAE, generator/checkpoints/cktgen-vae-cpu.pt)",
     )
     evaluate.add_argument("--surrogate", type=Path, help="cond-gen: the judging surrogate (default: the shipped one)")
     evaluate.add_argument("--data", help="a JSONL export instead of the store")
@@ -498,11 +502,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     from generator import evaluate as gen_eval
     from generator.data import build_splits
     from generator.latent_bank import BANK_NOISE
-    from generator.predict import SHIPPED_CHECKPOINT as GENERATOR_CHECKPOINT
-    from generator.predict import Generator
+    from generator.predict import SHIPPED_CHECKPOINT, VAE_CHECKPOINT, Generator
     from storage.rows import load_rows
 
-    generator = Generator.load(args.checkpoint or GENERATOR_CHECKPOINT)
+    shipped = VAE_CHECKPOINT if args.model in ("recon", "prior") else SHIPPED_CHECKPOINT
+    generator = Generator.load(args.checkpoint or shipped)
     bank_noise = BANK_NOISE if args.bank_noise is None else args.bank_noise
     splits = build_splits(load_rows(source, dataset), generator.spec_classes)
     if args.model == "recon":
