@@ -360,7 +360,8 @@ def _dataset_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dataset_name(store, name: str | None) -> str:  # type: ignore[no-untyped-def]
+def _dataset_name(store, name: str | None, option: str) -> str:  # type: ignore[no-untyped-def]
+    """``name``, or the store's only dataset; ``option`` is the flag that names one, for the error."""
     if name:
         return name
     names = [d["name"] for d in store.datasets()]
@@ -368,12 +369,12 @@ def _dataset_name(store, name: str | None) -> str:  # type: ignore[no-untyped-de
         return str(names[0])
     if not names:
         raise CktLoopError("the store holds no dataset yet: run `cktloop dataset build --n N` first")
-    raise CktLoopError(f"the store holds several datasets ({', '.join(names)}): choose one with --name")
+    raise CktLoopError(f"the store holds several datasets ({', '.join(names)}): choose one with {option}")
 
 
 def _dataset_export(args: argparse.Namespace) -> int:
     store = _open_store(args.db)
-    name = _dataset_name(store, args.name)
+    name = _dataset_name(store, args.name, "--name")
     rows = store.dataset_rows(name)
     if str(args.out) == "-":
         count = _write_rows(rows, sys.stdout)
@@ -402,7 +403,7 @@ def _dataset_stats(args: argparse.Namespace) -> int:
     from orchestrator.dataset_stats import default_ocb_path, render, stats
 
     store = _open_store(args.db)
-    name = _dataset_name(store, args.name)
+    name = _dataset_name(store, args.name, "--name")
     ocb = args.ocb or default_ocb_path()
     if args.ocb is None and not ocb.exists():
         print(f"cktloop: note: {ocb} not found, so no comparison with OCB-101 (point --ocb at it)", file=sys.stderr)
@@ -443,7 +444,7 @@ def _data_source(args: argparse.Namespace) -> tuple[str, str | None]:
     """The rows to train or evaluate on: an export file, or a dataset in the store."""
     if args.data:
         return args.data, None
-    return args.db, _dataset_name(_open_store(args.db), args.dataset)
+    return args.db, _dataset_name(_open_store(args.db), args.dataset, "--dataset")
 
 
 def _train(args: argparse.Namespace) -> int:

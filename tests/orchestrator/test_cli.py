@@ -114,6 +114,21 @@ def test_empty_store_says_what_to_do(capsys, tmp_path, command):
     assert_one_line_error(code, err, "no dataset", "cktloop dataset build")
 
 
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [(["dataset", "export", "--out", "x.jsonl"], "--name"), (["evaluate", "recon"], "--dataset")],
+)
+def test_several_datasets_name_the_option_that_chooses(capsys, tmp_path, command, option):
+    from storage.store import Store
+
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    with Store.open(url) as store:
+        for name in ("a", "b"):
+            store.ensure_dataset(name, seed=0, n=1, config={})
+    code, _, err = run(capsys, *command, "--db", url)
+    assert_one_line_error(code, err, "several datasets (a, b)", f"choose one with {option}")
+
+
 def test_a_negative_bank_noise_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "cond-gen", "--no-sim", "--sampling", "bank", "--bank-noise", "-1"])
