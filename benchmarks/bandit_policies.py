@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 from circuits import Circuit
-from orchestrator.bandit import POLICIES, Policy
-from orchestrator.campaign import target_seed
-from orchestrator.campaign_file import load_campaign
-from orchestrator.search import SearchConfig, TargetSearch, family_proposer
+from orchestrator.design.bandit import POLICIES, Policy
+from orchestrator.design.campaign import target_seed
+from orchestrator.design.campaign_file import load_campaign
+from orchestrator.design.search import SearchConfig, TargetSearch, family_proposer
 
 
 class TPE(Policy):

@@ -45,8 +45,8 @@ def batch_processes(circuits) -> float:
 
 
 def pool(circuits, workers: int) -> tuple[float, float]:
-    from orchestrator.ray_runtime import ensure_ray
-    from orchestrator.simulation_pool import PoolConfig, SimulationPool
+    from orchestrator.distributed.runtime import ensure_ray
+    from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
 
     ensure_ray(num_cpus=2)
     start = time.perf_counter()

@@ -117,7 +117,7 @@ def hard_targets(
 
 
 def to_campaign(name: str, targets: Sequence[Target], budget: int | None = None) -> dict[str, Any]:
-    """A campaign file's content (see ``orchestrator.campaign_file``) for ``targets``."""
+    """A campaign file's content (see ``orchestrator.design.campaign_file``) for ``targets``."""
     data: dict[str, Any] = {"name": name}
     if budget is not None:
         data["budget"] = budget

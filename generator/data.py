@@ -144,7 +144,7 @@ def build_splits(rows: Iterable[Mapping[str, Any]], spec: SpecClasses | str = "o
 
     ``split`` "train" is training data; every other split value ("test", "val", …) is held out. The
     topology check is on the canonical topology: a dataset split by topology *number* can hold one
-    canonical topology on both sides (``orchestrator.dataset.split_of``).
+    canonical topology on both sides (``orchestrator.datasets.build.split_of``).
     """
     sc = spec_classes(spec) if isinstance(spec, str) else spec
     train_rows: list[Mapping[str, Any]] = []

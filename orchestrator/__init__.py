@@ -1,1 +1,8 @@
-"""Ray at the edges: actor pools, campaigns and the ``cktloop`` command line."""
+"""Ray at the edges and the jobs that drive the models and the simulator.
+
+- ``cli``: the ``cktloop`` command line (parser, validation, one command module per area).
+- ``distributed``: Ray itself (runtime, simulation pool, model actors, bandit workers, Tune).
+- ``design``: the design algorithms and the campaign driver (bandits, search, refinement, campaign files, export).
+- ``datasets``: building SPICE-labelled datasets and their statistics.
+- ``reporting``: the campaign's HTML report and topology drawings.
+"""

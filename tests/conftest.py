@@ -42,7 +42,7 @@ def ray_session():
     os.environ["RAY_AUTH_MODE"] = "disabled"
     import ray
 
-    from orchestrator.ray_runtime import ensure_ray
+    from orchestrator.distributed.runtime import ensure_ray
 
     ensure_ray(num_cpus=2)
     yield ray

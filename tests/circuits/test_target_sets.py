@@ -54,7 +54,7 @@ def test_hard_targets_are_rare_but_witnessed():
 
 
 def test_to_campaign_round_trips_through_the_campaign_parser():
-    from orchestrator.campaign_file import parse_campaign
+    from orchestrator.design.campaign_file import parse_campaign
 
     targets = [threshold_target("a", CKT, (3, 5, 4)), Target("b", (("pm_deg", Bound(45, 90)),))]
     parsed = parse_campaign(to_campaign("set", targets, budget=300))

@@ -79,7 +79,7 @@ def test_evaluate_defaults_to_the_model_the_paper_measures(capsys, rows, tmp_pat
     and `evaluate prior` load it without --checkpoint; conditional generation loads the conditional model."""
     import json
 
-    from orchestrator.cli import main
+    from orchestrator.cli.app import main
 
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))

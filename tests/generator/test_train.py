@@ -142,7 +142,7 @@ def test_shipped_configs_load():
 
 
 def test_a_shipped_checkpoint_loads_without_resume_state(tmp_path, splits, capsys):
-    from orchestrator.cli import main
+    from orchestrator.cli.app import main
 
     result = train(write_config(tmp_path / "cfg.yaml", epochs=1, sample_eval=0), splits, out_dir=tmp_path / "run")
     metrics = tmp_path / "recon.json"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from orchestrator.bandit import POLICIES, UCB1, GaussianThompson, Uniform
+from orchestrator.design.bandit import POLICIES, UCB1, GaussianThompson, Uniform
 
 
 def play(policy, means, pulls, noise=1.0, seed=0):

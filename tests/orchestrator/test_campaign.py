@@ -7,8 +7,8 @@ import json
 import pytest
 
 from circuits import Circuit
-from orchestrator.campaign_file import parse_campaign
-from orchestrator.cli import main
+from orchestrator.cli.app import main
+from orchestrator.design.campaign_file import parse_campaign
 from simulator.mna import MnaBackend
 from storage import Store
 

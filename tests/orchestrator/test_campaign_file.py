@@ -3,7 +3,7 @@
 import pytest
 
 from circuits import CktLoopError
-from orchestrator.campaign_file import load_campaign
+from orchestrator.design.campaign_file import load_campaign
 
 GOOD = """
 name: demo

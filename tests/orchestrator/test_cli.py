@@ -7,10 +7,10 @@ import sys
 import pytest
 
 from circuits import Circuit, Node, generate
-from orchestrator.cli import main
-from orchestrator.dataset import build_dataset
-from orchestrator.dataset_stats import default_ocb_path
-from orchestrator.simulation_pool import PoolConfig, SimulationPool, ngspice_factory
+from orchestrator.cli.app import main
+from orchestrator.datasets.build import build_dataset
+from orchestrator.datasets.stats import default_ocb_path
+from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool, ngspice_factory
 from simulator.mna import MnaBackend
 from storage import Store
 
@@ -146,7 +146,7 @@ def test_console_script_is_installed(tmp_path):
     path = tmp_path / "amp.json"
     path.write_text(GOOD.to_json())
     done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "netlist", str(path)], capture_output=True, text=True
+        [sys.executable, "-m", "orchestrator.cli.app", "netlist", str(path)], capture_output=True, text=True
     )
     assert done.returncode == 0 and ".ac dec 100 1 100G" in done.stdout
 

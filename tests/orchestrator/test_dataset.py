@@ -2,8 +2,8 @@
 
 import pytest
 
-from orchestrator.dataset import best_and_worst, build_dataset, split_of
-from orchestrator.simulation_pool import PoolConfig, SimulationPool, ngspice_factory
+from orchestrator.datasets.build import best_and_worst, build_dataset, split_of
+from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool, ngspice_factory
 from storage import Store
 
 pytestmark = [pytest.mark.ray, pytest.mark.ngspice]

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from circuits import Circuit, FamilyConfig, generate
-from orchestrator.model_actors import ActorResources, GeneratorHost, SurrogateHost, start_actor
+from orchestrator.distributed.model_actors import ActorResources, GeneratorHost, SurrogateHost, start_actor
 from simulator.mna import MnaBackend
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -68,8 +68,8 @@ def test_negative_resources_are_rejected():
 
 def test_a_bandit_worker_asks_the_generator_for_the_configured_sampling(checkpoints):
     from circuits.targets import Target
-    from orchestrator.campaign import BanditWorker
-    from orchestrator.search import SearchConfig
+    from orchestrator.design.campaign import BanditWorker
+    from orchestrator.design.search import SearchConfig
 
     gen_ckpt, sur_ckpt, _, _ = checkpoints
     host = GeneratorHost(gen_ckpt)

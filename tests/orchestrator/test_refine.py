@@ -8,7 +8,7 @@ import pytest
 from circuits import Circuit, CircuitError, Performance, SimStatus, generate, subgraph_type, value_grid
 from circuits.circuit import DEVICE_FIELDS
 from circuits.targets import Target
-from orchestrator.refine import (
+from orchestrator.design.refine import (
     FAILED_PENALTY,
     RefineConfig,
     RefineError,

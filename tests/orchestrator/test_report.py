@@ -7,8 +7,8 @@ from matplotlib.figure import Figure
 
 from circuits import Circuit, generate, subgraph_type
 from circuits.targets import Target
-from orchestrator.drawing import draw_circuit, si
-from orchestrator.report import bode, summarise, write_report
+from orchestrator.reporting.drawing import draw_circuit, si
+from orchestrator.reporting.report import bode, summarise, write_report
 from simulator.mna import MnaBackend
 from simulator.netlist import deck
 

@@ -7,7 +7,7 @@ import pytest
 from circuits import Circuit
 from circuits.specs import spec_classes
 from circuits.targets import Target
-from orchestrator.search import SearchConfig, TargetSearch, closeness, family_proposer
+from orchestrator.design.search import SearchConfig, TargetSearch, closeness, family_proposer
 from simulator.mna import MnaBackend
 
 CLASSES = spec_classes("ocb")

@@ -5,7 +5,7 @@ from functools import partial
 import pytest
 
 from circuits import SimStatus, generate
-from orchestrator.simulation_pool import PoolConfig, SimulationPool, ngspice_factory
+from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool, ngspice_factory
 from simulator.mna import MnaBackend
 from simulator.testing import FaultyBackend
 

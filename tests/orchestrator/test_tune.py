@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from circuits import CktLoopError, FamilyConfig, generate
-from orchestrator.tune import absolute_source, draw, run_trial, tune_model, with_knobs
+from orchestrator.distributed.tune import absolute_source, draw, run_trial, tune_model, with_knobs
 from simulator.mna import MnaBackend
 
 SURROGATE = {
@@ -102,7 +102,7 @@ def test_tune_refuses_bad_requests_before_any_trial(tmp_path):
 
 
 def test_the_cli_refuses_a_bad_tune_request_in_one_line_before_starting_ray(tmp_path, capsys):
-    from orchestrator.cli import main
+    from orchestrator.cli.app import main
 
     code = main(["tune", "surrogate", "--config", str(tmp_path / "missing.yaml"), "--data", "rows.jsonl"])
     err = capsys.readouterr().err.strip().splitlines()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from circuits import Circuit
-from orchestrator.cli import main
+from orchestrator.cli.app import main
 from surrogate.data import build
 from surrogate.evaluate import evaluate, split_predictions
 from surrogate.predict import Surrogate

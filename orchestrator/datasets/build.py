@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from circuits import Circuit, FamilyConfig, generate, ocb_figure_of_merit
-from orchestrator.simulation_pool import PoolConfig, SimulationPool
+from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
 from storage import DatasetRow, Store
 
 PRESETS = ("family", "ocb101")

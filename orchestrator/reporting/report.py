@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from circuits import Circuit, CktLoopError
-from orchestrator.drawing import draw_circuit, si
+from orchestrator.reporting.drawing import draw_circuit, si
 from simulator.measure import measure
 from simulator.mna import MnaBackend
 from simulator.netlist import elements

@@ -133,7 +133,7 @@ def tune_model(
     """Train ``trials`` distinct configs of ``space`` (default ``SPACES[model]``; a seeded draw from its
     grid, all of it when ``trials`` covers it) for ``epochs`` each.
 
-    Needs a connected Ray (``orchestrator.ray_runtime.ensure_ray``). The best config, with the
+    Needs a connected Ray (``orchestrator.distributed.runtime.ensure_ray``). The best config, with the
     base config's epochs restored, lands in ``out/best.yaml``.
     """
     from ray import tune

@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     evaluate.add_argument(
         "--sampling",
-        choices=("bank", "spec"),  # orchestrator.search.SAMPLING (not imported: it pulls in pymoo)
+        choices=("bank", "spec"),  # orchestrator.design.search.SAMPLING (not imported: it pulls in pymoo)
         default="spec",
         help="cond-gen: the paper's spec latent (default) or around the training circuits of each class (bank)",
     )
@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_option(bank)
     bank.set_defaults(run=_bank)
 
-    from orchestrator import campaign_cli
+    from orchestrator.cli import design as campaign_cli
 
     campaign_cli.add_commands(commands, db_option)
     return parser
@@ -317,16 +317,16 @@ def _open_store(url: str):  # type: ignore[no-untyped-def]
 
 def _dataset_build(args: argparse.Namespace) -> int:
     from circuits import FamilyConfig
-    from orchestrator.dataset import build_dataset
-    from orchestrator.ray_runtime import ensure_ray
-    from orchestrator.simulation_pool import PoolConfig
+    from orchestrator.datasets.build import build_dataset
+    from orchestrator.distributed.runtime import ensure_ray
+    from orchestrator.distributed.simulation_pool import PoolConfig
 
     store = _open_store(args.db)
     name = args.name or (f"ocb101-seed{args.seed}" if args.preset == "ocb101" else f"ocb-seed{args.seed}")
     pool_config = PoolConfig(num_workers=args.workers, batch_size=args.batch_size, timeout_s=args.timeout)
 
     def pool_factory(config: PoolConfig):  # type: ignore[no-untyped-def]
-        from orchestrator.simulation_pool import SimulationPool
+        from orchestrator.distributed.simulation_pool import SimulationPool
 
         ensure_ray(args.address, num_cpus=None if args.address else args.workers)
         return SimulationPool(config)
@@ -400,7 +400,7 @@ def _write_rows(rows, fh) -> int:  # type: ignore[no-untyped-def]
 
 
 def _dataset_stats(args: argparse.Namespace) -> int:
-    from orchestrator.dataset_stats import default_ocb_path, render, stats
+    from orchestrator.datasets.stats import default_ocb_path, render, stats
 
     store = _open_store(args.db)
     name = _dataset_name(store, args.name, "--name")
@@ -411,7 +411,7 @@ def _dataset_stats(args: argparse.Namespace) -> int:
     result = stats(list(store.dataset_rows(name)), ocb)
     result["dataset"] = name
     if args.plot:
-        from orchestrator.dataset_stats import plot
+        from orchestrator.datasets.stats import plot
 
         plot(result, args.plot)
     public = {k: v for k, v in result.items() if not k.startswith("_")}
@@ -473,8 +473,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from orchestrator.ray_runtime import ensure_ray
-    from orchestrator.tune import check_request, markdown_table, tune_model
+    from orchestrator.distributed.runtime import ensure_ray
+    from orchestrator.distributed.tune import check_request, markdown_table, tune_model
 
     check_request(args.model, args.config, args.trials, args.epochs)
     source, dataset = _data_source(args)
@@ -571,8 +571,8 @@ def _ship(args: argparse.Namespace) -> int:
 
 def _simulation_pool(workers: int | None, address: str | None = None):  # type: ignore[no-untyped-def]
     """A pool of ngspice actors on a local Ray (or the cluster at ``address``)."""
-    from orchestrator.ray_runtime import ensure_ray
-    from orchestrator.simulation_pool import PoolConfig, SimulationPool
+    from orchestrator.distributed.runtime import ensure_ray
+    from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
 
     ensure_ray(address)
     return SimulationPool(PoolConfig(num_workers=workers or os.cpu_count() or 1))

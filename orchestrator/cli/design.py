@@ -13,7 +13,7 @@ from typing import Any
 
 from circuits import CktLoopError
 from circuits.targets import Target
-from orchestrator.bandit import POLICIES
+from orchestrator.design.bandit import POLICIES
 
 
 def add_commands(commands: Any, db_option: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -94,7 +94,7 @@ def _search_options(p: argparse.ArgumentParser, db_option: Callable[[argparse.Ar
     p.add_argument("--generator", type=Path, help="generator checkpoint (default: the shipped one)")
     p.add_argument(
         "--sampling",
-        choices=("bank", "spec"),  # orchestrator.search.SAMPLING (not imported: it pulls in pymoo)
+        choices=("bank", "spec"),  # orchestrator.design.search.SAMPLING (not imported: it pulls in pymoo)
         default="bank",
         help="generator latents: around the training circuits of the class (bank, default) or the paper's "
         "spec latent (spec)",
@@ -111,8 +111,8 @@ def _search_options(p: argparse.ArgumentParser, db_option: Callable[[argparse.Ar
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from orchestrator.campaign import CampaignSettings, default_paths
-    from orchestrator.search import SearchConfig
+    from orchestrator.design.campaign import CampaignSettings, default_paths
+    from orchestrator.design.search import SearchConfig
 
     if args.workers < 1:
         raise CktLoopError(f"--workers must be >= 1, got {args.workers}")
@@ -137,7 +137,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _run(args: argparse.Namespace, campaign: Any, show: bool) -> dict[str, Any]:
-    from orchestrator.campaign import load_reference, run_campaign
+    from orchestrator.design.campaign import load_reference, run_campaign
     from storage import Store
 
     settings = _settings(args)
@@ -175,8 +175,8 @@ class _progress_bar:
 
 
 def _design(args: argparse.Namespace) -> int:
-    from orchestrator.campaign_export import campaign_records
-    from orchestrator.campaign_file import DEFAULT_BUDGET, Campaign
+    from orchestrator.design.campaign_file import DEFAULT_BUDGET, Campaign
+    from orchestrator.design.export import campaign_records
     from storage import Store
 
     digest = hashlib.sha256(json.dumps(sorted(args.target)).encode()).hexdigest()[:10]
@@ -211,7 +211,7 @@ def _design(args: argparse.Namespace) -> int:
 
 
 def _campaign_run(args: argparse.Namespace) -> int:
-    from orchestrator.campaign_file import load_campaign
+    from orchestrator.design.campaign_file import load_campaign
 
     campaign = load_campaign(args.file)
     if args.budget is not None:
@@ -226,7 +226,7 @@ def _campaign_run(args: argparse.Namespace) -> int:
 
 
 def _campaign_export(args: argparse.Namespace) -> int:
-    from orchestrator.campaign_export import campaign_records
+    from orchestrator.design.export import campaign_records
     from storage import Store
 
     with Store.open(args.db) as store:
@@ -246,8 +246,8 @@ def _campaign_export(args: argparse.Namespace) -> int:
 
 
 def _campaign_report(args: argparse.Namespace) -> int:
-    from orchestrator.campaign_export import campaign_records
-    from orchestrator.report import write_report
+    from orchestrator.design.export import campaign_records
+    from orchestrator.reporting.report import write_report
     from storage import Store
 
     with Store.open(args.db) as store:

@@ -15,7 +15,7 @@ cannot hold the bandit there; half of each verification round is drawn at random
 a poor surrogate cannot starve the search of diversity. Rounds go on until the search share of the
 budget is spent, even after a circuit meets the target: more verified topologies give refinement
 better seeds, and on 100 paper-style targets that took the winners whose FoM beats the dataset's
-best from 44 to 80. Refinement (``orchestrator.refine``) then resizes the best verified distinct
+best from 44 to 80. Refinement (``orchestrator.design.refine``) then resizes the best verified distinct
 topologies (``refine_seeds``) by successive halving over NSGA-II runs and ends with a compass
 polish of the best sizing. The winner is the highest-FoM circuit that meets the target by
 measurement, or the least-violating one when none does. Every simulation counts against the
@@ -35,8 +35,8 @@ from circuits import Circuit, Performance, SimStatus
 from circuits.family import FamilyConfig, random_sizing, random_topology
 from circuits.specs import SpecClass, SpecClasses
 from circuits.targets import Target, valid_classes
-from orchestrator.bandit import POLICIES
-from orchestrator.refine import RefineConfig, SizingRun, constraint_values
+from orchestrator.design.bandit import POLICIES
+from orchestrator.design.refine import RefineConfig, SizingRun, constraint_values
 
 Propose = Callable[[SpecClass | None, int, int], list[Circuit]]
 Predict = Callable[[Sequence[Circuit]], list[dict[str, Any]]]

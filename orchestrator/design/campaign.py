@@ -2,7 +2,7 @@
 
 Layout on Ray: one generator actor and one surrogate actor shared by every worker (nothing is
 loaded twice), ``workers`` bandit workers (``BanditWorker``, a plain class wrapping
-``orchestrator.search.TargetSearch``), each with its own ngspice actor(s). The driver hands out the
+``orchestrator.design.search.TargetSearch``), each with its own ngspice actor(s). The driver hands out the
 unfinished targets, and as each search returns it writes candidates, simulations, the refinement
 and the verdict to the store. Searches are seeded per target, so a campaign killed at any point
 and run again skips finished targets and re-runs the others to the same rows: no duplicates.
@@ -20,9 +20,9 @@ from typing import Any
 from circuits import Circuit, CktLoopError, Performance
 from circuits.specs import SpecClass, SpecClasses
 from circuits.targets import Target
-from orchestrator.campaign_file import Campaign
-from orchestrator.model_actors import ActorResources
-from orchestrator.search import SearchConfig, SearchOutcome, TargetSearch, family_proposer
+from orchestrator.design.campaign_file import Campaign
+from orchestrator.design.search import SearchConfig, SearchOutcome, TargetSearch, family_proposer
+from orchestrator.distributed.model_actors import ActorResources
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class BanditWorker:
         self.known = [tuple(c) for c in known_classes]
         self.simulator_info = ("test", "0")
         if simulate is None:
-            from orchestrator.simulation_pool import PoolConfig, SimulationPool
+            from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
 
             pool = SimulationPool(PoolConfig(num_workers=simulators, num_cpus_per_worker=simulator_cpus))
             self.simulator_info = (pool.simulator, pool.version)
@@ -164,8 +164,8 @@ def _start(settings: CampaignSettings, address: str | None) -> tuple[list[Any], 
     """Model actors (shared) and the bandit workers, on a local Ray or the cluster at ``address``."""
     import ray
 
-    from orchestrator.model_actors import GeneratorHost, SurrogateHost, start_actor
-    from orchestrator.ray_runtime import ensure_ray
+    from orchestrator.distributed.model_actors import GeneratorHost, SurrogateHost, start_actor
+    from orchestrator.distributed.runtime import ensure_ray
 
     ensure_ray(address)
     generator = surrogate = None

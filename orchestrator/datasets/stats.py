@@ -28,7 +28,7 @@ COMPARED = {"gain_db": "gain_db", "ugbw_hz": "ugbw_hz", "pm_ocb_deg": "pm_deg"} 
 def default_ocb_path() -> Path:
     """``$CKTLOOP_SHARED/data/ocb/perform101.csv``, else ``../shared`` beside the repository."""
     shared = os.environ.get("CKTLOOP_SHARED")
-    root = Path(shared) if shared else Path(__file__).resolve().parents[2] / "shared"
+    root = Path(shared) if shared else Path(__file__).resolve().parents[3] / "shared"
     return root / "data" / "ocb" / "perform101.csv"
 
 

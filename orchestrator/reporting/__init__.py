@@ -1,0 +1,1 @@
+"""What a person looks at: the campaign's HTML report, Bode plots and topology drawings."""
