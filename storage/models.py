@@ -144,13 +144,14 @@ class Campaign(Base):
 
 
 class CampaignTarget(Base):
-    """One target of a campaign, pending until finished with a verdict (never reopened)."""
+    """One target of a campaign: pending until finished with a verdict (never reopened), or failed with
+    the reason its search raised (a re-run retries it)."""
 
     __tablename__ = "campaign_targets"
     __table_args__ = (
         UniqueConstraint("campaign_id", "name"),
         UniqueConstraint("campaign_id", "position"),
-        CheckConstraint("status IN ('pending', 'done')", name="status"),
+        CheckConstraint("status IN ('pending', 'done', 'failed')", name="status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -164,6 +165,7 @@ class CampaignTarget(Base):
     # candidates also refer to targets: the cycle is closed by ALTER (use_alter) after both exist.
     winner_candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id", use_alter=True))
     summary: Mapped[str | None] = mapped_column(Text)  # JSON object
+    reason: Mapped[str | None] = mapped_column(Text)  # why the target failed (0005)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created_at()
 

@@ -77,7 +77,8 @@ _RETRY_SQLSTATES = {"40P01", "40001"}
 _SUPPORTED = ("sqlite", "postgresql")
 _PREDICTED = ("gain_db", "ugbw_hz", "pm_deg", "fom")  # the specs a candidate's prediction may hold
 _MEASURED = ("status", "gain_db", "ugbw_hz", "pm_deg", "fom", "pm_ocb_deg", "error")  # a simulation's verdict
-_TARGET_STATUSES = ("pending", "done")
+_TARGET_STATUSES = ("pending", "done", "failed")
+REASON_LIMIT = 2000  # characters of a failed target's reason kept
 
 
 class StoreError(CktLoopError):
@@ -817,6 +818,7 @@ class Store:
             t.campaign_id,
             func.count().label("targets"),
             func.count().filter(t.status == "done").label("done"),
+            func.count().filter(t.status == "failed").label("failed"),
             func.count().filter(t.met.is_(True)).label("met"),
         ).group_by(t.campaign_id)
         stmt = select(campaigns).order_by(campaigns.c.id)
@@ -836,13 +838,14 @@ class Store:
                     "created_at": c.created_at,
                     "targets": n.targets if n else 0,
                     "done": n.done if n else 0,
+                    "failed": n.failed if n else 0,
                     "met": n.met if n else 0,
                 }
             )
         return out
 
     def campaign(self, name_or_id: int | str) -> dict[str, Any]:
-        """One campaign: id, name, config, wall_s, created_at and its counts of targets, done and met."""
+        """One campaign: id, name, config, wall_s, created_at and its counts of targets, done, failed and met."""
         return self._read(lambda conn: self._campaign_dicts(conn, self._campaign_row(conn, name_or_id).id)[0])
 
     def campaigns(self) -> list[dict[str, Any]]:
@@ -873,6 +876,7 @@ class Store:
                 "n_simulations": r.n_simulations,
                 "winner_candidate_id": r.winner_candidate_id,
                 "summary": None if r.summary is None else json.loads(r.summary),
+                "reason": r.reason,
                 "finished_at": r.finished_at,
                 "created_at": r.created_at,
                 "candidates": r.n or 0,
@@ -881,9 +885,9 @@ class Store:
         ]
 
     def campaign_targets(self, campaign: int | str, status: str | None = None) -> list[dict[str, Any]]:
-        """The campaign's targets (all, or those with ``status`` pending or done) in file order: id, name,
-        position, bounds, status, met, n_simulations, winner_candidate_id, summary, finished_at and the
-        number of candidates so far."""
+        """The campaign's targets (all, or those with ``status`` pending, done or failed) in file order: id,
+        name, position, bounds, status, met, n_simulations, winner_candidate_id, summary, reason,
+        finished_at and the number of candidates so far."""
         if status is not None and status not in _TARGET_STATUSES:
             raise StoreError(f"unknown target status {status!r} (known: {', '.join(_TARGET_STATUSES)})")
 
@@ -896,8 +900,8 @@ class Store:
         return self._read(work)
 
     def unfinished_targets(self, campaign: int | str) -> list[dict[str, Any]]:
-        """The targets a resumed run still has to do, in file order."""
-        return self.campaign_targets(campaign, status="pending")
+        """The targets a resumed run still has to do (pending, and failed ones to retry), in file order."""
+        return [t for t in self.campaign_targets(campaign) if t["status"] != "done"]
 
     def target(self, target_id: int) -> dict[str, Any]:
         """One target, as ``campaign_targets`` lists it (with its campaign's name as ``campaign``)."""
@@ -1117,8 +1121,8 @@ class Store:
             # the other sees it done and compares.
             closed = conn.execute(
                 update(campaign_targets)
-                .where(campaign_targets.c.id == target.id, campaign_targets.c.status == "pending")
-                .values(status="done", finished_at=func.now(), **values)
+                .where(campaign_targets.c.id == target.id, campaign_targets.c.status != "done")
+                .values(status="done", reason=None, finished_at=func.now(), **values)
             )
             if closed.rowcount == 1:
                 return
@@ -1127,6 +1131,29 @@ class Store:
             if differs:
                 raise StoreError(
                     f"{where} is already finished with a different {', '.join(differs)};"
+                    " a finished target is never reopened"
+                )
+
+        self._write(work)
+
+    def fail_target(self, target_id: int, reason: str) -> None:
+        """Mark a target failed with ``reason`` (why its search raised; cut to ``REASON_LIMIT``
+        characters). A re-run retries it; failing it again keeps the newest reason. A finished target
+        is never reopened, so failing one is refused."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise StoreError(f"a failure reason must be a non-empty string, got {reason!r}")
+        text = reason[:REASON_LIMIT]
+
+        def work(conn: Connection) -> None:
+            target = self._target_row(conn, target_id)
+            failed = conn.execute(
+                update(campaign_targets)
+                .where(campaign_targets.c.id == target.id, campaign_targets.c.status != "done")
+                .values(status="failed", reason=text, finished_at=func.now())
+            )
+            if failed.rowcount != 1:
+                raise StoreError(
+                    f"target {target.name!r} of campaign {target.campaign!r} is already finished;"
                     " a finished target is never reopened"
                 )
 

@@ -226,6 +226,32 @@ def test_finishing_targets_and_campaign_counts(store: Store, target_ids: dict[st
     assert store.target(fast) == done  # never reopened
 
 
+def test_a_failed_target_keeps_its_reason_and_is_retried(store: Store, target_ids: dict[str, int]) -> None:
+    fast, stable = target_ids["fast"], target_ids["stable"]
+    store.fail_target(fast, "KeyError: 'abc'")
+    failed = store.target(fast)
+    assert (failed["status"], failed["reason"], failed["met"]) == ("failed", "KeyError: 'abc'", None)
+    assert failed["finished_at"] is not None
+    store.fail_target(fast, "x" * 5000)  # failing again keeps the newest reason, cut to its column's limit
+    assert store.target(fast)["reason"] == "x" * 2000
+    assert [t["name"] for t in store.campaign_targets("demo", status="failed")] == ["fast"]
+    assert [t["name"] for t in store.unfinished_targets("demo")] == ["fast", "stable"]  # a re-run retries it
+    camp = store.campaign("demo")
+    assert (camp["targets"], camp["done"], camp["failed"], camp["met"]) == (2, 0, 1, 0)
+
+    store.finish_target(fast, False, None, 12)  # the retry succeeds
+    done = store.target(fast)
+    assert (done["status"], done["reason"], done["n_simulations"]) == ("done", None, 12)
+    assert (store.campaign("demo")["done"], store.campaign("demo")["failed"]) == (1, 0)
+    with pytest.raises(StoreError, match="target 'fast' of campaign 'demo' is already finished"):
+        store.fail_target(fast, "late")
+    with pytest.raises(StoreError, match="a failure reason must be a non-empty string"):
+        store.fail_target(stable, " ")
+    with pytest.raises(StoreError, match="no campaign target with id 999"):
+        store.fail_target(999, "boom")
+    assert store.target(fast) == done and store.target(stable)["status"] == "pending"
+
+
 def test_bad_input_is_named(store: Store, target_ids: dict[str, int]) -> None:
     fast = target_ids["fast"]
     circuit = distinct_circuits(1)[0]

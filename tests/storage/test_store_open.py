@@ -19,7 +19,7 @@ def test_migrated_schema_matches_the_models(store: Store) -> None:
         tables = set(inspect(conn).get_table_names())
     assert diffs == []
     assert tables == {*Base.metadata.tables, "alembic_version"}
-    assert current_revision(store.engine) == head_revision() == "0004"
+    assert current_revision(store.engine) == head_revision() == "0005"
 
 
 def test_upgrading_from_the_first_schema_keeps_results(db_url: str) -> None:
@@ -33,7 +33,7 @@ def test_upgrading_from_the_first_schema_keeps_results(db_url: str) -> None:
         conn.execute(text("INSERT INTO datasets (name, seed, n, config) VALUES ('old', 1, 5, '{}')"))
     engine.dispose()
     with Store.open(db_url) as store:
-        assert current_revision(store.engine) == "0004"
+        assert current_revision(store.engine) == head_revision()
         assert [d["name"] for d in store.datasets()] == ["old"]
         columns = {c["name"] for c in inspect(store.engine).get_columns("simulations")}
         assert "pm_ocb_deg" in columns
