@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from circuits.errors import CktLoopError
-from generator.model import CktGen, CktGenConfig
+from generator.config import CktGenConfig
+from generator.model import CktGen
 from surrogate.checkpoint import read_checked, write_atomic
 
 FORMAT = "cktloop-generator"

@@ -16,304 +16,33 @@
   decoded graph is a DAG by construction. Device values of node i are regressed from the type
   stream at position i + 1 (which has seen node i's type and position) — a per-node regressor
   instead of the paper's latent-only 24-vector indexed by position.
-* **Losses** (all summed over the batch, as in the paper): reconstruction from the circuit latent
-  and from the spec latent (type CE·type_rate + position CE·pos_rate + edge BCE + value MSE in grid
-  units ·value_rate/value_divisor, on present devices only), four KL terms, Smooth-L1 latent
-  alignment, filtered InfoNCE (temperature 0.1), and per-axis classifier guidance on the circuit
-  latent. Every term can be switched off in ``CktGenConfig``; ``kl_mode: prior`` with only ``recon_ckt``
-  on is the paper's reconstruction-only VAE (its Table 5 model).
+* **Losses**: ``generator.losses`` (every term can be switched off in ``CktGenConfig``; ``kl_mode: prior``
+  with only ``recon_ckt`` on is the paper's reconstruction-only VAE, its Table 5 model).
 * **Sampling**: greedy, or drawn from the decoder's distributions at a ``temperature`` (the paper
-  decodes each prior latent 10 times, which only a stochastic decoder makes sense of). By default
-  constrained by the op-amp grammar (``generator/grammar.py``): the best-scoring (or a drawn)
-  (type, position) pair that can still complete a valid circuit, each side node's source by its edge
-  logits, the other edges fixed by the grammar. ``grammar: false`` decodes as the paper
-  does (argmax type and position, edge if p > 0.5, Out forced at the 8th node, loose ends wired to Out),
-  which the evaluation reports as the unconstrained validity. Values are snapped to the grid and masked
-  by type by ``circuits.encoding.decode``.
+  decodes each prior latent 10 times, which only a stochastic decoder makes sense of), grammar-constrained
+  by default: ``generator.decoding``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from circuits.circuit import MAX_NODES, N_POSITIONS, POS_IN, POS_OUT, SIDE_POSITIONS, Circuit
-from circuits.encoding import PAD_POS, PAD_TYPE, decode
+from circuits.circuit import MAX_NODES, N_POSITIONS, Circuit
+from circuits.encoding import PAD_POS, PAD_TYPE
 from circuits.errors import CircuitError, CktLoopError
 from circuits.grid import value_grid
-from circuits.specs import spec_classes
-from circuits.subgraphs import IN, N_TYPES, OUT
-from generator.data import circuit_tensors, denormalise_values, device_mask_table, same_class_filter
-from generator.grammar import GrammarState
-
-
-class ConfigError(CktLoopError, ValueError):
-    """A bad config value; a ValueError too, so ``circuits.config`` prefixes the YAML file's name."""
-
-
-LOSS_TERMS = ("recon_ckt", "recon_spec", "kl", "align", "nce", "gde")
-
-
-@dataclass
-class CktGenConfig:
-    """Every knob of the model and its loss. Defaults are the paper's (reference §4.2)."""
-
-    spec_preset: str = "ocb"
-    grid: str = "ocb"
-    # circuit encoder
-    d_model: int = 512
-    d_embed: int = 128  # per-part node embedding (type, position, connectivity)
-    gin_hidden: int = 256
-    gin_dropout: float = 0.2
-    enc_layers: int = 4
-    enc_heads: int = 8
-    enc_ff: int = 512
-    enc_dropout: float = 0.1
-    pe_dropout: float = 0.2
-    value_hidden: int = 128
-    value_code: int = 8
-    latent_dim: int = 64
-    # "global": the paper's latent, read off two distribution tokens and fed as the decoder's first
-    # token. "nodes": one slot of latent_dim / 8 dimensions per node index, read off that node's
-    # encoder token (and its values) and added to the decoder token that predicts the node, so
-    # position i sees slots 0..i only and node i's values come from its own slot: a compositional
-    # code, where an unseen topology is a new combination of slots rather than a point to memorise.
-    latent_layout: str = "global"
-    # beyond the paper: the decoder also sees the requested class (added to its first token; replaced by a
-    # learned "no class" token with probability spec_dropout in training, and when reconstructing), and
-    # decodes latents with Gaussian noise of latent_noise × the batch's per-dimension std of the means,
-    # so it learns to pull a perturbed latent back into the requested class
-    decoder_spec: bool = False
-    spec_dropout: float = 0.1
-    latent_noise: float = 0.0
-    # the value head reads the latent without latent_noise, as bank sampling's clean values do
-    # (``Generator.generate(bank_values="clean")``); false: the noisy one, as the structure heads
-    clean_value_latent: bool = False
-    # spec encoder
-    spec_embed: int = 128
-    spec_hidden: int = 128
-    # decoder
-    dec_layers: int = 4
-    dec_heads: int = 8
-    dec_dropout: float = 0.3
-    dec_mlp_ratio: int = 4
-    dec_streams: int = 3  # 3: the paper's type/position/topology streams; 1: one summed stream (3x cheaper)
-    head_hidden: int = 128
-    topo_dim: int = 128
-    edge_hidden: int = 128
-    value_head_hidden: int = 128
-    gde_hidden: int = 32
-    # loss switches
-    recon_ckt: bool = True
-    recon_spec: bool = True
-    kl: bool = True
-    align: bool = True
-    nce: bool = True
-    gde: bool = True
-    kl_mode: str = "paired"  # "paired": CktGen's four KL terms; "prior": KL(circuit ‖ N(0, I)) only (the recon VAE)
-    # loss weights and rates
-    w_recon: float = 1.0
-    w_kl: float = 1e-5
-    w_align: float = 1.0
-    w_nce: float = 1.0
-    w_gde: float = 1.0
-    # "linear": device values regressed as grid indices (the paper); "log": as ln of the grid index, so
-    # an error costs by its ratio (a circuit's gain and bandwidth move with value ratios, not steps)
-    value_space: str = "linear"
-    type_rate: float = 0.5
-    pos_rate: float = 0.05
-    value_rate: float = 0.01
-    value_divisor: float = 300.0
-    nce_temperature: float = 0.1
-    # sampling
-    grammar: bool = True  # constrained decoding (generator/grammar.py); False decodes as the paper does
-    edge_threshold: float = 0.5
-    sample_batch: int = 256
-
-    def __post_init__(self) -> None:
-        check_field_types(self)
-        try:
-            spec_classes(self.spec_preset)
-            value_grid(self.grid)
-        except (CktLoopError, ValueError) as exc:
-            raise ConfigError(str(exc)) from None
-        for name in ("d_model", "enc_layers", "dec_layers", "latent_dim"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"CktGenConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name, heads in (("enc_heads", self.enc_heads), ("dec_heads", self.dec_heads)):
-            if heads < 1 or self.d_model % heads:
-                raise ConfigError(f"CktGenConfig.{name}={heads} must divide d_model={self.d_model}")
-        if self.kl_mode not in ("paired", "prior"):
-            raise ConfigError(f"CktGenConfig.kl_mode must be 'paired' or 'prior', got {self.kl_mode!r}")
-        if self.latent_layout not in ("global", "nodes"):
-            raise ConfigError(f"CktGenConfig.latent_layout must be 'global' or 'nodes', got {self.latent_layout!r}")
-        if self.latent_layout == "nodes" and self.latent_dim % MAX_NODES:
-            raise ConfigError(
-                f"CktGenConfig.latent_dim={self.latent_dim} must be a multiple of {MAX_NODES} (latent_layout 'nodes')"
-            )
-        if self.value_space not in ("linear", "log"):
-            raise ConfigError(f"CktGenConfig.value_space must be 'linear' or 'log', got {self.value_space!r}")
-        if self.dec_streams not in (1, 3):
-            raise ConfigError(f"CktGenConfig.dec_streams must be 1 or 3, got {self.dec_streams}")
-        if self.decoder_spec and self.kl_mode != "paired":
-            raise ConfigError("CktGenConfig.decoder_spec needs a spec-conditioned model (kl_mode 'paired')")
-        if not 0.0 <= self.spec_dropout <= 1.0 or self.latent_noise < 0.0:
-            raise ConfigError(
-                f"CktGenConfig: spec_dropout must lie in [0, 1] and latent_noise be >= 0, "
-                f"got {self.spec_dropout} and {self.latent_noise}"
-            )
-        if self.nce_temperature <= 0:
-            raise ConfigError(f"CktGenConfig.nce_temperature must be > 0, got {self.nce_temperature}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def spec_sizes(self) -> tuple[int, ...]:
-        return spec_classes(self.spec_preset).sizes
-
-    @property
-    def conditional(self) -> bool:
-        """Whether the spec latent is trained (the paired KL terms); the recon-only VAE's is not."""
-        return self.kl_mode == "paired"
-
-
-def check_field_types(obj: Any) -> None:
-    """Reject values of the wrong type (e.g. YAML 1.1 reads ``1e-4`` as a string), naming the field."""
-    kinds = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        hint = str(f.type).replace(" | None", "")
-        if hint not in kinds or (value is None and "None" in str(f.type)):
-            continue
-        ok = isinstance(value, kinds[hint]) and (hint == "bool" or not isinstance(value, bool))
-        if not ok:
-            raise ConfigError(f"{type(obj).__name__}.{f.name} must be a {hint}, got {value!r}")
-
-
-# --- building blocks ------------------------------------------------------------------------
-
-
-class Gin(nn.Module):
-    """One GIN-style layer on (rank one-hot ⊕ Aᵀ·one-hot): a node's slot and its predecessors' slots."""
-
-    def __init__(self, hidden: int, out: int, dropout: float) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(2 * MAX_NODES, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, out),
-            nn.Dropout(dropout),
-        )
-
-    def forward(self, topo: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([topo, adj.transpose(1, 2) @ topo], dim=-1))
-
-
-def sinusoidal(n: int, d: int) -> torch.Tensor:
-    position = torch.arange(n, dtype=torch.float32)[:, None]
-    div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
-    pe = torch.zeros(n, d)
-    pe[:, 0::2] = torch.sin(position * div)
-    pe[:, 1::2] = torch.cos(position * div)[:, : d // 2]
-    return pe
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention on ``scaled_dot_product_attention`` with a boolean block mask.
-
-    With ``cache`` (a list, empty at first), keys and values of earlier calls are kept in it and
-    the new tokens attend to them too: greedy decoding then feeds one step's tokens at a time.
-    """
-
-    def __init__(self, d: int, heads: int, dropout: float) -> None:
-        super().__init__()
-        self.heads, self.dropout = heads, dropout
-        self.qkv = nn.Linear(d, 3 * d)
-        self.proj = nn.Linear(d, d)
-
-    def forward(self, x: torch.Tensor, blocked: torch.Tensor, cache: list[torch.Tensor] | None = None) -> torch.Tensor:
-        b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        if cache is not None:
-            if cache:
-                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
-            cache[:] = [k, v]
-        h = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=~blocked, dropout_p=self.dropout if self.training else 0.0
-        )
-        return self.proj(h.transpose(1, 2).reshape(b, n, d))
-
-
-class Block(nn.Module):
-    """Pre-LayerNorm transformer block (GPT style)."""
-
-    def __init__(self, d: int, heads: int, ratio: int, dropout: float) -> None:
-        super().__init__()
-        self.ln1 = nn.LayerNorm(d)
-        self.attn = Attention(d, heads, dropout)
-        self.ln2 = nn.LayerNorm(d)
-        self.mlp = nn.Sequential(nn.Linear(d, ratio * d), nn.GELU(), nn.Linear(ratio * d, d), nn.Dropout(dropout))
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, blocked: torch.Tensor, cache: list[torch.Tensor] | None = None) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), blocked, cache))
-        return x + self.mlp(self.ln2(x))
-
-
-def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out))
-
-
-@dataclass(frozen=True)
-class Draw:
-    """How decoding chooses: greedily at ``temperature`` 0, else by drawing from the decoder's
-    distributions sharpened (< 1) or flattened (> 1) by the temperature, with ``generator``'s numbers."""
-
-    temperature: float = 0.0
-    generator: torch.Generator | None = None
-
-    def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise CktLoopError(f"temperature must be >= 0, got {self.temperature}")
-
-    def _uniform(self, like: torch.Tensor) -> torch.Tensor:
-        device = None if self.generator is None else self.generator.device
-        return torch.rand(like.shape, generator=self.generator, device=device).to(like.device)
-
-    def pick(self, scores: torch.Tensor) -> torch.Tensor:
-        """An index over the last axis: the argmax, or a draw from softmax(scores / temperature)
-        (Gumbel-max, so masked ``-inf`` scores are never drawn)."""
-        if self.temperature <= 0:
-            return scores.argmax(-1)
-        gumbel = -torch.log(-torch.log(self._uniform(scores).clamp_min(1e-20)))
-        return (scores / self.temperature + gumbel).argmax(-1)
-
-    def edges(self, logits: torch.Tensor, threshold: float) -> torch.Tensor:
-        """0/1 edges: probability above ``threshold``, or a coin with probability sigmoid(logits / temperature)."""
-        if self.temperature <= 0:
-            return (torch.sigmoid(logits) > threshold).float()
-        return (self._uniform(logits) < torch.sigmoid(logits / self.temperature)).float()
-
-
-GREEDY = Draw()
-
-
-def kl_diag(mu1: torch.Tensor, lv1: torch.Tensor, mu2: torch.Tensor, lv2: torch.Tensor) -> torch.Tensor:
-    """Σ KL(N(mu1, e^lv1) ‖ N(mu2, e^lv2)) over the batch and dimensions."""
-    return 0.5 * (lv2 - lv1 + (lv1.exp() + (mu1 - mu2) ** 2) / lv2.exp() - 1.0).sum()
-
-
-def kl_std(mu: torch.Tensor, lv: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (lv.exp() + mu**2 - 1.0 - lv).sum()
-
+from circuits.subgraphs import N_TYPES
+from generator.config import CktGenConfig
+from generator.data import circuit_tensors, denormalise_values, device_mask_table
+from generator.decoding import GREEDY, Draw, decode_graphs, to_circuits
+from generator.layers import Block, Gin, mlp, sinusoidal
+from generator.losses import loss_terms
 
 # --- the model --------------------------------------------------------------------------------
 
@@ -463,7 +192,7 @@ class CktGen(nn.Module):
         """One causal pass over the first ``length`` tokens of each stream (latent + ``length`` − 1 nodes).
 
         Outputs at positions 0..7 predict nodes 0..7. Training uses this full pass; greedy decoding
-        feeds one step at a time through ``_decode_step``, which gives the same outputs.
+        feeds one step at a time through ``decode_step``, which gives the same outputs.
         """
         x, idx = self._stream_tokens(z, types, pos, topo, adj, 0, length, cond)
         h_type, h_pos, h_topo = self._transform(x, self.dec_mask[idx][:, idx])
@@ -485,7 +214,7 @@ class CktGen(nn.Module):
         x = self.dec_ln(x)
         return x.chunk(3, dim=1) if self.config.dec_streams == 3 else (x, x, x)
 
-    def _decode_step(
+    def decode_step(
         self,
         z: torch.Tensor,
         types: torch.Tensor,
@@ -523,7 +252,7 @@ class CktGen(nn.Module):
         h = F.relu(as_u[:, :, None, :] + as_v[:, None, :, :] + self.edge_in.bias)
         return self.edge_out(h).squeeze(-1)
 
-    def _log_range(self) -> tuple[float, float]:
+    def log_range(self) -> tuple[float, float]:
         g = value_grid(self.config.grid)
         return math.log(g.k_min), math.log(g.k_max)
 
@@ -531,7 +260,7 @@ class CktGen(nn.Module):
         """Normalised grid indices (``generator.data.normalise_values``) → the model's value space, in [0, 1]."""
         if self.config.value_space == "linear":
             return values
-        g, (lo, hi) = value_grid(self.config.grid), self._log_range()
+        g, (lo, hi) = value_grid(self.config.grid), self.log_range()
         k = denormalise_values(values, self.config.grid).clamp_min(g.k_min)
         return (k.log() - lo) / (hi - lo)
 
@@ -539,7 +268,7 @@ class CktGen(nn.Module):
         """The inverse of ``to_value_space``."""
         if self.config.value_space == "linear":
             return u
-        lo, hi = self._log_range()
+        lo, hi = self.log_range()
         g = value_grid(self.config.grid)
         return ((u * (hi - lo) + lo).exp() - g.k_min) / float(g.k_max - g.k_min)
 
@@ -611,53 +340,7 @@ class CktGen(nn.Module):
             out.update(self.decode_teacher(dec_c, batch, cond, val_c))
         if not with_loss:
             return out
-        losses: dict[str, torch.Tensor] = {}
-        if c.recon_ckt:
-            parts = self.recon_parts(out, batch)
-            losses.update({f"ckt_{k}": v.detach() for k, v in parts.items()})
-            losses["recon_ckt"] = self.recon_total(parts)
-        if c.recon_spec:
-            parts = self.recon_parts(dec_spec, batch)
-            losses.update({f"spec_{k}": v.detach() for k, v in parts.items()})
-            losses["recon_spec"] = self.recon_total(parts)
-        if not has_spec and ((c.kl and c.kl_mode == "paired") or c.align or c.nce):
-            raise CktLoopError("paired kl, align and nce losses need 'spec' in the batch")
-        if c.kl and c.kl_mode == "prior":
-            losses["kl"] = kl_std(mu_c, lv_c)
-        elif c.kl:
-            losses["kl"] = (
-                kl_diag(mu_s, lv_s, mu_c, lv_c)
-                + kl_diag(mu_c, lv_c, mu_s, lv_s)
-                + kl_std(mu_c, lv_c)
-                + kl_std(mu_s, lv_s)
-            )
-        if c.align:
-            losses["align"] = F.smooth_l1_loss(z_s, z_c, reduction="sum")
-        if c.nce:
-            logits = F.normalize(z_s, dim=-1) @ F.normalize(z_c, dim=-1).T / c.nce_temperature
-            logits = logits + same_class_filter(batch["spec"])
-            target = torch.arange(logits.shape[0], device=logits.device)
-            losses["nce"] = 0.5 * (
-                F.cross_entropy(logits, target, reduction="sum") + F.cross_entropy(logits.T, target, reduction="sum")
-            )
-        if c.gde:
-            if not has_spec:
-                raise CktLoopError("gde loss needs 'spec' in the batch")
-            losses["gde"] = sum(
-                F.cross_entropy(head(z_c), batch["spec"][:, k], reduction="sum")
-                for k, head in enumerate(self.gde_heads)
-            )
-        weights = {
-            "recon_ckt": c.w_recon,
-            "recon_spec": c.w_recon,
-            "kl": c.w_kl,
-            "align": c.w_align,
-            "nce": c.w_nce,
-            "gde": c.w_gde,
-        }
-        total = sum((weights[k] * losses[k] for k in LOSS_TERMS if k in losses), torch.zeros((), device=self.device))
-        losses["total"] = total
-        out["losses"] = losses
+        out["losses"] = loss_terms(self, batch, out, dec_spec if need_spec_decode else None)
         return out
 
     def _noisy(self, z: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
@@ -677,29 +360,6 @@ class CktGen(nn.Module):
         if not self.training:
             return mu
         return mu + torch.randn_like(mu) * (0.5 * lv).exp()
-
-    def recon_parts(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        mask = batch["mask"]
-        type_ce = F.cross_entropy(out["type_logits"][mask], batch["types"][mask], reduction="sum")
-        pos_ce = F.cross_entropy(out["pos_logits"][mask], batch["pos"][mask], reduction="sum")
-        pairs = self.pair_mask[None] & mask[:, None, :]
-        edge_bce = F.binary_cross_entropy_with_logits(out["edge_logits"][pairs], batch["adj"][pairs], reduction="sum")
-        g = value_grid(self.config.grid)
-        lo, hi = self._log_range()
-        # squared error in grid steps ("linear") or in ln of the value ratio ("log")
-        span = float(g.k_max - g.k_min) if self.config.value_space == "linear" else hi - lo
-        present = batch["value_mask"] * mask[..., None]
-        value_se = (((out["values"] - self.to_value_space(batch["values"])) * span) ** 2 * present).sum()
-        return {"type_ce": type_ce, "pos_ce": pos_ce, "edge_bce": edge_bce, "value_se": value_se}
-
-    def recon_total(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
-        c = self.config
-        return (
-            c.type_rate * parts["type_ce"]
-            + c.pos_rate * parts["pos_ce"]
-            + parts["edge_bce"]
-            + c.value_rate * parts["value_se"] / c.value_divisor
-        )
 
     # --- decoding (greedy or drawn) ----------------------------------------------------------
 
@@ -729,98 +389,9 @@ class CktGen(nn.Module):
             value_z = z if value_z is None else value_z
             if value_z.shape != z.shape:
                 raise CktLoopError(f"value_z {tuple(value_z.shape)} must match z {tuple(z.shape)}")
-            return self._decode_latents(z.to(self.device), cond, value_z.to(self.device), draw)
+            return decode_graphs(self, z.to(self.device), cond, value_z.to(self.device), draw)
         finally:
             self.train(was_training)
-
-    def _decode_latents(
-        self, z: torch.Tensor, cond: torch.Tensor | None, value_z: torch.Tensor, draw: Draw
-    ) -> dict[str, torch.Tensor]:
-        b, dev = z.shape[0], z.device
-        types = torch.full((b, MAX_NODES), PAD_TYPE, dtype=torch.long, device=dev)
-        pos = torch.full((b, MAX_NODES), PAD_POS, dtype=torch.long, device=dev)
-        topo = torch.zeros(b, MAX_NODES, MAX_NODES, device=dev)
-        adj = torch.zeros(b, MAX_NODES, MAX_NODES, device=dev)
-        values = torch.zeros(b, MAX_NODES, 3, device=dev)
-        n_nodes = torch.full((b,), MAX_NODES, dtype=torch.long, device=dev)
-        done = torch.zeros(b, dtype=torch.bool, device=dev)
-        types[:, 0], pos[:, 0], topo[:, 0, 0] = IN, POS_IN, 1.0
-        grammar = GrammarState(b, dev) if self.config.grammar else None
-        state: dict[str, Any] = {}
-        for i in range(1, MAX_NODES):
-            out = self._decode_step(z, types, pos, topo, adj, i, state, cond)
-            active = ~done
-            node = self.node_values(out["h_last"][:, None], value_z, i - 1)[:, 0]
-            values[:, i - 1] = torch.where(active[:, None], node, 0.0)
-            edge_logits = self.edge_logits(out["topo"])[:, :i, i]  # u < i → i
-            type_logits, pos_logits = out["type_logits"], out["pos_logits"]
-            if grammar is None:
-                t, p, edges = self._choose_free(i, type_logits, pos_logits, edge_logits, draw)
-            else:
-                t, p, edges = self._choose_constrained(i, grammar, type_logits, pos_logits, edge_logits, draw)
-                grammar.advance(i, t, p, active)
-            types[:, i] = torch.where(active, t, types[:, i])
-            pos[:, i] = torch.where(active, p, pos[:, i])
-            topo[:, i, i] = active.float()
-            adj[:, :i, i] = edges * active[:, None]
-            is_out = active & (t == OUT)
-            if grammar is None:
-                loose = (adj[:, :i, :].sum(-1) == 0).float()  # earlier nodes with no outgoing edge
-                adj[:, :i, i] = torch.maximum(adj[:, :i, i], loose * is_out[:, None])
-            n_nodes = torch.where(is_out, torch.full_like(n_nodes, i + 1), n_nodes)
-            done = done | is_out
-            if bool(done.all()):
-                break
-        values = self.from_value_space(values) * self.device_mask[types]
-        return {"types": types, "pos": pos, "adj": adj, "values": values, "n_nodes": n_nodes}
-
-    def _choose_free(
-        self, i: int, type_logits: torch.Tensor, pos_logits: torch.Tensor, edge_logits: torch.Tensor, draw: Draw
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The paper's decoding: argmax type and position, every edge with p > threshold, Out forced at the
-        8th node; when drawing, type and position are drawn and each edge is a coin with its probability."""
-        t, p = draw.pick(type_logits), draw.pick(pos_logits)
-        if i == MAX_NODES - 1:
-            forced = t != OUT
-            t = torch.full_like(t, OUT)
-            p = torch.where(forced, torch.full_like(p, POS_OUT), p)
-        return t, p, draw.edges(edge_logits, self.config.edge_threshold)
-
-    def _choose_constrained(
-        self,
-        i: int,
-        grammar: GrammarState,
-        type_logits: torch.Tensor,
-        pos_logits: torch.Tensor,
-        edge_logits: torch.Tensor,
-        draw: Draw,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The most likely (or a drawn) (type, position) pair the grammar allows; a side node's one source
-        by its edge logits."""
-        score = F.log_softmax(type_logits, -1)[:, :, None] + F.log_softmax(pos_logits, -1)[:, None, :]
-        score = score.masked_fill(~grammar.allowed_pairs(i), -math.inf)
-        choice = draw.pick(score.flatten(1))
-        t, p = choice // N_POSITIONS, choice % N_POSITIONS
-        source = draw.pick(edge_logits.masked_fill(~grammar.allowed_sources(i), -math.inf))
-        side_edges = F.one_hot(source, i).float()
-        is_side = (p >= SIDE_POSITIONS[0])[:, None]
-        return t, p, torch.where(is_side, side_edges, grammar.spine_edges(i))
-
-    def to_circuits(self, graphs: dict[str, torch.Tensor]) -> list[Circuit | CircuitError]:
-        """Decoded arrays → Circuits (or the CircuitError naming why one is invalid)."""
-        # Plain lists: ``decode`` indexes element by element, which is slow on numpy scalars.
-        g = value_grid(self.config.grid)
-        values = denormalise_values(graphs["values"].detach().cpu().double(), self.config.grid)
-        values = values.round().clamp(g.k_min, g.k_max).tolist()
-        types, pos = graphs["types"].tolist(), graphs["pos"].tolist()
-        adj, counts = graphs["adj"].int().tolist(), graphs["n_nodes"].tolist()
-        results: list[Circuit | CircuitError] = []
-        for j in range(len(counts)):
-            try:
-                results.append(decode(types[j], pos[j], adj[j], values[j], counts[j], grid=self.config.grid))
-            except CircuitError as exc:
-                results.append(exc)
-        return results
 
     def decode(
         self,
@@ -838,7 +409,7 @@ class CktGen(nn.Module):
             chunk = slice(start, start + step)
             rows = None if spec is None else spec[chunk]
             values = None if value_z is None else value_z[chunk]
-            results.extend(self.to_circuits(self.decode_latents(z[chunk], rows, values, draw)))
+            results.extend(to_circuits(self.decode_latents(z[chunk], rows, values, draw), self.config.grid))
         return results
 
     # --- public sampling API ----------------------------------------------------------------

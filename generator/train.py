@@ -40,9 +40,10 @@ from generator.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from generator.config import CktGenConfig, ConfigError, check_field_types
 from generator.data import GeneratorData, Splits, build_splits
 from generator.latent_bank import LatentBank
-from generator.model import CktGen, CktGenConfig, ConfigError, check_field_types
+from generator.model import CktGen
 from storage.rows import load_rows
 
 CHECKPOINT = "last.pt"

@@ -8,8 +8,10 @@ import torch
 from circuits import Circuit, FamilyConfig, generate
 from circuits.circuit import SIDE_POSITIONS
 from circuits.encoding import encode
+from generator.config import CktGenConfig
+from generator.decoding import to_circuits
 from generator.grammar import GrammarState
-from generator.model import CktGen, CktGenConfig
+from generator.model import CktGen
 
 from .conftest import TINY_MODEL
 
@@ -57,7 +59,7 @@ def test_constrained_decoding_of_an_untrained_model_is_always_valid(bias):
         elif bias == "edges_off":
             model.edge_out.bias.fill_(-20.0)  # the model wants no edges at all
     z = torch.randn(400, TINY_MODEL["latent_dim"], generator=torch.Generator().manual_seed(1)) * 3
-    results = model.to_circuits(model.decode_latents(z))
+    results = to_circuits(model.decode_latents(z), model.config.grid)
     invalid = [str(r) for r in results if not isinstance(r, Circuit)]
     assert not invalid, invalid[:3]
     stages = {c.n_stages for c in results}
@@ -71,5 +73,5 @@ def test_free_decoding_is_still_available():
     torch.manual_seed(0)
     model = CktGen(CktGenConfig(**{**TINY_MODEL, "grammar": False}))
     z = torch.randn(200, TINY_MODEL["latent_dim"], generator=torch.Generator().manual_seed(1))
-    results = model.to_circuits(model.decode_latents(z))
+    results = to_circuits(model.decode_latents(z), model.config.grid)
     assert any(not isinstance(r, Circuit) for r in results)  # an untrained free decoder makes invalid graphs

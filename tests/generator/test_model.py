@@ -9,8 +9,11 @@ from circuits import Circuit, CircuitError, CktLoopError
 from circuits.circuit import MAX_NODES
 from circuits.encoding import PAD_POS, PAD_TYPE
 from circuits.subgraphs import N_TYPES
+from generator.config import CktGenConfig
 from generator.data import build_splits, denormalise_values, normalise_values
-from generator.model import LOSS_TERMS, CktGen, CktGenConfig, Draw
+from generator.decoding import Draw
+from generator.losses import LOSS_TERMS, recon_parts
+from generator.model import CktGen
 
 from .conftest import TINY_MODEL
 
@@ -132,7 +135,7 @@ def test_cached_decoding_steps_match_the_full_causal_pass(splits, streams, layou
         full = model.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"])
         state: dict = {}
         for i in range(1, MAX_NODES):
-            step = model._decode_step(z, batch["types"], batch["pos"], batch["topo"], batch["adj"], i, state)
+            step = model.decode_step(z, batch["types"], batch["pos"], batch["topo"], batch["adj"], i, state)
             torch.testing.assert_close(step["type_logits"], full["type_logits"][:, i], atol=1e-5, rtol=1e-4)
             torch.testing.assert_close(step["pos_logits"], full["pos_logits"][:, i], atol=1e-5, rtol=1e-4)
             torch.testing.assert_close(step["topo"], full["topo"][:, : i + 1], atol=1e-5, rtol=1e-4)
@@ -215,7 +218,7 @@ def test_log_value_space_round_trips_and_costs_errors_by_their_ratio(splits):
         out["values"] = model.to_value_space(
             normalise_values((denormalise_values(batch["values"], "ocb") * factor).clamp(1.0, 101.0), "ocb")
         )
-        se = model.recon_parts(out, batch)["value_se"]
+        se = recon_parts(model, out, batch)["value_se"]
         k_true = denormalise_values(batch["values"], "ocb")[present]
         k_moved = (k_true * factor).clamp(1.0, 101.0)
         torch.testing.assert_close(se, (k_moved / k_true).log().pow(2).sum(), rtol=1e-4, atol=1e-4)
@@ -238,7 +241,7 @@ def test_a_decoder_that_sees_the_class_decodes_by_it_and_without_it(splits):
         full = model.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"], cond=cond)
         state: dict = {}
         for i in range(1, MAX_NODES):  # the cached steps see the class as the full pass does
-            step = model._decode_step(z, batch["types"], batch["pos"], batch["topo"], batch["adj"], i, state, cond)
+            step = model.decode_step(z, batch["types"], batch["pos"], batch["topo"], batch["adj"], i, state, cond)
             torch.testing.assert_close(step["type_logits"], full["type_logits"][:, i], atol=1e-5, rtol=1e-4)
         other = model.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"])
     assert not torch.allclose(full["type_logits"], other["type_logits"])  # no class: the learned "no class" token
