@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -78,6 +79,44 @@ class Generator:
     def _rng(seed: int | None) -> torch.Generator | None:
         return None if seed is None else torch.Generator().manual_seed(seed)
 
+    def latents(
+        self,
+        specs: Sequence[SpecClass],
+        n_per_spec: int = 1,
+        seed: int | None = None,
+        sampling: str = "spec",
+        bank_noise: float = BANK_NOISE,
+        bank_values: str = "clean",
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What ``generate`` decodes, row by row: (structure latents, class rows, value latents)."""
+        if sampling not in SAMPLING:
+            raise CktLoopError(f"unknown sampling {sampling!r} (known: {', '.join(SAMPLING)})")
+        if bank_noise < 0:
+            raise CktLoopError(f"bank_noise must be >= 0, got {bank_noise}")
+        if bank_values not in BANK_VALUES:
+            raise CktLoopError(f"unknown bank_values {bank_values!r} (known: {', '.join(BANK_VALUES)})")
+        if n_per_spec < 0:
+            raise CktLoopError(f"n_per_spec must be >= 0, got {n_per_spec}")
+        bank = sampling == "bank" and n_per_spec > 0
+        if bank and self.bank is None:
+            where = self.checkpoint or "this generator"
+            fix = (
+                f"add one with `cktloop bank {where} --dataset <its training data>`"
+                if self.model.config.conditional
+                else "a reconstruction-only model has none"
+            )
+            raise CktLoopError(f"{where}: no latent bank stored; {fix}")
+        rng = self._rng(seed)
+        spec = self.model.check_specs(specs).repeat_interleave(n_per_spec, 0)
+        z = self.model.spec_latents(spec, rng)
+        if not bank or self.bank is None:
+            return z, spec, z
+        banked, found = self.bank.sample(specs, n_per_spec, rng)
+        banked, found = banked.to(z.device), found[:, None].to(z.device)
+        noise = torch.randn(banked.shape, generator=rng).to(z.device) * self.model.prior_std * bank_noise
+        structure = torch.where(found, banked + noise, z)
+        return structure, spec, torch.where(found, banked, z) if bank_values == "clean" else structure
+
     def generate(
         self,
         specs: Sequence[SpecClass],
@@ -96,30 +135,17 @@ class Generator:
         structure and the sizing stays the banked circuit's (bank-sampled Sim-Spec-Acc 28 % -> 43 % at
         the same share of new topologies, docs/models.md); ``noisy`` decodes them from the perturbed one.
         """
-        if sampling not in SAMPLING:
-            raise CktLoopError(f"unknown sampling {sampling!r} (known: {', '.join(SAMPLING)})")
-        if bank_noise < 0:
-            raise CktLoopError(f"bank_noise must be >= 0, got {bank_noise}")
-        if bank_values not in BANK_VALUES:
-            raise CktLoopError(f"unknown bank_values {bank_values!r} (known: {', '.join(BANK_VALUES)})")
-        if sampling == "spec" or n_per_spec <= 0:  # (the model refuses a negative count)
-            return self.model.generate(specs, n_per_spec, generator=self._rng(seed))
-        if self.bank is None:
-            where = self.checkpoint or "this generator"
-            fix = (
-                f"add one with `cktloop bank {where} --dataset <its training data>`"
-                if self.model.config.conditional
-                else "a reconstruction-only model has none"
-            )
-            raise CktLoopError(f"{where}: no latent bank stored; {fix}")
-        rng = self._rng(seed)
-        spec = self.model.check_specs(specs).repeat_interleave(n_per_spec, 0)
-        z = self.model.spec_latents(spec, rng)
-        banked, found = self.bank.sample(specs, n_per_spec, rng)
-        banked, found = banked.to(z.device), found[:, None].to(z.device)
-        noise = torch.randn(banked.shape, generator=rng).to(z.device) * self.model.prior_std * bank_noise
-        value_z = torch.where(found, banked, z) if bank_values == "clean" else None
-        return self.model.decode(torch.where(found, banked + noise, z), spec, value_z)
+        return self.generate_many([(specs, n_per_spec, seed, sampling, bank_noise, bank_values)])[0]
+
+    def generate_many(self, calls: Sequence[tuple[Any, ...]]) -> list[list[Circuit | CircuitError]]:
+        """Several ``generate`` calls (each its positional arguments) decoded as one batch; each answer
+        is what its call alone returns, since every row is decoded from its own latents."""
+        parts = [self.latents(*args) for args in calls]
+        sizes = [z.shape[0] for z, _, _ in parts]
+        z, spec, value_z = (torch.cat([p[i] for p in parts]) for i in range(3))
+        decoded = self.model.decode(z, spec, value_z)
+        starts = list(itertools.accumulate(sizes, initial=0))
+        return [decoded[a:b] for a, b in itertools.pairwise(starts)]
 
     def reconstruct(self, circuits: Sequence[Circuit]) -> list[Circuit | CircuitError]:
         return self.model.reconstruct(circuits)
