@@ -7,16 +7,25 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from circuits import CktLoopError
 from circuits.targets import Target
+from orchestrator.cli.options import (
+    STDIO,
+    budget,
+    db_option,
+    input_file,
+    output_dir,
+    output_file,
+    output_file_or_stdout,
+    positive_int,
+)
 from orchestrator.design.bandit import POLICIES
 
 
-def add_commands(commands: Any, db_option: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_commands(commands: Any) -> None:
     design = commands.add_parser(
         "design",
         help="design one op-amp for a target: generate, rank, verify with ngspice, refine",
@@ -35,31 +44,33 @@ def add_commands(commands: Any, db_option: Callable[[argparse.ArgumentParser], N
     )
     design.add_argument("--name", help="name of the design (default: derived from the bounds)")
     design.add_argument("--json", action="store_true", help="print one JSON object (met, circuit, netlist, specs)")
-    _search_options(design, db_option)
+    _search_options(design)
     design.set_defaults(run=_design)
 
     campaign = commands.add_parser("campaign", help="run, export and report design campaigns of many targets")
-    sub = campaign.add_subparsers(title="campaign commands", metavar="COMMAND")
+    sub = campaign.add_subparsers(title="campaign commands", metavar="COMMAND", required=True)
     run = sub.add_parser(
         "run",
         help="run (or resume) the targets of a campaign file",
         description="Run every target of FILE (a name, an optional budget, targets with {min, max} bounds per spec). "
         "Results land in the store as they finish; killed and re-run, the campaign skips finished targets.",
     )
-    run.add_argument("file", type=Path, help="campaign YAML file")
-    _search_options(run, db_option)
+    run.add_argument("file", type=input_file, help="campaign YAML file")
+    _search_options(run)
     run.add_argument("--no-progress", action="store_true", help="no progress display")
     run.set_defaults(run=_campaign_run)
 
     export = sub.add_parser("export", help="one JSON line per target: bounds, met, winner circuit, netlist, specs")
     export.add_argument("campaign", help="campaign id or name")
-    export.add_argument("--out", required=True, help="output .jsonl file ('-' for standard output)")
+    export.add_argument(
+        "--out", required=True, type=output_file_or_stdout, help="output .jsonl file ('-' for standard output)"
+    )
     db_option(export)
     export.set_defaults(run=_campaign_export)
 
     report = sub.add_parser("report", help="an HTML report: met targets, FoM against simulations, Bode plots")
     report.add_argument("campaign", help="campaign id or name")
-    report.add_argument("--out", required=True, type=Path, help="output directory (index.html and images)")
+    report.add_argument("--out", required=True, type=output_dir, help="output directory (index.html and images)")
     report.add_argument("--baseline", help="a campaign (id or name) to compare with, e.g. a --random run")
     db_option(report)
     report.set_defaults(run=_campaign_report)
@@ -74,12 +85,12 @@ def add_commands(commands: Any, db_option: Callable[[argparse.ArgumentParser], N
         "plain random sample of the family (e.g. the ocb101 pool), and by at least 5 of them.",
     )
     draw.add_argument("kind", choices=("paper", "hard"), help="which kind of targets")
-    draw.add_argument("--n", type=int, default=100, help="number of targets (default 100)")
+    draw.add_argument("--n", type=positive_int, default=100, help="number of targets (default 100)")
     draw.add_argument("--dataset", required=True, help="dataset in the store to draw from")
     draw.add_argument("--name", help="campaign name (default: <kind>-<n>)")
-    draw.add_argument("--budget", type=int, help="simulations per target written into the file")
+    draw.add_argument("--budget", type=budget, help="simulations per target written into the file")
     draw.add_argument("--seed", type=int, default=1, help="drawing seed (default 1)")
-    draw.add_argument("--out", required=True, type=Path, help="campaign YAML file to write")
+    draw.add_argument("--out", required=True, type=output_file, help="campaign YAML file to write")
     db_option(draw)
     draw.set_defaults(run=_campaign_draw)
 
@@ -88,10 +99,10 @@ def add_commands(commands: Any, db_option: Callable[[argparse.ArgumentParser], N
     listing.set_defaults(run=_campaign_list)
 
 
-def _search_options(p: argparse.ArgumentParser, db_option: Callable[[argparse.ArgumentParser], None]) -> None:
-    p.add_argument("--budget", type=int, help="simulations per target, refinement included (default 500)")
+def _search_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", type=budget, help="simulations per target, refinement included (default 500)")
     p.add_argument("--policy", choices=sorted(POLICIES), default="ucb1", help="bandit policy (default ucb1)")
-    p.add_argument("--generator", type=Path, help="generator checkpoint (default: the shipped one)")
+    p.add_argument("--generator", type=input_file, help="generator checkpoint (default: the shipped one)")
     p.add_argument(
         "--sampling",
         choices=("bank", "spec"),  # orchestrator.design.search.SAMPLING (not imported: it pulls in pymoo)
@@ -99,11 +110,11 @@ def _search_options(p: argparse.ArgumentParser, db_option: Callable[[argparse.Ar
         help="generator latents: around the training circuits of the class (bank, default) or the paper's "
         "spec latent (spec)",
     )
-    p.add_argument("--surrogate", type=Path, help="surrogate checkpoint (default: the shipped one)")
+    p.add_argument("--surrogate", type=input_file, help="surrogate checkpoint (default: the shipped one)")
     p.add_argument(
         "--random", action="store_true", help="baseline: plain random sampling of the family, no models, no refinement"
     )
-    p.add_argument("--workers", type=int, default=2, help="bandit workers in flight (default 2)")
+    p.add_argument("--workers", type=positive_int, default=2, help="bandit workers in flight (default 2)")
     p.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
     p.add_argument("--reference", help="dataset whose best FoM per target the report compares with")
     p.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
@@ -114,14 +125,13 @@ def _settings(args: argparse.Namespace) -> Any:
     from orchestrator.design.campaign import CampaignSettings, default_paths
     from orchestrator.design.search import SearchConfig
 
-    if args.workers < 1:
-        raise CktLoopError(f"--workers must be >= 1, got {args.workers}")
     generator, surrogate = default_paths()
     generator, surrogate = args.generator or generator, args.surrogate or surrogate
     if not args.random:
         for what, path in (("generator", generator), ("surrogate", surrogate)):
             if not Path(path).is_file():
                 raise CktLoopError(f"{what} checkpoint {path} not found (train one, or pass --random)")
+        _check_checkpoints(args.generator, args.surrogate)
     search = (
         SearchConfig(policy=args.policy, refine_share=0.0)
         if args.random
@@ -134,6 +144,18 @@ def _settings(args: argparse.Namespace) -> Any:
         workers=args.workers,
         seed=args.seed,
     )
+
+
+def _check_checkpoints(generator: Path | None, surrogate: Path | None) -> None:
+    """Load the checkpoints a user named here, so a bad one is a one-line error before Ray starts."""
+    if generator is not None:
+        from generator.predict import Generator
+
+        Generator.load(generator)
+    if surrogate is not None:
+        from surrogate.predict import Surrogate
+
+        Surrogate.load(surrogate)
 
 
 def _run(args: argparse.Namespace, campaign: Any, show: bool) -> dict[str, Any]:
@@ -182,7 +204,7 @@ def _design(args: argparse.Namespace) -> int:
     digest = hashlib.sha256(json.dumps(sorted(args.target)).encode()).hexdigest()[:10]
     name = args.name or f"design-{digest}"
     target = Target.from_expressions(name, args.target)
-    campaign = Campaign(name, args.budget or DEFAULT_BUDGET, (target,))
+    campaign = Campaign(name, DEFAULT_BUDGET if args.budget is None else args.budget, (target,))
     started = time.monotonic()
     _run(args, campaign, show=False)
     with Store.open(args.db) as store:
@@ -232,10 +254,10 @@ def _campaign_export(args: argparse.Namespace) -> int:
     with Store.open(args.db) as store:
         records = campaign_records(store, _id_or_name(args.campaign))
     lines = [json.dumps(r, default=str) for r in records]
-    if args.out == "-":
+    if str(args.out) == STDIO:
         sys.stdout.write("\n".join(lines) + "\n")
     else:
-        out = Path(args.out)
+        out = args.out
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text("\n".join(lines) + "\n")
@@ -275,8 +297,6 @@ def _campaign_draw(args: argparse.Namespace) -> int:
     from circuits.target_sets import hard_targets, meet_rates, paper_targets, to_campaign
     from storage import Store
 
-    if args.n < 1:
-        raise CktLoopError(f"--n must be >= 1, got {args.n}")
     with Store.open(args.db) as store:
         rows = list(store.dataset_rows(args.dataset))
     classes = spec_classes("cktloop")
@@ -296,7 +316,11 @@ def _campaign_draw(args: argparse.Namespace) -> int:
         f"{sorted(rates)[len(rates) // 2]:.2e}, max {max(rates):.2e}.\n"
     )
     text = yaml.safe_dump(to_campaign(name, targets, args.budget), sort_keys=False, default_flow_style=None)
-    args.out.write_text(header + text)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(header + text)
+    except OSError as exc:
+        raise CktLoopError(f"{args.out}: cannot write ({exc.strerror})") from None
     print(f"wrote {len(targets)} targets to {args.out}")
     return 0
 

@@ -100,7 +100,7 @@ def check_request(
     path = Path(base_config)
     try:
         base = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise CktLoopError(f"{path}: cannot read the base config ({exc})") from None
     if not isinstance(base, dict):
         raise CktLoopError(f"{path}: a training config is a mapping")

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -129,26 +130,55 @@ def test_several_datasets_name_the_option_that_chooses(capsys, tmp_path, command
     assert_one_line_error(code, err, "several datasets (a, b)", f"choose one with {option}")
 
 
-def test_a_negative_bank_noise_is_refused(capsys):
-    with pytest.raises(SystemExit):
-        main(["evaluate", "cond-gen", "--no-sim", "--sampling", "bank", "--bank-noise", "-1"])
-    assert "expected a number >= 0, got -1.0" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        ([], ["dataset", "simulate", "netlist", "train", "tune", "evaluate", "ship", "bank", "design", "campaign"]),
+        (["dataset"], ["build", "export", "stats", "list"]),
+        (["dataset", "build"], ["--n", "--preset", "--sizings-per-topology", "--timeout", "--workers", "--db"]),
+        (["netlist"], ["file", "standard input"]),
+        (["evaluate"], ["--checkpoint", "--rounds", "--bank-noise", "--no-sim", "--data", "--dataset"]),
+        (["campaign"], ["run", "export", "report", "draw", "list"]),
+        (["campaign", "run"], ["--budget", "--policy", "--generator", "--surrogate", "--random", "--workers"]),
+        (["design"], ["--target", "--budget", "--json"]),
+    ],
+)
+def test_help_names_the_commands_and_options(capsys, argv, names):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: cktloop {' '.join(argv)}".rstrip())
+    for name in names:
+        assert name in text, name
 
 
-def test_help_explains_every_command():
-    for argv in (["--help"], ["dataset", "--help"], ["dataset", "build", "--help"], ["netlist", "--help"]):
-        with pytest.raises(SystemExit) as exit_info:
-            main(argv)
-        assert exit_info.value.code == 0
+def installed_cktloop(*argv: str, cwd=None) -> subprocess.CompletedProcess:
+    """Run the console script pip installed beside this interpreter, as a user would."""
+    script = Path(sys.executable).parent / "cktloop"
+    assert script.is_file(), f"{script}: the cktloop console script is not installed (pip install -e .)"
+    return subprocess.run([str(script), *argv], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
-def test_console_script_is_installed(tmp_path):
-    path = tmp_path / "amp.json"
-    path.write_text(GOOD.to_json())
-    done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli.app", "netlist", str(path)], capture_output=True, text=True
-    )
-    assert done.returncode == 0 and ".ac dec 100 1 100G" in done.stdout
+def test_installed_console_script_prints_help():
+    done = installed_cktloop("--help")
+    assert done.returncode == 0 and done.stdout.startswith("usage: cktloop")
+    assert "campaign" in done.stdout and "dataset" in done.stdout
+
+
+def test_installed_console_script_netlists_a_circuit_file(circuit_file):
+    done = installed_cktloop("netlist", str(circuit_file))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("* cktloop circuit " + GOOD.key) and ".ac dec 100 1 100G" in done.stdout
+
+
+def test_installed_console_script_refuses_bad_input_in_one_line(tmp_path):
+    done = installed_cktloop("dataset", "build", "--n", "10", "--timeout", "0", "--db", f"sqlite:///{tmp_path}/s.db")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "cktloop: error: argument --timeout: expected a number > 0, got 0 (see cktloop dataset build --help)"
+    ]
+    assert not (tmp_path / "s.db").exists()
 
 
 @pytest.fixture(scope="module")

@@ -104,11 +104,14 @@ def test_tune_refuses_bad_requests_before_any_trial(tmp_path):
 def test_the_cli_refuses_a_bad_tune_request_in_one_line_before_starting_ray(tmp_path, capsys):
     from orchestrator.cli.app import main
 
-    code = main(["tune", "surrogate", "--config", str(tmp_path / "missing.yaml"), "--data", "rows.jsonl"])
+    config, rows = tmp_path / "base.yaml", tmp_path / "rows.jsonl"
+    config.write_text("optim: [")
+    rows.write_text("")
+    code = main(["tune", "surrogate", "--config", str(config), "--data", str(rows)])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "missing.yaml: cannot read the base config" in err[0]
-    code = main(["tune", "generator", "--config", str(tmp_path / "missing.yaml"), "--trials", "0"])
-    assert code == 2 and "at least one trial" in capsys.readouterr().err
+    assert code == 2 and len(err) == 1 and "base.yaml: cannot read the base config" in err[0]
+    code = main(["tune", "generator", "--config", str(config), "--trials", "0"])
+    assert code == 2 and "argument --trials: expected a positive integer, got 0" in capsys.readouterr().err
 
 
 def test_draws_are_distinct_seeded_points_of_the_grid():
