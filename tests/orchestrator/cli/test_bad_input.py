@@ -1,0 +1,172 @@
+"""Bad command lines across every command: exit status 2, one short line naming the problem, the store untouched.
+
+Each case runs ``main`` in this process with ``$CKTLOOP_DB`` pointing at a small SQLite store, so the commands
+that take ``--db`` and are not given one read that store. The store's row counts are compared before and after,
+and none of these cases may start Ray.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli.app import main
+from storage import Store
+
+REPO = Path(__file__).resolve().parents[3]
+DEMO = str(REPO / "orchestrator" / "campaigns" / "demo.yaml")
+SHIPPED_GENERATOR = str(REPO / "generator" / "checkpoints" / "cktgen-cpu.pt")
+UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:1/x"
+
+# (command line, words the error line must hold); {tmp} is a folder holding the files below.
+CASES = [
+    # top level
+    ([], ["required: COMMAND"]),
+    (["frobnicate"], ["invalid choice: 'frobnicate'"]),
+    # dataset build
+    (["dataset", "build", "--n", "0"], ["argument --n", "positive integer", "0"]),
+    (["dataset", "build", "--n", "ten"], ["argument --n", "'ten'"]),
+    (["dataset", "build", "--n", "10", "--timeout", "0"], ["argument --timeout", "> 0"]),
+    (["dataset", "build", "--n", "10", "--timeout", "nan"], ["argument --timeout", "'nan'"]),
+    (["dataset", "build", "--n", "10", "--workers", "-2"], ["argument --workers", "-2"]),
+    (["dataset", "build", "--n", "10", "--batch-size", "0"], ["argument --batch-size"]),
+    (
+        ["dataset", "build", "--n", "10", "--preset", "ocb101", "--sizings-per-topology", "1"],
+        ["--sizings-per-topology", ">= 2", "got 1"],
+    ),
+    (["dataset", "build", "--n", "10", "--preset", "ocb999"], ["argument --preset", "invalid choice"]),
+    (["dataset", "build", "--n", "10", "--db", UNREACHABLE], ["cannot open database", "127.0.0.1:1"]),
+    (["dataset", "build", "--n", "10", "--db", "just words"], ["argument --db", "not a database URL"]),
+    (["dataset", "build", "--n", "10", "--db", "mysql://u@h/d"], ["argument --db", "unsupported", "mysql"]),
+    # dataset export, stats, list
+    (["dataset", "export", "--out", "{tmp}/a-file/d.jsonl"], ["argument --out", "a-file is not a directory"]),
+    (["dataset", "export", "--name", "nosuch", "--out", "-"], ["no dataset named 'nosuch'"]),
+    (["dataset", "stats", "--ocb", "{tmp}/missing.csv"], ["argument --ocb", "missing.csv: no such file"]),
+    (["dataset", "stats", "--plot", "{tmp}"], ["argument --plot", "is a directory"]),
+    (["dataset", "list", "--db", UNREACHABLE], ["cannot open database"]),
+    (["dataset", "list", "--db", "sqlite:///{tmp}/no/such/dir/s.db"], ["cannot open database", "does not exist"]),
+    # simulate, netlist
+    (["simulate", "{tmp}/missing.json"], ["argument file", "missing.json: no such file"]),
+    (["simulate", "{tmp}/truncated.json"], ["truncated.json", "malformed JSON"]),
+    (["netlist", "{tmp}/random.pt"], ["random.pt", "cannot read"]),
+    (["netlist", "{tmp}"], ["argument file", "not a file"]),
+    # train, tune
+    (["train", "surrogate", "--config", "{tmp}/missing.yaml"], ["argument --config", "no such file"]),
+    (["train", "surrogate", "--config", "{tmp}/truncated.yaml", "--data", "{tmp}/rows.jsonl"], ["truncated.yaml"]),
+    (["train", "generator", "--config", "{tmp}/random.pt", "--data", "{tmp}/rows.jsonl"], ["random.pt"]),
+    (["train", "mystery", "--config", "{tmp}/truncated.yaml"], ["argument model", "invalid choice"]),
+    (
+        ["train", "surrogate", "--config", "{tmp}/truncated.yaml", "--out", "{tmp}/a-file/run"],
+        ["argument --out", "a-file is not a directory"],
+    ),
+    (["tune", "surrogate", "--config", "{tmp}/truncated.yaml", "--data", "{tmp}/rows.jsonl"], ["truncated.yaml"]),
+    (["tune", "generator", "--config", "{tmp}/truncated.yaml", "--cpus-per-trial", "0"], ["--cpus-per-trial"]),
+    (["tune", "generator", "--config", "{tmp}/truncated.yaml", "--trials", "-1"], ["argument --trials", "-1"]),
+    # evaluate
+    (
+        ["evaluate", "surrogate", "--checkpoint", "{tmp}/random.pt", "--data", "{tmp}/rows.jsonl"],
+        ["random.pt", "checkpoint"],
+    ),
+    (["evaluate", "cond-gen", "--rounds", "0"], ["argument --rounds", "0"]),
+    (["evaluate", "prior", "--temperature", "-1"], ["argument --temperature", ">= 0", "-1"]),
+    (["evaluate", "cond-gen", "--sampling", "bank", "--bank-noise", "-1"], ["argument --bank-noise", "-1"]),
+    (["evaluate", "recon", "--plot", "{tmp}/p.png"], ["--plot", "evaluate recon has none"]),
+    (["evaluate", "recon", "--dataset", "nosuch"], ["no dataset named 'nosuch'"]),
+    (["evaluate", "surrogate", "--data", "{tmp}/missing.jsonl"], ["argument --data", "no such file"]),
+    (["evaluate", "surrogate", "--split", "validation"], ["argument --split", "invalid choice"]),
+    # ship, bank
+    (["ship", "{tmp}/random.pt", "--out", "{tmp}/shipped.pt"], ["random.pt", "checkpoint"]),
+    (["ship", SHIPPED_GENERATOR, "--out", "{tmp}/s.pt", "--metrics", "{tmp}/truncated.json"], ["truncated.json"]),
+    (["ship", SHIPPED_GENERATOR, "--out", "{tmp}/a-file/s.pt"], ["argument --out", "a-file is not a directory"]),
+    (["bank", "{tmp}/random.pt", "--data", "{tmp}/rows.jsonl"], ["random.pt", "checkpoint"]),
+    # design
+    (["design", "--target", "gain_db>=60", "--budget", "0"], ["argument --budget", "at least 1", "0"]),
+    (["design", "--target", "gain_db>=sixty"], ["gain_db>=sixty"]),
+    (["design", "--target", "gain_db>=60", "--generator", "{tmp}/random.pt"], ["random.pt", "generator checkpoint"]),
+    (["design", "--target", "gain_db>=60", "--policy", "greedy-ish"], ["argument --policy", "invalid choice"]),
+    # campaign run, export, report, draw, list
+    (["campaign", "run", DEMO, "--budget", "-1"], ["argument --budget", "-1"]),
+    (["campaign", "run", DEMO, "--workers", "0"], ["argument --workers", "0"]),
+    (["campaign", "run", "{tmp}/truncated.yaml"], ["truncated.yaml", "malformed YAML"]),
+    (["campaign", "run", "{tmp}/random.pt"], ["random.pt"]),
+    (["campaign", "run", "{tmp}/missing.yaml"], ["argument file", "no such file"]),
+    (["campaign", "run", DEMO, "--random", "--db", UNREACHABLE], ["cannot open database"]),
+    (["campaign", "export", "nosuch", "--out", "-"], ["no campaign named 'nosuch'"]),
+    (["campaign", "report", "nosuch", "--out", "{tmp}/report"], ["no campaign named 'nosuch'"]),
+    (["campaign", "report", "demo", "--out", "{tmp}/a-file"], ["argument --out", "is not a directory"]),
+    (["campaign", "draw", "paper", "--dataset", "nosuch", "--out", "{tmp}/t.yaml"], ["no dataset named 'nosuch'"]),
+    (["campaign", "draw", "hard", "--dataset", "d", "--n", "0", "--out", "{tmp}/t.yaml"], ["argument --n"]),
+    (["campaign", "list", "--db", UNREACHABLE], ["cannot open database"]),
+]
+
+
+FILES = {
+    "a-file": b"a file, not a folder\n",
+    "truncated.json": b'{"nodes": [{"type": 0, "index"',
+    "truncated.yaml": b"name: x\ntargets:\n  - {name: t, specs: {gain_db: {min: 6",
+    "random.pt": bytes(range(255, -1, -1)) * 8,
+    "rows.jsonl": b'{"id": "x", "circuit": {"nodes": [}\n',
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("bad-input")
+    for name, content in FILES.items():
+        (tmp / name).write_bytes(content)
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def store_url(files) -> str:
+    url = f"sqlite:///{files / 'store.db'}"
+    with Store.open(url) as store:
+        store.ensure_dataset("d", seed=0, n=1, config={})
+    return url
+
+
+def row_counts(path: Path) -> dict[str, int]:
+    with sqlite3.connect(path) as db:
+        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables}
+
+
+def ray_running() -> bool:
+    return "ray" in sys.modules and sys.modules["ray"].is_initialized()
+
+
+def test_there_are_many_cases_across_every_command():
+    from orchestrator.cli.app import build_parser
+
+    assert len(CASES) >= 30
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    covered = {argv[0] for argv, _ in CASES if argv}
+    assert set(commands) <= covered
+
+
+@pytest.mark.parametrize(("argv", "needles"), CASES, ids=[" ".join(a)[:60] or "(nothing)" for a, _ in CASES])
+def test_bad_input_is_one_line_and_exit_2(argv, needles, files, store_url, capsys, monkeypatch):
+    monkeypatch.setenv("CKTLOOP_DB", store_url)
+    monkeypatch.chdir(files)
+    argv = [a.replace("{tmp}", str(files)) for a in argv]
+    ray_before = ray_running()
+    before = row_counts(files / "store.db")
+
+    code = main(argv)
+
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("cktloop: error: ") and len(lines[0]) <= 400, lines[0]
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle.replace("{tmp}", str(files)) in lines[0], (needle, lines[0])
+    assert row_counts(files / "store.db") == before
+    assert ray_running() == ray_before
+    made = {p.name for p in files.iterdir() if not p.name.startswith("store.db")}
+    assert made == set(FILES), "a failed command left files behind"
