@@ -6,8 +6,10 @@ import pytest
 import yaml
 
 from circuits import Circuit, FamilyConfig, generate
+from generator.predict import Generator
 from orchestrator.distributed.model_actors import ActorResources, GeneratorHost, SurrogateHost, start_actor
 from simulator.mna import MnaBackend
+from surrogate.predict import Surrogate
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -50,12 +52,18 @@ def test_actors_serve_batched_inference_and_report_versions(ray_session, checkpo
     try:
         assert ray_session.get(generator.version.remote()) == gen_version
         assert ray_session.get(surrogate.version.remote()) == sur_version
-        proposals = ray_session.get(generator.generate.remote([(1, 2, 1), (2, 5, 2)], 4, 0))
-        assert len(proposals) == 8
-        assert all(isinstance(p, Circuit | str) for p in proposals)
+        specs = [(1, 2, 1), (2, 5, 2)]
+        proposals = ray_session.get(generator.generate.remote(specs, 4, 0))
+        direct = Generator.load(gen_ckpt).generate(specs, 4, seed=0)
+        assert len(proposals) == 8  # the actor serves what the model decodes, errors as their messages
+        assert [p.key if isinstance(p, Circuit) else p for p in proposals] == [
+            d.key if isinstance(d, Circuit) else str(d) for d in direct
+        ]
         circuits = [s.circuit for s in generate(10, 1)]
         predictions = ray_session.get(surrogate.predict.remote(circuits))
-        assert len(predictions) == 10 and all("fom" in p and "spec_class" in p for p in predictions)
+        expected = Surrogate.load(sur_ckpt).predict(circuits)
+        assert [p["spec_class"] for p in predictions] == [e["spec_class"] for e in expected]
+        assert [p["fom"] for p in predictions] == pytest.approx([e["fom"] for e in expected], rel=1e-5)
     finally:
         ray_session.kill(generator)
         ray_session.kill(surrogate)
