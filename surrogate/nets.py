@@ -25,9 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch_geometric.data import Batch
+from torch_geometric.nn import MessagePassing, global_add_pool
 
 from circuits import Circuit
 from simulator.netlist import GROUND, INPUT_NET, OUTPUT_NET, elements
+from surrogate.graphs import to_batch, to_slots
 
 SPINE_NETS = (INPUT_NET, "n1", "n2", OUTPUT_NET)  # fixed slots 0..3; internal nets follow
 MAX_NETS = 8  # 4 spine nets + at most 3 series R–C branches (side slots), with room to spare
@@ -85,37 +88,72 @@ def encode_nets(circuits: Sequence[Circuit]) -> dict[str, torch.Tensor]:
     }
 
 
+class NetConv(MessagePassing):
+    """One round of the nets GIN: h_v ← LN(h_v + MLP(h_v ⊕ Σ_u m_uv)), m_uv = SiLU(A·h_u + B·h_v + E·e_uv)
+    summed over the edges u→v; ``edge_attr`` carries e_uv (the pair's features both ways round)."""
+
+    def __init__(self, hidden: int, n_edge: int, dropout: float) -> None:
+        super().__init__(aggr="add")
+        self.src = nn.Linear(hidden, hidden)
+        self.dst = nn.Linear(hidden, hidden, bias=False)
+        self.edge = nn.Linear(n_edge, hidden, bias=False)
+        self.update_mlp = nn.Sequential(
+            nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden)
+        )
+        self.norm = nn.LayerNorm(hidden)
+
+    def forward(self, h: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+        msg = self.propagate(edge_index, a=self.src(h), b=self.dst(h), edge_attr=edge_attr, size=(len(h), len(h)))
+        return self.norm(h + self.update_mlp(torch.cat([h, msg], dim=-1)))
+
+    def message(self, a_j: torch.Tensor, b_i: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+        return F.silu(a_j + b_i + self.edge(edge_attr))
+
+
+# Checkpoints written before the port kept one list per weight kind: msg_src.{r}, …, norm.{r}.
+_OLD_NAMES = {"msg_src": "src", "msg_dst": "dst", "msg_edge": "edge", "update": "update_mlp", "norm": "norm"}
+
+
 class NetEncoder(nn.Module):
-    """A GIN with edge features over the nets: ``rounds`` updates h_v ← LN(h_v + MLP(h_v ⊕ Σ_u m_uv)), with
-    m_uv = SiLU(A·h_u + B·h_v + E·(e_uv ⊕ e_vu)) over the pairs that share an element (either direction, so
-    a stage's load is felt upstream too). Readout: MLP of (h_out ⊕ h_inp ⊕ Σ_v h_v) → ``out_dim``."""
+    """``rounds`` of ``NetConv`` over the pairs of nets that share an element (either direction, so a
+    stage's load is felt upstream too), on PyG's ``Batch`` of the real nets. Node input: role ⊕ elements
+    to ground ⊕ the summed pair features both ways. Readout: MLP of (h_out ⊕ h_inp ⊕ Σ_v h_v) → ``out_dim``."""
 
     def __init__(self, hidden: int, rounds: int, out_dim: int, dropout: float) -> None:
         super().__init__()
         n_pair = len(PAIR_FEATURES)
         self.node_in = nn.Sequential(nn.Linear(N_ROLES + 3 * n_pair, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-        self.msg_src = nn.ModuleList([nn.Linear(hidden, hidden) for _ in range(rounds)])
-        self.msg_dst = nn.ModuleList([nn.Linear(hidden, hidden, bias=False) for _ in range(rounds)])
-        self.msg_edge = nn.ModuleList([nn.Linear(2 * n_pair, hidden, bias=False) for _ in range(rounds)])
-        self.update = nn.ModuleList(
-            [
-                nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden))
-                for _ in range(rounds)
-            ]
-        )
-        self.norm = nn.ModuleList([nn.LayerNorm(hidden) for _ in range(rounds)])
+        self.convs = nn.ModuleList([NetConv(hidden, 2 * n_pair, dropout) for _ in range(rounds)])
         self.readout = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, out_dim))
+        self.register_load_state_dict_pre_hook(_rename_old_keys)
 
     def forward(self, net_role: torch.Tensor, net_mask: torch.Tensor, net_pair: torch.Tensor) -> torch.Tensor:
-        mask = net_mask.unsqueeze(-1)
-        pair = net_pair * (net_mask.unsqueeze(1) * net_mask.unsqueeze(2)).unsqueeze(-1)
-        ground = torch.diagonal(pair, dim1=1, dim2=2).transpose(1, 2)  # (B, N, F): elements to ground
-        h = self.node_in(torch.cat([net_role, ground, pair.sum(1), pair.sum(2)], dim=-1)) * mask
-        off_diagonal = 1.0 - torch.eye(pair.shape[1], device=pair.device)
-        present = pair[..., 0] + pair[..., 2] + pair[..., 4]
-        linked = ((present + present.transpose(1, 2)) > 0).to(pair.dtype) * off_diagonal  # (B, u, v)
-        edge = torch.cat([pair, pair.transpose(1, 2)], dim=-1)  # (B, u, v, 2F): e_uv ⊕ e_vu
-        for src, dst, emb, update, norm in zip(self.msg_src, self.msg_dst, self.msg_edge, self.update, self.norm):
-            msg = F.silu(src(h).unsqueeze(2) + dst(h).unsqueeze(1) + emb(edge)) * linked.unsqueeze(-1)
-            h = norm(h + update(torch.cat([h, msg.sum(1)], dim=-1))) * mask
-        return self.readout(torch.cat([h[:, OUTPUT_SLOT], h[:, INPUT_SLOT], h.sum(1)], dim=-1))
+        graphs = net_graphs(net_role, net_mask, net_pair)
+        h = self.node_in(graphs.x)
+        for conv in self.convs:
+            h = conv(h, graphs.edge_index, graphs.edge_attr)
+        slots = to_slots(h, graphs, MAX_NETS)
+        pooled = global_add_pool(h, graphs.batch, size=graphs.num_graphs)
+        return self.readout(torch.cat([slots[:, OUTPUT_SLOT], slots[:, INPUT_SLOT], pooled], dim=-1))
+
+
+def net_graphs(net_role: torch.Tensor, net_mask: torch.Tensor, net_pair: torch.Tensor) -> Batch:
+    """The padded ``encode_nets`` tensors as a ``Batch``: one node per real net (``x``: role ⊕ elements to
+    ground ⊕ Σ_v e_uv ⊕ Σ_u e_uv), one edge u→v per linked pair (``edge_attr``: e_uv ⊕ e_vu)."""
+    pair = net_pair * (net_mask.unsqueeze(1) * net_mask.unsqueeze(2)).unsqueeze(-1)
+    ground = torch.diagonal(pair, dim1=1, dim2=2).transpose(1, 2)  # (B, N, F): elements to ground
+    x = torch.cat([net_role, ground, pair.sum(1), pair.sum(2)], dim=-1)
+    present = pair[..., 0] + pair[..., 2] + pair[..., 4]
+    linked = (present + present.transpose(1, 2)) > 0
+    linked &= ~torch.eye(pair.shape[1], dtype=torch.bool, device=pair.device)
+    edge = torch.cat([pair, pair.transpose(1, 2)], dim=-1)
+    return to_batch(net_mask, linked, {"x": x}, {"edge_attr": edge})
+
+
+def _rename_old_keys(module: nn.Module, state: dict, prefix: str, *_: object) -> None:  # type: ignore[type-arg]
+    """Map a pre-port checkpoint's ``{kind}.{round}.…`` keys onto ``convs.{round}.{name}.…`` in place."""
+    for key in [k for k in state if k.startswith(prefix)]:
+        kind, _, rest = key[len(prefix) :].partition(".")
+        if kind in _OLD_NAMES:
+            round_, _, tail = rest.partition(".")
+            state[f"{prefix}convs.{round_}.{_OLD_NAMES[kind]}.{tail}"] = state.pop(key)
