@@ -1,90 +1,108 @@
-"""Typed configuration from YAML: unknown keys and wrong types are rejected, naming file, field and value."""
+"""Typed configuration on pydantic v2: YAML files and stored mappings into ``ConfigModel`` subclasses.
+
+Models forbid unknown keys and take values strictly (no ``"5"`` for an int, no ``1.5`` for an int, no
+``"yes"`` for a bool; an int is accepted for a float). YAML is read with a resolver that takes ``1e-4``
+(no dot) as a float, as YAML 1.2 does. Every problem is one line of ``CktLoopError`` naming the file
+(or ``where``), the field path and the bad value.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
+import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from circuits.errors import CktLoopError
 
-T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+SHOWN_ERRORS = 3  # errors named in one message; the rest are counted
+
+
+class ConfigModel(BaseModel):
+    """Base of every config: unknown keys rejected, strict types, immutable once validated."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, protected_namespaces=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types (tuples kept), as checkpoints store configs."""
+        return self.model_dump()
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with ``changes``, validated like the original."""
+        return self.model_validate({**self.model_dump(), **changes})
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads exponent floats without a dot (``1e-4``) as floats."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
 
 
 def read_yaml(path: str | Path, what: str = "config") -> Any:
     """Parse a YAML file; a missing file or bad YAML is a one-line ``CktLoopError`` naming the file."""
     path = Path(path)
     try:
-        return yaml.safe_load(path.read_text())
-    except FileNotFoundError:
+        return yaml.load(path.read_text(), Loader=_Loader)
+    except (FileNotFoundError, IsADirectoryError):
         raise CktLoopError(f"{path}: no such {what} file") from None
+    except UnicodeDecodeError:
+        raise CktLoopError(f"{path}: not a text file") from None
     except yaml.YAMLError as exc:
         raise CktLoopError(f"{path}: malformed YAML ({' '.join(str(exc).split())})") from None
 
 
-def load_config(path: str | Path, cls: type[T], section: str | None = None) -> T:
-    """Read ``path`` (YAML) into the dataclass ``cls``; ``section`` picks a top-level key."""
+def load_config(path: str | Path, model: type[M], section: str | None = None) -> M:
+    """Read ``path`` (YAML) into ``model``; ``section`` picks a top-level key."""
     data = read_yaml(path)
     if section is not None:
         if not isinstance(data, dict) or section not in data:
             raise CktLoopError(f"{path}: missing section {section!r}")
         data = data[section]
-    return from_mapping(data, cls, where=str(path))
+    return from_mapping(data, model, where=str(path) if section is None else f"{path}: {section}")
 
 
-def from_mapping(data: Any, cls: type[T], where: str = "config") -> T:
-    """Build dataclass ``cls`` from a mapping, recursing into nested dataclass fields."""
+def from_mapping(data: Any, model: type[M], where: str = "config") -> M:
+    """Validate a mapping (a parsed file, a checkpoint's stored dict) into ``model``."""
     if not isinstance(data, dict):
-        raise CktLoopError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise CktLoopError(
-            f"{where}: unknown key(s) {', '.join(unknown)} for {cls.__name__} (known: {', '.join(fields)})"
-        )
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for name, value in data.items():
-        values[name] = _coerce(value, hints[name], f"{where}: {name}")
+        raise CktLoopError(f"{where}: expected a mapping for {model.__name__}, got {_show(data)}")
     try:
-        return cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise CktLoopError(f"{where}: {exc}") from None
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise CktLoopError(f"{where}: {describe(exc)}") from None
 
 
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        return from_mapping(value, hint, where)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(value, option, where)
-            except CktLoopError:
-                continue
-        raise CktLoopError(f"{where}: {value!r} is not a {hint}")
-    if origin in (tuple, list):
-        if not isinstance(value, list | tuple):
-            raise CktLoopError(f"{where}: expected a list, got {value!r}")
-        (item,) = typing.get_args(hint)[:1] or (Any,)
-        items = [_coerce(v, item, where) for v in value]
-        return tuple(items) if origin is tuple else items
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-        try:
-            return float(value)
-        except ValueError:
-            raise CktLoopError(f"{where}: expected a number, got {value!r}") from None
-    if hint in (int, str, bool) and type(value) is not hint:
-        raise CktLoopError(f"{where}: expected {hint.__name__}, got {value!r}")
-    return value
+def describe(exc: ValidationError) -> str:
+    """pydantic's errors as one line: ``field.path: problem, got value`` for each, joined by ``; ``."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        path = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parts.append(f"{path}: unknown key")
+            continue
+        msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        msg = msg[:1].lower() + msg[1:]
+        got = "" if err["type"] == "missing" else f", got {_show(err['input'])}"
+        parts.append(f"{path}: {msg}{got}" if path else f"{msg}")
+    more = len(parts) - SHOWN_ERRORS
+    return "; ".join(parts[:SHOWN_ERRORS]) + (f"; and {more} more" if more > 0 else "")
+
+
+def _show(value: Any) -> str:
+    """A value's repr, cut to keep the message one short line."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -42,7 +41,7 @@ def _free_validity(generator: Generator, specs: Sequence[tuple[int, ...]], seed:
     """Validity of the paper's unconstrained decoder on one round of the same specs."""
     model = generator.model
     config = model.config
-    model.config = replace(config, grammar=False)
+    model.config = config.replace(grammar=False)
     try:
         return m.validity(_valid(generator.generate(specs, 1, seed=seed)))
     finally:

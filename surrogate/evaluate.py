@@ -10,9 +10,6 @@ row. ``joint_acc`` / ``axis_acc`` judge the classes the model is configured to r
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +19,9 @@ import torch
 from circuits import CktLoopError
 from circuits.specs import SpecClasses
 from storage.rows import load_rows
+from surrogate.config import SurrogateConfig
 from surrogate.data import Normalisation, Split, build, classify_specs, predicted_specs, spec_values
-from surrogate.model import DIGIN, SurrogateConfig
+from surrogate.model import DIGIN
 
 
 def _accuracy(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, Any]:
@@ -218,24 +216,3 @@ def markdown_table(metrics: dict[str, Any]) -> str:
     ]
     head = f"| metric ({metrics.get('split', 'test')}, {metrics.get('version', '')}) | value |"
     return "\n".join([head, "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m surrogate.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("data", help="a .jsonl dataset export or a store URL")
-    parser.add_argument("--dataset", help="dataset name (for a store URL)")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        metrics = evaluate(args.checkpoint, args.data, args.dataset, args.split)
-    except CktLoopError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(metrics, indent=2) if args.json else markdown_table(metrics))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,7 +13,8 @@ from circuits import Circuit, CktLoopError
 from circuits.specs import SpecClasses
 from surrogate import checkpoint as ckpt
 from surrogate.data import Normalisation, classify_specs, encode_batch, pm_field, predicted_specs
-from surrogate.model import DIGIN, default_device
+from surrogate.model import DIGIN
+from surrogate.training.device import choose_device
 
 # Trained with the cpu preset on the 10,000-circuit ocb101 dataset; shipped with the package (see docs/models.md).
 SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "digin-cpu.pt"
@@ -33,7 +34,7 @@ class Surrogate:
         train_classes: Sequence[tuple[int, ...]] = (),
         device: torch.device | str | None = None,
     ) -> None:
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = torch.device(device) if device is not None else choose_device()
         self.model = model.to(self.device).eval()
         self.classes = classes
         self.norm = norm
@@ -43,7 +44,7 @@ class Surrogate:
 
     @classmethod
     def load(cls, checkpoint: str | Path, device: torch.device | str | None = None) -> Surrogate:
-        device = torch.device(device) if device is not None else default_device()
+        device = torch.device(device) if device is not None else choose_device()
         data = ckpt.load(checkpoint, device)
         model, classes, norm = ckpt.build_model(data, checkpoint)
         return cls(model, classes, norm, str(data["version"]), data["train_classes"], device)

@@ -70,7 +70,7 @@ def write_config(path: Path, model: dict | None = None, **train) -> Path:
         "checkpoint_every": 1,
         "sample_eval": 8,
         "progress": False,
-        "num_threads": 1,
+        "threads": 1,
     }
     data.update(train)
     data["model"] = {**TINY_MODEL, **(model or {})}

@@ -73,7 +73,7 @@ def test_lr_drops_cut_the_learning_rate_and_extend_a_finished_run_as_if_planned(
     late = write_config(tmp_path / "c.yaml", epochs=4, sample_eval=0, lr_drops=[1, 2])
     with pytest.raises(CktLoopError, match=r"last\.pt: cannot resume .* lr_drops change at epochs \[1\]"):
         train(late, splits, out_dir=tmp_path / "extended")
-    with pytest.raises(CktLoopError, match="lr_drops must be epochs >= 1"):
+    with pytest.raises(CktLoopError, match=r"d\.yaml: lr_drops\.0: input should be greater than or equal to 1, got 0"):
         train(write_config(tmp_path / "d.yaml", lr_drops=[0]), splits, out_dir=tmp_path / "bad")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,8 +10,9 @@ import torch
 
 from circuits import Circuit, Node
 from circuits.specs import spec_classes
+from surrogate.config import SurrogateConfig
 from surrogate.data import build
-from surrogate.model import DIGIN, SurrogateConfig
+from surrogate.model import DIGIN
 from surrogate.nets import MAX_NETS, PAIR_FEATURES, encode_nets, net_features
 
 NETS = SurrogateConfig(
@@ -89,7 +89,7 @@ def test_nets_encoder_trains_and_fits_a_batch(rows: list[dict]) -> None:
     classes = spec_classes("ocb")
     data = build(rows, classes, encoder="nets")
     assert set(data.train.inputs) == {"net_role", "net_mask", "net_pair"}
-    wide = replace(NETS, hidden=64, graph_dim=64, embed_dim=64, head_hidden=64, reg_beta=0.05, pm_circular=True)
+    wide = NETS.replace(hidden=64, graph_dim=64, embed_dim=64, head_hidden=64, reg_beta=0.05, pm_circular=True)
     model = DIGIN(wide, classes.sizes)
     assert not hasattr(model, "size_code")  # the subgraph layers are not built
     inputs, targets = data.train.batch(torch.arange(min(48, len(data.train))))

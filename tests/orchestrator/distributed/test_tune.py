@@ -30,7 +30,7 @@ GENERATOR = {
     "checkpoint_every": 1,
     "sample_eval": 0,
     "progress": False,
-    "num_threads": 1,
+    "threads": 1,
     "model": {"d_model": 32, "enc_layers": 1, "enc_heads": 2, "enc_ff": 64, "dec_layers": 1, "dec_heads": 2},
 }
 
