@@ -2,29 +2,27 @@
 
 It reads only the records (``cktloop campaign export``'s JSONL lines, parsed), so a finished
 campaign can be reported anywhere: no database, no Ray. The page and its PNG figures go in one
-folder and open offline. Bode plots are recomputed from each winner circuit with the numpy MNA
-backend (which agrees with ngspice to 1e-13), and their markers come from ``simulator.measure``,
-so the marked gain, UGBW and PM are the measured ones by construction.
+folder and open offline. The page is ``templates/report.html.j2``, rendered with autoescape: this
+module hands it plain text and figure file names, never markup.
 """
 
 from __future__ import annotations
 
-import html
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from circuits import Circuit, CktLoopError
+from orchestrator.reporting.bode import bode, plot_bode
 from orchestrator.reporting.drawing import draw_circuit, si
-from simulator.measure import measure
-from simulator.mna import MnaBackend
-from simulator.netlist import elements
 
 MAX_FIGURES = 50  # per-winner figure pairs; past this the page would take minutes to write and load
 LINES_PER_TARGET_MAX = 8  # more targets than this: median and spread instead of one line each
@@ -34,79 +32,6 @@ MET, UNMET, ABSENT = "#3a9d5d", "#d9534f", "#cccccc"
 DPI = 100
 
 Record = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Bode:
-    """A winner's frequency response and the markers drawn on it.
-
-    ``phase_deg`` is the phase of H, or of −H for an amplifier that inverts at low frequency,
-    unwrapped from 1 Hz: the reading ``simulator.measure`` takes, so PM = 180° + phase at UGBW.
-    """
-
-    freq_hz: np.ndarray
-    mag_db: np.ndarray
-    phase_deg: np.ndarray
-    gain_db: float | None
-    ugbw_hz: float | None
-    pm_deg: float | None
-
-
-def bode(circuit: Circuit) -> Bode:
-    """Simulate ``circuit`` over the measurement sweep and measure the markers from that response."""
-    backend = MnaBackend()
-    h = backend.transfer(elements(circuit))
-    perf = measure(backend.freq_hz, h)
-    reference = -h if h[0].real < 0 else h
-    with np.errstate(divide="ignore"):
-        mag_db = 20.0 * np.log10(np.abs(h))
-    return Bode(
-        freq_hz=backend.freq_hz,
-        mag_db=mag_db,
-        phase_deg=np.degrees(np.unwrap(np.angle(reference))),
-        gain_db=perf.gain_db,
-        ugbw_hz=perf.ugbw_hz,
-        pm_deg=perf.pm_deg,
-    )
-
-
-def plot_bode(b: Bode, title: str) -> Figure:
-    """Magnitude and phase against log frequency, with gain, UGBW and PM marked and written out."""
-    fig = Figure(figsize=(6.4, 5.0))
-    mag_ax, phase_ax = fig.subplots(2, 1, sharex=True)
-    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.1, top=0.94, hspace=0.1)  # fixed: a layout engine costs 0.7 s
-    mag_ax.semilogx(b.freq_hz, b.mag_db, color="C0")
-    mag_ax.axhline(0.0, color="grey", lw=0.8, ls="--")
-    mag_ax.set_ylabel("|H| [dB]")
-    mag_ax.set_title(title, fontsize=10)
-    phase_ax.semilogx(b.freq_hz, b.phase_deg, color="C1")
-    phase_ax.axhline(-180.0, color="grey", lw=0.8, ls="--")
-    phase_ax.set_ylabel("phase [deg]")
-    phase_ax.set_xlabel("frequency [Hz]")
-    if b.gain_db is not None:
-        mag_ax.plot(b.freq_hz[0], b.gain_db, "o", color="k")
-        mag_ax.annotate(
-            f"gain {b.gain_db:.1f} dB", (b.freq_hz[0], b.gain_db), xytext=(8, -14), textcoords="offset points"
-        )
-    if b.ugbw_hz is not None and b.pm_deg is not None:
-        phase_at = b.pm_deg - 180.0
-        # labels go left of the UGBW line when it sits in the sweep's last decades, so they stay inside
-        left = math.log(b.ugbw_hz / b.freq_hz[0]) > 0.7 * math.log(b.freq_hz[-1] / b.freq_hz[0])
-        side = {"textcoords": "offset points", "ha": "right" if left else "left"}
-        mag_ax.plot(b.ugbw_hz, 0.0, "o", color="k")
-        mag_ax.annotate(f"UGBW {si(b.ugbw_hz, 'Hz')}", (b.ugbw_hz, 0.0), xytext=(-8, -14) if left else (8, 8), **side)
-        for ax in (mag_ax, phase_ax):
-            ax.axvline(b.ugbw_hz, color="grey", lw=0.8, ls=":")
-        phase_ax.annotate("", (b.ugbw_hz, phase_at), xytext=(b.ugbw_hz, -180.0), arrowprops={"arrowstyle": "<->"})
-        phase_ax.plot(b.ugbw_hz, phase_at, "o", color="k")
-        phase_ax.annotate(
-            f"PM {b.pm_deg:.1f}°", (b.ugbw_hz, (phase_at - 180.0) / 2), xytext=(-8 if left else 8, 0), **side
-        )
-    else:
-        mag_ax.text(0.98, 0.9, "no unity-gain crossing", transform=mag_ax.transAxes, ha="right")
-    for ax in (mag_ax, phase_ax):
-        ax.grid(alpha=0.3)
-    return fig
 
 
 @dataclass(frozen=True)
@@ -144,7 +69,7 @@ def write_report(
     title: str | None = None,
     max_figures: int = MAX_FIGURES,
 ) -> Path:
-    """Write ``out_dir/index.html`` and its PNG figures; return the page's path.
+    """Write ``out_dir/index.html`` (from ``templates/report.html.j2``) and its PNG figures; return its path.
 
     ``facts`` are campaign-level facts shown as given; ``wall_time_s`` (and ``baseline_wall_time_s``)
     also fill the summary table's wall-time column.
@@ -156,56 +81,92 @@ def write_report(
         raise CktLoopError(f"{out}: cannot create the report folder ({exc.strerror})") from None
     facts = dict(facts or {})
     campaign = next((str(r["campaign"]) for r in records if r.get("campaign")), "")
-    title = title or f"CktLoop campaign {campaign}".strip()
     runs = {"campaign": list(records)}
     if baseline is not None:
         runs["baseline"] = list(baseline)
-
-    body = [f"<h1>{_e(title)}</h1>"]
-    if facts:
-        body += ["<h2>Facts</h2>", _table(["fact", "value"], [[k, _fact(k, v)] for k, v in facts.items()])]
-    body += ["<h2>Summary</h2>", _summary_table(runs, facts)]
-    body += ["<h2>Targets met</h2>", _figure(out, "met.png", _met_chart(runs), "targets met, per target")]
-    body += ["<h2>Best FoM against simulations spent</h2>", _history_section(out, runs)]
-    body += ["<h2>Refinement and the dataset</h2>", _refinement_section(out, records)]
-    body += ["<h2>Targets</h2>", _target_table(records, baseline)]
-    body += ["<h2>Winners</h2>", _winner_section(out, records, max_figures)]
-    page = "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>{_e(title)}</title>",
-            f"<style>{STYLE}</style>",
-            "</head><body>",
-            *body,
-            "</body></html>",
-        ]
+    refinement, refinement_lines = _refinement_figure(out, records)
+    winners = [(k, r) for k, r in enumerate(records) if r.get("winner")]
+    page = _templates().get_template("report.html.j2").render(
+        title=title or f"CktLoop campaign {campaign}".strip(),
+        facts=[[k, _fact(k, v)] for k, v in facts.items()],
+        summary_header=SUMMARY_HEADER,
+        summary=_summary_rows(runs, facts),
+        met_figure=_figure(out, "met.png", _met_chart(runs), "targets met, per target"),
+        history_figure=_history_figure(out, runs),
+        has_baseline=baseline is not None,
+        refinement_figure=refinement,
+        refinement_lines=refinement_lines,
+        target_header=_target_header(baseline is not None),
+        targets=_target_rows(records, baseline),
+        winners=[_winner(out, k, r) for k, r in winners[:max_figures]],
+        winners_total=len(winners),
     )
     path = out / "index.html"
     try:
-        path.write_text(page + "\n", encoding="utf-8")
+        path.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise CktLoopError(f"{path}: cannot write the report ({exc.strerror})") from None
     return path
 
 
-STYLE = """
-body { font-family: sans-serif; margin: 1.5em; max-width: 1400px; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
-th { background: #f0f0f0; }
-.met { color: #2e7d4f; font-weight: bold; } .unmet { color: #b52b27; font-weight: bold; }
-.scroll { overflow-x: auto; }
-pre { font-size: 0.85em; margin: 0.3em 0; }
-.winner { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; margin-bottom: 2em; }
-.winner img { max-width: 100%; }
-"""
+@functools.cache
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("orchestrator.reporting", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@dataclass(frozen=True)
+class Image:
+    """A figure written beside the page: its file name and alternative text."""
+
+    src: str
+    alt: str
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    """One row of the targets table, every cell as text (the template escapes and marks it up)."""
+
+    index: int
+    name: str
+    has_winner: bool
+    bounds: str
+    met: bool
+    baseline_met: bool | None  # None: no baseline, or the target is absent from it
+    class_mode: str
+    simulations: str
+    specs: list[str]
+    source: str
+    spec_class: str
+    dataset_best_fom: str
+    refinement: str
+    netlist: str | None
+
+
+@dataclass(frozen=True)
+class Winner:
+    """A winner's heading and its two figures."""
+
+    index: int
+    name: str
+    met: bool
+    bounds: str
+    source: str
+    bode: Image
+    topology: Image
 
 
 # --- sections -------------------------------------------------------------------------------
 
+SUMMARY_HEADER = ["run", "targets", "met", "met share", "simulations", "simulations per met target", "wall time"]
 
-def _summary_table(runs: Mapping[str, list[Record]], facts: Mapping[str, Any]) -> str:
+
+def _summary_rows(runs: Mapping[str, list[Record]], facts: Mapping[str, Any]) -> list[list[str]]:
     rows = []
     for name, recs in runs.items():
         s = summarise(recs)
@@ -221,8 +182,7 @@ def _summary_table(runs: Mapping[str, list[Record]], facts: Mapping[str, Any]) -
                 "—" if wall is None else _duration(float(wall)),
             ]
         )
-    header = ["run", "targets", "met", "met share", "simulations", "simulations per met target", "wall time"]
-    return _table(header, rows)
+    return rows
 
 
 def _met_chart(runs: Mapping[str, list[Record]]) -> Figure:
@@ -254,10 +214,10 @@ def _met_chart(runs: Mapping[str, list[Record]]) -> Figure:
     return fig
 
 
-def _history_section(out: Path, runs: Mapping[str, list[Record]]) -> str:
+def _history_figure(out: Path, runs: Mapping[str, list[Record]]) -> Image | None:
     curves = {name: _curves(recs) for name, recs in runs.items()}
     if all(c is None for c in curves.values()):
-        return "<p>No run recorded a history of simulations.</p>"
+        return None
     fig = Figure(figsize=(12.0, 4.2), layout="constrained")
     share_ax, fom_ax = fig.subplots(1, 2)
     per_target = all(len(recs) <= LINES_PER_TARGET_MAX for recs in runs.values())
@@ -285,8 +245,7 @@ def _history_section(out: Path, runs: Mapping[str, list[Record]]) -> str:
         ax.set_xlabel("simulations spent on the target")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    note = "Solid: the campaign; dashed: the baseline." if len(runs) > 1 else ""
-    return _figure(out, "history.png", fig, "best FoM against simulations") + (f"<p>{note}</p>" if note else "")
+    return _figure(out, "history.png", fig, "best FoM against simulations")
 
 
 def _curves(records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
@@ -306,7 +265,8 @@ def _curves(records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray, list[str
     return x, fom, [str(r.get("name")) for r in records]
 
 
-def _refinement_section(out: Path, records: Sequence[Record]) -> str:
+def _refinement_figure(out: Path, records: Sequence[Record]) -> tuple[Image | None, list[str]]:
+    """Refinement's FoM gain and the winners against the dataset's best, with a line of figures per panel."""
     refined = [
         (str(r.get("name")), float(r["refinement"]["fom_before"]), float(r["refinement"]["fom_after"]))
         for r in records
@@ -319,7 +279,7 @@ def _refinement_section(out: Path, records: Sequence[Record]) -> str:
         if (r["winner"].get("measured") or {}).get("fom") is not None
     ]
     if not refined and not versus:
-        return "<p>No target was refined, and none has a dataset circuit to compare with.</p>"
+        return None, []
     fig = Figure(figsize=(11.0, 4.6), layout="constrained")
     axes = fig.subplots(1, 2)
     panels = (
@@ -348,103 +308,72 @@ def _refinement_section(out: Path, records: Sequence[Record]) -> str:
             f"{what}: {int((gains > 0).sum())} of {len(points)} above the diagonal, "
             f"median difference {float(np.median(gains)):+.3f} FoM"
         )
-    text = "".join(f"<li>{_e(line)}</li>" for line in lines)
-    return _figure(out, "refinement.png", fig, "refinement gain") + f"<ul>{text}</ul>"
+    return _figure(out, "refinement.png", fig, "refinement gain"), lines
 
 
-def _target_table(records: Sequence[Record], baseline: Sequence[Record] | None) -> str:
-    base_met = {str(r.get("name")): bool(r.get("met")) for r in baseline or []}
+def _target_header(has_baseline: bool) -> list[str]:
     header = ["target", "bounds", "met", "class mode", "simulations"]
     header += [f"{LABELS[s]} measured / predicted" for s in SPECS]
     header += ["source", "spec class", "dataset best FoM", "refinement FoM", "netlist"]
-    if baseline is not None:
+    if has_baseline:
         header.insert(3, "baseline met")
+    return header
+
+
+def _target_rows(records: Sequence[Record], baseline: Sequence[Record] | None) -> list[TargetRow]:
+    base_met = {str(r.get("name")): bool(r.get("met")) for r in baseline or []}
     rows = []
     for k, r in enumerate(records):
         winner = r.get("winner") or {}
         measured, predicted = winner.get("measured") or {}, winner.get("predicted") or {}
         name = str(r.get("name"))
-        link = f'<a href="#winner-{k}">{_e(name)}</a>' if winner else _e(name)
         refinement = r.get("refinement")
-        cells = [
-            link,
-            _e(_bounds(r.get("bounds") or {})),
-            _met(bool(r.get("met"))),
-            _e(str(r.get("class_mode") or "—")),
-            _e(str(r.get("n_simulations", "—"))),
-            *(_e(f"{_fmt(s, measured.get(s))} / {_fmt(s, predicted.get(s))}") for s in SPECS),
-            _e(str(winner.get("source") or "—")),
-            _e("—" if winner.get("spec_class") is None else str(list(winner["spec_class"]))),
-            _e(_fmt("fom", r.get("dataset_best_fom"))),
-            _e("—" if not refinement else f"{refinement['fom_before']:.3f} → {refinement['fom_after']:.3f}"),
-            _netlist(winner.get("netlist")),
-        ]
-        if baseline is not None:
-            cells.insert(3, _met(base_met[name]) if name in base_met else "—")
-        rows.append(cells)
-    return f'<div class="scroll">{_table(header, rows, escape=False)}</div>'
-
-
-def _winner_section(out: Path, records: Sequence[Record], max_figures: int) -> str:
-    winners = [(k, r) for k, r in enumerate(records) if r.get("winner")]
-    if not winners:
-        return "<p>No target has a winner.</p>"
-    parts = []
-    if len(winners) > max_figures:
-        parts.append(
-            f"<p>Figures are shown for the first {max_figures} of {len(winners)} targets with a winner; "
-            "the rest are in the table above.</p>"
+        rows.append(
+            TargetRow(
+                index=k,
+                name=name,
+                has_winner=bool(winner),
+                bounds=_bounds(r.get("bounds") or {}),
+                met=bool(r.get("met")),
+                baseline_met=base_met.get(name),
+                class_mode=str(r.get("class_mode") or "—"),
+                simulations=str(r.get("n_simulations", "—")),
+                specs=[f"{_fmt(s, measured.get(s))} / {_fmt(s, predicted.get(s))}" for s in SPECS],
+                source=str(winner.get("source") or "—"),
+                spec_class="—" if winner.get("spec_class") is None else str(list(winner["spec_class"])),
+                dataset_best_fom=_fmt("fom", r.get("dataset_best_fom")),
+                refinement="—" if not refinement else f"{refinement['fom_before']:.3f} → {refinement['fom_after']:.3f}",
+                netlist=winner.get("netlist") or None,
+            )
         )
-    for k, r in winners[:max_figures]:
-        name = str(r.get("name"))
-        circuit = Circuit.from_dict(r["winner"]["circuit"])
-        b = bode(circuit)
-        parts += [
-            f'<h3 id="winner-{k}">{_e(name)} {_met(bool(r.get("met")))}</h3>',
-            f"<p>{_e(_bounds(r.get('bounds') or {}))}; winner from {_e(str(r['winner'].get('source') or '—'))}</p>",
-            '<div class="winner">',
-            _figure(out, f"bode-{k:04d}.png", plot_bode(b, f"{name}: Bode plot"), f"Bode plot of {name}"),
-            _figure(out, f"topology-{k:04d}.png", draw_circuit(circuit), f"topology of {name}"),
-            "</div>",
-        ]
-    return "\n".join(parts)
+    return rows
+
+
+def _winner(out: Path, k: int, record: Record) -> Winner:
+    """The winner's Bode plot and topology drawing, written beside the page."""
+    name = str(record.get("name"))
+    circuit = Circuit.from_dict(record["winner"]["circuit"])
+    return Winner(
+        index=k,
+        name=name,
+        met=bool(record.get("met")),
+        bounds=_bounds(record.get("bounds") or {}),
+        source=str(record["winner"].get("source") or "—"),
+        bode=_figure(out, f"bode-{k:04d}.png", plot_bode(bode(circuit), f"{name}: Bode plot"), f"Bode plot of {name}"),
+        topology=_figure(out, f"topology-{k:04d}.png", draw_circuit(circuit), f"topology of {name}"),
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------
 
 
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], escape: bool = True) -> str:
-    """An HTML table; cells are escaped unless the caller built (and escaped) their HTML itself."""
-
-    def cell(text: str) -> str:
-        return _e(text) if escape else text
-
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _figure(out: Path, filename: str, fig: Figure, alt: str) -> str:
+def _figure(out: Path, filename: str, fig: Figure, alt: str) -> Image:
     path = out / filename
     try:
         fig.savefig(path, dpi=DPI)
     except OSError as exc:
         raise CktLoopError(f"{path}: cannot write a figure ({exc.strerror})") from None
-    return f'<img src="{_e(filename)}" alt="{_e(alt)}">'
-
-
-def _met(met: bool) -> str:
-    return '<span class="met">met</span>' if met else '<span class="unmet">not met</span>'
-
-
-def _netlist(text: str | None) -> str:
-    if not text:
-        return "—"
-    return f"<details><summary>netlist</summary><pre>{_e(text)}</pre></details>"
+    return Image(filename, alt)
 
 
 def _fmt(spec: str, value: Any) -> str:

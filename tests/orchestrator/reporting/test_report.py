@@ -7,8 +7,9 @@ from matplotlib.figure import Figure
 
 from circuits import Circuit, generate, subgraph_type
 from circuits.targets import Target
+from orchestrator.reporting.bode import bode
 from orchestrator.reporting.drawing import draw_circuit, si
-from orchestrator.reporting.report import bode, summarise, write_report
+from orchestrator.reporting.report import summarise, write_report
 from simulator.mna import MnaBackend
 from simulator.netlist import deck
 
@@ -108,6 +109,20 @@ def test_report_escapes_text(report):
     page = report[3]
     assert "<script>" not in page
     assert "&lt;script&gt;" in page
+
+
+def test_every_text_a_user_wrote_comes_out_escaped(tmp_path):
+    attack = "<script>alert(1)</script>"
+    (record,) = [r for r in run_records(seed=0, n=40, campaign=attack) if r["name"] == "t01"]
+    assert record["winner"] is not None
+    record |= {"name": attack, "class_mode": attack}
+    record["winner"] |= {"source": attack, "netlist": f"* {attack}\n.end\n"}
+    page = write_report([record], tmp_path, facts={attack: attack, "note": '"quoted" & <b>bold</b>'}).read_text()
+    assert "<script" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 7  # title, heading, fact, name twice, mode, source...
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page and "&amp;" in page
+    assert 'alt="Bode plot of &lt;script&gt;alert(1)&lt;/script&gt;"' in page
 
 
 def test_bode_markers_are_the_measured_specs(report):
