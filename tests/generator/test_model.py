@@ -158,6 +158,7 @@ def _same_graph(a: Circuit, b: Circuit | CircuitError) -> bool:
     return isinstance(b, Circuit) and [n.type for n in a.nodes] == [n.type for n in b.nodes] and a.edges == b.edges
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("layout", "latent_dim"), [("global", 16), ("nodes", 32)])  # nodes: 4 dimensions a slot
 def test_tiny_model_overfits_32_circuits(splits, layout, latent_dim):
     model = tiny(

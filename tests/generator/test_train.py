@@ -49,6 +49,7 @@ def test_train_writes_metrics_plot_and_a_loadable_checkpoint(tmp_path, splits):
     assert torch.equal(gen.model.encode_circuit(batch)[0], gen2.model.encode_circuit(batch)[0])
 
 
+@pytest.mark.slow
 def test_resume_equals_an_uninterrupted_run(tmp_path, splits):
     straight = train(write_config(tmp_path / "a.yaml", epochs=3, sample_eval=0), splits, out_dir=tmp_path / "straight")
     train(write_config(tmp_path / "b.yaml", epochs=1, sample_eval=0), splits, out_dir=tmp_path / "resumed")
@@ -61,6 +62,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, splits):
     assert [json.loads(x)["train"]["total"] for x in la] == [json.loads(x)["train"]["total"] for x in lb]
 
 
+@pytest.mark.slow
 def test_lr_drops_cut_the_learning_rate_and_extend_a_finished_run_as_if_planned(tmp_path, splits):
     planned = write_config(tmp_path / "a.yaml", epochs=3, sample_eval=0, lr_drops=[2])
     straight = train(planned, splits, out_dir=tmp_path / "straight")
@@ -141,6 +143,7 @@ def test_shipped_configs_load():
     assert same == {k: v for k, v in ablation.to_dict().items() if k != "model"}
 
 
+@pytest.mark.slow
 def test_a_shipped_checkpoint_loads_without_resume_state(tmp_path, splits, capsys):
     from orchestrator.cli.app import main
 
@@ -160,6 +163,7 @@ def test_a_shipped_checkpoint_loads_without_resume_state(tmp_path, splits, capsy
     assert "junk.pt" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_node_slots_with_log_values_train_bank_and_sample_as_cpu_yaml_does(tmp_path, splits):
     model = {"latent_layout": "nodes", "latent_dim": 32, "value_space": "log", "value_divisor": 0.1}
     result = train(write_config(tmp_path / "cfg.yaml", model=model, epochs=2), splits, out_dir=tmp_path / "run")

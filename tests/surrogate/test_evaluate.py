@@ -33,6 +33,7 @@ def test_predictions_pair_the_models_output_with_the_simulators_labels(checkpoin
     assert [d["fom"] for d in direct] == pytest.approx(p.fom.tolist(), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_parity_plot_is_written_and_only_for_the_surrogate(checkpoint: Path, jsonl: Path, tmp_path: Path) -> None:
     plot = tmp_path / "plots" / "parity.png"
     evaluate(checkpoint, jsonl, plot=plot)

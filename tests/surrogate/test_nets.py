@@ -84,6 +84,7 @@ def test_nets_encoder_ignores_padding_and_batch_company(rows: list[dict]) -> Non
     assert absent.any() and small["net_pair"].shape == (1, MAX_NETS, MAX_NETS, len(PAIR_FEATURES))
 
 
+@pytest.mark.slow
 def test_nets_encoder_trains_and_fits_a_batch(rows: list[dict]) -> None:
     torch.manual_seed(0)
     classes = spec_classes("ocb")

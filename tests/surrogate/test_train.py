@@ -19,6 +19,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["model"]
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_weights_as_a_straight_run(jsonl: Path, tiny_config, tmp_path: Path) -> None:
     config = tiny_config(epochs=2)
     straight = train(config, jsonl, None, tmp_path / "straight")
