@@ -7,12 +7,13 @@ from circuits.circuit import Circuit, Node, structure_problems
 from circuits.errors import CircuitError, CktLoopError
 from circuits.family import FamilyConfig, Sample, generate, random_sizing, random_topology
 from circuits.grid import GRIDS, ValueGrid, value_grid
-from circuits.performance import SPEC_NAMES, Performance, SimStatus, figure_of_merit, ocb_figure_of_merit
+from circuits.performance import Performance, SimStatus, figure_of_merit, ocb_figure_of_merit
+from circuits.specs import SPEC_FIELDS
 from circuits.subgraphs import SUBGRAPH_TYPES, SubgraphType, subgraph_type
 
 __all__ = [
     "GRIDS",
-    "SPEC_NAMES",
+    "SPEC_FIELDS",
     "SUBGRAPH_TYPES",
     "Circuit",
     "CircuitError",

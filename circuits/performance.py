@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-SPEC_NAMES = ("gain_db", "ugbw_hz", "pm_deg")
+from circuits.specs import SPEC_FIELDS
 
 
 class SimStatus(StrEnum):
@@ -61,7 +61,7 @@ class Performance:
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", SimStatus(self.status))
         if self.status is SimStatus.OK:
-            for name in SPEC_NAMES:
+            for name in SPEC_FIELDS:
                 value = getattr(self, name)
                 if value is None or not math.isfinite(value):
                     raise ValueError(f"an OK result needs a finite {name}, got {value!r}")

@@ -17,6 +17,8 @@ from typing import Any
 from circuits.errors import CktLoopError
 
 SpecClass = tuple[int, ...]
+SPEC_FIELDS = ("gain_db", "ugbw_hz", "pm_deg")  # a circuit's measured specs, in this order everywhere
+TARGET_FIELDS = (*SPEC_FIELDS, "fom")  # what a target may bound and a prediction may hold
 
 
 @dataclass(frozen=True)

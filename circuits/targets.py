@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from circuits.errors import CktLoopError
-from circuits.specs import SpecClass, SpecClasses
+from circuits.specs import TARGET_FIELDS, SpecClass, SpecClasses
 
-TARGET_FIELDS = ("gain_db", "ugbw_hz", "pm_deg", "fom")
 _EXPRESSION = re.compile(r"^\s*([a-z_]+)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*$")
 
 

@@ -15,9 +15,7 @@ from circuits.specs import SpecClass, SpecClasses, spec_classes
 from generator.checkpoint import load_checkpoint, model_from_checkpoint
 from generator.latent_bank import BANK_NOISE, LatentBank
 from generator.model import CktGen
-
-SAMPLING = ("spec", "bank")  # how generate draws latents (see Generator.generate)
-BANK_VALUES = ("clean", "noisy")  # where bank sampling reads device values from
+from generator.sampling import BANK_VALUES, SAMPLING
 
 # Trained with the cpu preset on the 10,000-circuit ocb101 dataset; shipped with the package (see docs/models.md).
 SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "cktgen-cpu.pt"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from circuits import CktLoopError
+from generator.sampling import BANK_VALUES, SAMPLING
 from orchestrator.cli.options import (
     db_option,
     input_file,
@@ -140,7 +141,7 @@ def _add_evaluate(commands: Any) -> None:
     evaluate.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     evaluate.add_argument(
         "--sampling",
-        choices=("bank", "spec"),  # orchestrator.design.search.SAMPLING (not imported: it pulls in pymoo)
+        choices=SAMPLING,
         default="spec",
         help="cond-gen: the paper's spec latent (default) or around the training circuits of each class (bank)",
     )
@@ -152,7 +153,7 @@ def _add_evaluate(commands: Any) -> None:
     )
     evaluate.add_argument(
         "--bank-values",
-        choices=("clean", "noisy"),  # generator.predict.BANK_VALUES
+        choices=BANK_VALUES,
         default="clean",
         help="cond-gen --sampling bank: device values from the unperturbed bank latent (clean, default) or the "
         "perturbed one (noisy)",
@@ -284,7 +285,7 @@ def _bank(args: argparse.Namespace) -> int:
 
 
 def _ship(args: argparse.Namespace) -> int:
-    from surrogate.checkpoint import ship
+    from surrogate.training.checkpoints import ship
 
     metrics: dict[str, Any] = {}
     for path in args.metrics or []:

@@ -33,17 +33,15 @@ import numpy as np
 
 from circuits import Circuit, Performance, SimStatus
 from circuits.family import FamilyConfig, random_sizing, random_topology
-from circuits.specs import SpecClass, SpecClasses
+from circuits.specs import SPEC_FIELDS, TARGET_FIELDS, SpecClass, SpecClasses
 from circuits.targets import Target, valid_classes
+from generator.sampling import SAMPLING
 from orchestrator.design.bandit import POLICIES
 from orchestrator.design.refine import RefineConfig, SizingRun, constraint_values
 
 Propose = Callable[[SpecClass | None, int, int], list[Circuit]]
 Predict = Callable[[Sequence[Circuit]], list[dict[str, Any]]]
 Simulate = Callable[[Sequence[Circuit]], list[Performance]]
-
-PREDICTED_FIELDS = ("gain_db", "ugbw_hz", "pm_deg", "fom")
-SAMPLING = ("bank", "spec")  # as generator.predict.Generator.generate takes them (this module stays free of torch)
 
 
 @dataclass(frozen=True)
@@ -134,11 +132,11 @@ def closeness(target: Target, specs: Performance) -> float:
 def predicted_performance(target: Target, predicted: dict[str, Any]) -> Performance:
     """The surrogate's prediction as a Performance on the fields it predicts; the bounds on fields it
     does not predict (e.g. pm_deg for a surrogate of OCB's PM reading) are treated as holding."""
-    values = {k: float(predicted[k]) for k in ("gain_db", "ugbw_hz", "pm_deg") if predicted.get(k) is not None}
+    values = {k: float(predicted[k]) for k in SPEC_FIELDS if predicted.get(k) is not None}
     fill = {f: b.low if b.low is not None else b.high for f, b in target.bounds}
-    for k in ("gain_db", "ugbw_hz", "pm_deg"):
+    for k in SPEC_FIELDS:
         values.setdefault(k, fill.get(k) if fill.get(k) is not None else 0.0)
-    return Performance(SimStatus.OK, values["gain_db"], values["ugbw_hz"], values["pm_deg"])
+    return Performance(SimStatus.OK, *(values[k] for k in SPEC_FIELDS))
 
 
 def family_proposer(config: FamilyConfig | None = None) -> Propose:
@@ -233,7 +231,7 @@ class TargetSearch:
                 fresh.append(p)
             if self.predict is not None and new:
                 for p, pred in zip(fresh[-len(new) :], self.predict(new)):
-                    p.predicted = {k: float(pred[k]) for k in PREDICTED_FIELDS if pred.get(k) is not None}
+                    p.predicted = {k: float(pred[k]) for k in TARGET_FIELDS if pred.get(k) is not None}
             scores = [self._score(p) for p in fresh[-len(new) :]] if new else [0.0]
             self._update(arm, max(scores))
         pending = [p for p in self.proposals.values() if p.measured is None]

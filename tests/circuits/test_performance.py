@@ -5,7 +5,7 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from circuits import SPEC_NAMES, Performance, SimStatus, figure_of_merit, ocb_figure_of_merit
+from circuits import SPEC_FIELDS, Performance, SimStatus, figure_of_merit, ocb_figure_of_merit
 
 FAILED = [SimStatus.NO_CROSSING, SimStatus.SIM_ERROR, SimStatus.TIMEOUT, SimStatus.CRASHED]
 
@@ -74,10 +74,10 @@ def test_unknown_status_is_rejected():
 
 def test_status_values():
     assert [s.value for s in SimStatus] == ["ok", "no_crossing", "sim_error", "timeout", "crashed"]
-    assert SPEC_NAMES == ("gain_db", "ugbw_hz", "pm_deg")
+    assert SPEC_FIELDS == ("gain_db", "ugbw_hz", "pm_deg")
 
 
-@pytest.mark.parametrize("spec", SPEC_NAMES)
+@pytest.mark.parametrize("spec", SPEC_FIELDS)
 @pytest.mark.parametrize("bad", [None, math.nan, math.inf, -math.inf])
 def test_ok_result_needs_finite_specs(spec, bad):
     values = {"gain_db": 60.0, "ugbw_hz": 1e9, "pm_deg": 60.0, spec: bad}
