@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set CktLoop up on Debian/Ubuntu with Python 3.11: ngspice and its shared library, a virtual
 # environment at .venv, the CPU build of torch first (a loose torch pulls a multi-GB CUDA build),
-# then the package itself. Safe to run again: it only installs what is missing.
+# then the package itself, every package at the version in constraints.txt (the versions the tests
+# passed with). Safe to run again: it reinstalls only when pyproject.toml or constraints.txt changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,12 +27,12 @@ fi
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 stamp=.venv/.cktloop-installed
-want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log=.venv/pip-install.log
     echo "setup: installing Python packages into .venv (a few minutes the first time; log in $log)"
-    { .venv/bin/python -c 'import torch' 2>/dev/null || .venv/bin/pip install torch==2.13.0; } >"$log" 2>&1 \
-        && .venv/bin/pip install -e '.[dev]' >>"$log" 2>&1 \
+    { .venv/bin/python -c 'import torch' 2>/dev/null || .venv/bin/pip install -c constraints.txt torch; } >"$log" 2>&1 \
+        && .venv/bin/pip install -c constraints.txt -e '.[dev]' >>"$log" 2>&1 \
         || { tail -n 30 "$log" >&2; echo "setup: pip failed; see $log" >&2; exit 1; }
     echo "$want" > "$stamp"
 fi
