@@ -1,10 +1,13 @@
 """Design campaigns on Ray: many targets, one bandit worker per target in flight, results in the store.
 
 Layout on Ray: one generator actor and one surrogate actor shared by every worker (nothing is
-loaded twice), ``workers`` bandit workers (``BanditWorker``, a plain class wrapping
-``orchestrator.design.search.TargetSearch``), each with its own ngspice actor(s). The driver hands out the
-unfinished targets, and as each search returns it writes candidates, simulations, the refinement
-and the verdict to the store. Searches are seeded per target, so a campaign killed at any point
+loaded twice; each batches the calls its workers make at the same time), ``workers`` bandit workers
+(``orchestrator.distributed.bandit_worker.BanditWorker``), each with its own ngspice actor(s), which
+share the node's CPUs unless ``simulator_cpus`` says otherwise. The driver hands out the unfinished
+targets, and as each search returns it writes candidates, simulations, the refinement and the
+verdict to the store. A search that raises, or gives no answer within ``target_timeout_s`` (its
+worker is then replaced), leaves its target failed with the reason, and the campaign goes on; a
+re-run retries failed targets. Searches are seeded per target, so a campaign killed at any point
 and run again skips finished targets and re-runs the others to the same rows: no duplicates.
 """
 
@@ -12,16 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from circuits import Circuit, CktLoopError, Performance
-from circuits.specs import SpecClass, SpecClasses
+from circuits import CktLoopError
+from circuits.specs import SpecClass
 from circuits.targets import Target
 from orchestrator.design.campaign_file import Campaign
-from orchestrator.design.search import SearchConfig, SearchOutcome, TargetSearch, family_proposer
+from orchestrator.design.search import SearchConfig, SearchOutcome
+from orchestrator.distributed.bandit_worker import MODEL_CALL_TIMEOUT_S
 from orchestrator.distributed.model_actors import ActorResources
 
 
@@ -32,11 +36,23 @@ class CampaignSettings:
     generator: str | None  # checkpoint; None searches by plain random sampling of the family
     surrogate: str | None
     search: SearchConfig = field(default_factory=SearchConfig)
-    workers: int = 2  # bandit workers in flight
+    workers: int = 4  # bandit workers in flight
     simulators_per_worker: int = 1
-    simulator_cpus: float = 1.0
+    simulator_cpus: float | None = None  # per ngspice actor; None: the node's CPUs shared by all of them
     model_resources: ActorResources = field(default_factory=lambda: ActorResources(num_cpus=0.0))
     seed: int = 0
+    target_timeout_s: float = 3600.0  # one target's whole search
+    call_timeout_s: float = MODEL_CALL_TIMEOUT_S  # one model call
+    startup_timeout_s: float = 300.0  # actors starting and loading their models
+
+    def __post_init__(self) -> None:
+        for name in ("workers", "simulators_per_worker"):
+            if getattr(self, name) < 1:
+                raise CktLoopError(f"campaign settings: {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("simulator_cpus", "target_timeout_s", "call_timeout_s", "startup_timeout_s"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise CktLoopError(f"campaign settings: {name} must be > 0, got {value}")
 
     @property
     def source(self) -> str:
@@ -53,63 +69,6 @@ def target_seed(campaign_seed: int, name: str) -> int:
     return int(digest[:8], 16)
 
 
-class BanditWorker:
-    """Runs whole target searches; Ray hosts one per target in flight. Models are shared actor handles."""
-
-    def __init__(
-        self,
-        generator: Any | None,
-        surrogate: Any | None,
-        classes: dict[str, Any],
-        known_classes: Sequence[SpecClass],
-        simulators: int = 1,
-        simulator_cpus: float = 1.0,
-        simulate: Callable[[Sequence[Circuit]], list[Performance]] | None = None,
-    ) -> None:
-        self.generator, self.surrogate = generator, surrogate
-        self.classes = SpecClasses.from_dict(classes)
-        self.known = [tuple(c) for c in known_classes]
-        self.simulator_info = ("test", "0")
-        if simulate is None:
-            from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
-
-            pool = SimulationPool(PoolConfig(num_workers=simulators, num_cpus_per_worker=simulator_cpus))
-            self.simulator_info = (pool.simulator, pool.version)
-            simulate = pool.simulate_all
-        self.simulate = simulate
-
-    def simulator(self) -> tuple[str, str]:
-        """(name, version) of the simulator that judges this worker's circuits."""
-        return self.simulator_info
-
-    def _call(self, handle: Any, method: str, *args: Any) -> Any:
-        """A model call: through Ray for an actor handle, directly for a plain object (tests, one process)."""
-        fn = getattr(handle, method)
-        if hasattr(fn, "remote"):
-            import ray
-
-            return ray.get(fn.remote(*args))
-        return fn(*args)
-
-    def search(self, target: Target, config: SearchConfig) -> SearchOutcome:
-        if self.generator is None:
-            propose = family_proposer()
-            predict = None
-        else:
-
-            def propose(cls: SpecClass | None, n: int, seed: int) -> list[Circuit]:
-                out = self._call(self.generator, "generate", [cls], n, seed, config.sampling)
-                return [c for c in out if isinstance(c, Circuit)]
-
-            def predict(circuits: Sequence[Circuit]) -> list[dict[str, Any]]:
-                rows = self._call(self.surrogate, "predict", list(circuits))
-                return [{k: v for k, v in r.items() if k != "embedding"} for r in rows]
-
-        source = "generator" if self.generator is not None else "random"
-        search = TargetSearch(target, self.classes, self.known, propose, predict, self.simulate, config, source)
-        return search.run()
-
-
 @dataclass
 class Progress:
     """What the progress display shows."""
@@ -117,6 +76,7 @@ class Progress:
     total: int
     done: int = 0
     met: int = 0
+    failed: int = 0
     simulations: int = 0
     started: float = field(default_factory=time.monotonic)
     recorded: float = field(default_factory=time.monotonic)  # up to when this run's time is in the store
@@ -131,27 +91,25 @@ def run_campaign(
     reference_rows: Iterable[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) ``campaign`` and return its summary; see the module docstring."""
+    targets = [{"name": t.name, "bounds": _bounds(t)} for t in campaign.targets]
     config = {
-        "campaign": {
-            "name": campaign.name,
-            "budget": campaign.budget,
-            "targets": [{"name": t.name, "bounds": _bounds(t)} for t in campaign.targets],
-        },
+        "campaign": {"name": campaign.name, "budget": campaign.budget, "targets": targets},
         "settings": settings.describe(),
     }
     campaign_id = store.ensure_campaign(campaign.name, config)
-    ids = store.ensure_targets(campaign_id, [{"name": t.name, "bounds": _bounds(t)} for t in campaign.targets])
-    pending = {row["name"] for row in store.unfinished_targets(campaign_id)}
+    ids = store.ensure_targets(campaign_id, targets)
+    pending = {row.name for row in store.unfinished_targets(campaign_id)}
     todo = [t for t in campaign.targets if t.name in pending]
     progress = Progress(total=len(campaign.targets), done=len(campaign.targets) - len(todo))
-    progress.met = sum(1 for row in store.campaign_targets(campaign_id) if row.get("met"))
+    progress.met = sum(1 for row in store.campaign_targets(campaign_id) if row.met)
     reference = list(reference_rows) if reference_rows is not None else []
     if on_progress:
         on_progress(progress)
     if todo:
-        workers, versions = _start(settings, address)
-        _dispatch(store, ids, todo, workers, settings, campaign, versions, progress, on_progress, reference)
-    summary = store.campaign(campaign_id)
+        spawn, workers, versions = _start(settings, address, min(settings.workers, len(todo)))
+        driver = CampaignDriver(store, campaign_id, ids, settings, campaign.budget, versions, progress, reference)
+        driver.run(todo, spawn, workers, on_progress)
+    summary = asdict(store.campaign(campaign_id))
     summary["wall_s"] = time.monotonic() - progress.started
     return summary
 
@@ -160,14 +118,25 @@ def _bounds(target: Target) -> dict[str, dict[str, float | None]]:
     return {f: {"min": b.low, "max": b.high} for f, b in target.bounds}
 
 
-def _start(settings: CampaignSettings, address: str | None) -> tuple[list[Any], dict[str, str | None]]:
-    """Model actors (shared) and the bandit workers, on a local Ray or the cluster at ``address``."""
+def _start(
+    settings: CampaignSettings, address: str | None, n_workers: int
+) -> tuple[Callable[[], Any], list[Any], dict[str, str | None]]:
+    """Model actors (shared) on a local Ray or the cluster at ``address``; a function that starts a
+    bandit worker and ``n_workers`` started; the versions of the models and the simulator."""
     import ray
 
-    from orchestrator.distributed.model_actors import GeneratorHost, SurrogateHost, start_actor
+    from orchestrator.distributed.bandit_worker import BanditWorker
+    from orchestrator.distributed.model_actors import GeneratorActor, SurrogateActor, start_actor
     from orchestrator.distributed.runtime import ensure_ray
 
     ensure_ray(address)
+
+    def get(ref: Any, what: str) -> Any:
+        try:
+            return ray.get(ref, timeout=settings.startup_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            raise CktLoopError(f"{what} did not start within {settings.startup_timeout_s:g} s") from None
+
     generator = surrogate = None
     versions: dict[str, str | None] = {"generator": None, "surrogate": None}
     classes: dict[str, Any] = {}
@@ -175,65 +144,112 @@ def _start(settings: CampaignSettings, address: str | None) -> tuple[list[Any], 
     if settings.generator:
         if not settings.surrogate:
             raise CktLoopError("a generator campaign needs a surrogate checkpoint too")
-        generator = start_actor(GeneratorHost, settings.generator, settings.model_resources)
-        surrogate = start_actor(SurrogateHost, settings.surrogate, settings.model_resources)
-        versions["generator"] = ray.get(generator.version.remote())
-        versions["surrogate"] = ray.get(surrogate.version.remote())
-        classes = ray.get(generator.spec_classes.remote())
-        known = ray.get(generator.train_classes.remote())
+        generator = start_actor(GeneratorActor, settings.generator, settings.model_resources)
+        surrogate = start_actor(SurrogateActor, settings.surrogate, settings.model_resources)
+        versions["generator"] = get(generator.version.remote(), "the generator actor")
+        versions["surrogate"] = get(surrogate.version.remote(), "the surrogate actor")
+        classes = get(generator.spec_classes.remote(), "the generator actor")
+        known = get(generator.train_classes.remote(), "the generator actor")
     else:
         from circuits.specs import spec_classes
 
         classes = spec_classes("ocb").to_dict()
+    simulators = settings.workers * settings.simulators_per_worker
+    cpus = settings.simulator_cpus or min(1.0, ray.cluster_resources().get("CPU", 1.0) / simulators)
     worker_cls = ray.remote(num_cpus=0)(BanditWorker)
-    workers = [
-        worker_cls.remote(generator, surrogate, classes, known, settings.simulators_per_worker, settings.simulator_cpus)
-        for _ in range(settings.workers)
-    ]
-    versions["simulator"], versions["simulator_version"] = ray.get(workers[0].simulator.remote())
-    return workers, versions
+
+    def spawn() -> Any:
+        return worker_cls.remote(
+            generator, surrogate, classes, known, settings.simulators_per_worker, cpus, None, settings.call_timeout_s
+        )
+
+    workers = [spawn() for _ in range(n_workers)]
+    versions["simulator"], versions["simulator_version"] = get(workers[0].simulator.remote(), "a bandit worker")
+    return spawn, workers, versions
 
 
-def _dispatch(
-    store: Any,
-    ids: dict[str, int],
-    todo: list[Target],
-    workers: list[Any],
-    settings: CampaignSettings,
-    campaign: Campaign,
-    versions: dict[str, str | None],
-    progress: Progress,
-    on_progress: Callable[[Progress], None] | None,
-    reference: list[dict[str, Any]],
-) -> None:
-    import ray
+@dataclass
+class CampaignDriver:
+    """Hands targets to bandit workers (Ray actors with a ``search(target, config)`` method) and stores
+    each outcome, or the target's failure with its reason, as it comes."""
 
-    queue = list(reversed(todo))
-    running: dict[Any, tuple[Any, Target]] = {}
+    store: Any
+    campaign_id: int
+    ids: dict[str, int]
+    settings: CampaignSettings
+    budget: int
+    versions: dict[str, str | None]
+    progress: Progress
+    reference: list[dict[str, Any]]
 
-    def submit(worker: Any) -> None:
-        target = queue.pop()
-        search = replace(settings.search, budget=campaign.budget, seed=target_seed(settings.seed, target.name))
-        running[worker.search.remote(target, search)] = (worker, target)
+    def run(
+        self,
+        todo: list[Target],
+        spawn: Callable[[], Any],
+        workers: list[Any],
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        """Search every target of ``todo`` on ``workers``; ``spawn`` starts a worker to replace a lost one."""
+        import ray
 
-    for worker in workers:
-        if queue:
+        queue = list(reversed(todo))
+        running: dict[Any, tuple[Any, Target, float]] = {}  # search ref -> (worker, target, started)
+
+        def submit(worker: Any) -> None:
+            target = queue.pop()
+            seed = target_seed(self.settings.seed, target.name)
+            search = replace(self.settings.search, budget=self.budget, seed=seed)
+            running[worker.search.remote(target, search)] = (worker, target, time.monotonic())
+
+        for worker in workers:
             submit(worker)
-    while running:
-        ready, _ = ray.wait(list(running), num_returns=1)
-        worker, target = running.pop(ready[0])
-        outcome: SearchOutcome = ray.get(ready[0])
-        save_outcome(store, ids[target.name], outcome, versions, reference)
+        while running:
+            oldest = min(started for _, _, started in running.values())
+            wait_s = max(0.0, oldest + self.settings.target_timeout_s - time.monotonic())
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=wait_s)
+            ref = ready[0] if ready else min(running, key=lambda r: running[r][2])
+            worker, target, _ = running.pop(ref)
+            outcome, reason, worker_lost = None, f"no result within {self.settings.target_timeout_s:g} s", not ready
+            if ready:
+                try:
+                    outcome = ray.get(ref, timeout=self.settings.call_timeout_s)  # ready: no wait
+                except ray.exceptions.RayTaskError as exc:
+                    reason = _reason(exc.cause)
+                except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
+                    reason, worker_lost = f"its bandit worker was lost: {_reason(exc)}", True
+            if worker_lost or not queue:
+                ray.kill(worker, no_restart=True)
+            if queue:
+                submit(spawn() if worker_lost else worker)
+            self._record(target, outcome, reason)
+            if on_progress:
+                on_progress(self.progress)
+
+    def _record(self, target: Target, outcome: SearchOutcome | None, reason: str) -> None:
+        """Store a target's outcome, or its failure (an outcome the store refuses fails it too)."""
+        if outcome is not None:
+            try:
+                save_outcome(self.store, self.ids[target.name], outcome, self.versions, self.reference)
+            except CktLoopError as exc:
+                outcome, reason = None, f"its outcome could not be stored: {_reason(exc)}"
+        if outcome is not None:
+            self.progress.met += int(outcome.met)
+            self.progress.simulations += outcome.n_simulations
+        else:
+            self.store.fail_target(self.ids[target.name], reason)
+            self.progress.failed += 1
         now = time.monotonic()  # the run's time so far goes on record with each target, so a killed run counts too
-        store.add_campaign_time(campaign.name, now - progress.recorded)
-        progress.recorded = now
-        progress.done += 1
-        progress.met += int(outcome.met)
-        progress.simulations += outcome.n_simulations
-        if on_progress:
-            on_progress(progress)
-        if queue:
-            submit(worker)
+        self.store.add_campaign_time(self.campaign_id, now - self.progress.recorded)
+        self.progress.recorded = now
+        self.progress.done += 1
+
+
+def _reason(exc: BaseException | None) -> str:
+    """One line naming what went wrong (the exception's type and the first line of its message)."""
+    if exc is None:
+        return "unknown error"
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def dataset_best_fom(target: Target, rows: Iterable[dict[str, Any]]) -> float | None:
@@ -296,7 +312,7 @@ def load_reference(store: Any, dataset: str | None) -> list[dict[str, Any]]:
     """Rows to judge "best FoM of any dataset circuit meeting the target"; empty without a dataset."""
     if not dataset:
         return []
-    return [r for r in store.dataset_rows(dataset) if r.get("status") == "ok"]
+    return [r.measured.to_dict() for r in store.dataset_rows(dataset) if r.measured.status == "ok"]
 
 
 def default_paths() -> tuple[Path, Path]:

@@ -287,7 +287,7 @@ class SizingRun:
     neighbours in one batch, moving to the best neighbour if it beats the centre and halving the step
     otherwise. NSGA-II finds the basin; the compass search climbs its last few grid steps, where the
     highest FoM usually sits on a bound. ``max_evaluations`` caps unique simulations; a batch that
-    would pass it is not run.
+    would pass it is not run. A run's first batch always holds the seed, so its result can compare.
     """
 
     def __init__(self, seed: Circuit, target: Target, evaluate: BatchEvaluate, config: RefineConfig) -> None:
@@ -347,6 +347,8 @@ class SizingRun:
             if self.polish_step * float(x.max()) < 1.0:  # already at single grid steps: nothing new to try
                 return False
             self.polish_step /= 2
+        if self.seed.key not in self.simulations.results:  # a run that starts by polishing measures its seed too
+            fresh = [self.seed, *fresh]
         if max_new is not None and len(fresh) > max_new:
             fresh = fresh[:max_new]
         if not fresh or not self._room(len(fresh)):

@@ -261,3 +261,17 @@ def test_polish_respects_the_evaluation_cap(meeting_seed):
     while run.polish(max_new=4):
         pass
     assert run.n_evaluations <= 12
+
+
+@pytest.mark.parametrize("max_new", [1, 3, None])
+def test_a_run_that_starts_by_polishing_measures_its_seed_first(meeting_seed, max_new):
+    recorder = Recorder()
+    run = SizingRun(meeting_seed, TARGET, recorder, RefineConfig(pop_size=8, seed=0))
+    assert run.polish(max_new=max_new)
+    assert recorder.batches[0][0].key == meeting_seed.key
+    if max_new is not None:
+        assert len(recorder.batches[0]) <= max_new
+    (seed_perf,) = BACKEND.simulate([meeting_seed])
+    result = run.result()
+    assert result.fom_before == pytest.approx(seed_perf.fom)
+    assert result.met and result.fom_after >= result.fom_before

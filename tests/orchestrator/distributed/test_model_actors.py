@@ -1,5 +1,6 @@
-"""Model actors: a tiny generator and surrogate, trained here, served from Ray actors."""
+"""Model actors: a tiny generator and surrogate, trained here, served from Ray actors to concurrent callers."""
 
+import asyncio
 import json
 
 import pytest
@@ -7,11 +8,54 @@ import yaml
 
 from circuits import Circuit, FamilyConfig, generate
 from generator.predict import Generator
-from orchestrator.distributed.model_actors import ActorResources, GeneratorHost, SurrogateHost, start_actor
+from orchestrator.distributed.model_actors import (
+    ActorResources,
+    Batcher,
+    GeneratorActor,
+    GeneratorHost,
+    SurrogateActor,
+    SurrogateHost,
+    start_actor,
+)
 from simulator.mna import MnaBackend
 from surrogate.predict import Surrogate
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+def test_a_batcher_merges_calls_that_arrive_together_and_keeps_their_order():
+    batches: list[list[int]] = []
+
+    def square(requests: list[int]) -> list[int]:
+        batches.append(list(requests))
+        return [r * r for r in requests]
+
+    async def callers() -> list[int]:
+        batcher = Batcher(square, window_s=0.01)
+        first = await asyncio.gather(*(batcher.submit(i) for i in range(7)))
+        return [*first, await batcher.submit(9)]
+
+    assert asyncio.run(callers()) == [0, 1, 4, 9, 16, 25, 36, 81]
+    assert batches == [list(range(7)), [9]]
+
+
+def test_a_batcher_fails_only_the_caller_whose_request_raises():
+    calls: list[list[int]] = []
+
+    def inverse(requests: list[int]) -> list[float]:
+        calls.append(list(requests))
+        return [1 / r for r in requests]
+
+    async def callers() -> list[object]:
+        batcher = Batcher(inverse, max_requests=8)
+        return await asyncio.gather(*(batcher.submit(i) for i in (2, 0, 4)), return_exceptions=True)
+
+    half, error, quarter = asyncio.run(callers())
+    assert (half, quarter) == (0.5, 0.25) and isinstance(error, ZeroDivisionError)
+    assert calls == [[2, 0, 4], [2], [0], [4]]  # the batch failed, then each request alone
+
+
+def test_a_batcher_refuses_a_negative_window():
+    with pytest.raises(ValueError, match="window"):
+        Batcher(lambda r: r, window_s=-1)
 
 
 @pytest.fixture(scope="module")
@@ -45,25 +89,38 @@ def checkpoints(rows_file, tmp_path_factory):
     return gen.checkpoint, sur["checkpoint"], gen.version, sur["version"]
 
 
-def test_actors_serve_batched_inference_and_report_versions(ray_session, checkpoints):
-    gen_ckpt, sur_ckpt, gen_version, sur_version = checkpoints
-    generator = start_actor(GeneratorHost, gen_ckpt, ActorResources(num_cpus=0.5))
-    surrogate = start_actor(SurrogateHost, sur_ckpt, ActorResources(num_cpus=0.5))
+@pytest.mark.ray
+@pytest.mark.slow
+def test_actors_answer_concurrent_callers_as_the_models_answer_each_call_in_fewer_model_calls(ray_session):
+    from generator.predict import DESIGN_CHECKPOINT as gen_ckpt
+    from surrogate.predict import DESIGN_CHECKPOINT as sur_ckpt
+
+    # The shipped design models; a wide window, so the calls below merge however loaded the machine is.
+    generator = start_actor(GeneratorActor, gen_ckpt, ActorResources(num_cpus=0.5), batch_window_s=0.5)
+    surrogate = start_actor(SurrogateActor, sur_ckpt, ActorResources(num_cpus=0.5), batch_window_s=0.5)
     try:
-        assert ray_session.get(generator.version.remote()) == gen_version
-        assert ray_session.get(surrogate.version.remote()) == sur_version
-        specs = [(1, 2, 1), (2, 5, 2)]
-        proposals = ray_session.get(generator.generate.remote(specs, 4, 0))
-        direct = Generator.load(gen_ckpt).generate(specs, 4, seed=0)
-        assert len(proposals) == 8  # the actor serves what the model decodes, errors as their messages
-        assert [p.key if isinstance(p, Circuit) else p for p in proposals] == [
-            d.key if isinstance(d, Circuit) else str(d) for d in direct
-        ]
-        circuits = [s.circuit for s in generate(10, 1)]
-        predictions = ray_session.get(surrogate.predict.remote(circuits))
-        expected = Surrogate.load(sur_ckpt).predict(circuits)
-        assert [p["spec_class"] for p in predictions] == [e["spec_class"] for e in expected]
-        assert [p["fom"] for p in predictions] == pytest.approx([e["fom"] for e in expected], rel=1e-5)
+        model = Generator.load(gen_ckpt)
+        assert ray_session.get(generator.version.remote(), timeout=120) == model.version
+        surrogate_model = Surrogate.load(sur_ckpt)
+        assert ray_session.get(surrogate.version.remote(), timeout=120) == surrogate_model.version
+        specs = model.train_classes[:2]
+        calls = [(specs, 4, seed, sampling) for seed in range(6) for sampling in ("spec", "bank")]
+        together = ray_session.get([generator.generate.remote(*c) for c in calls], timeout=120)
+        for proposals, (_, n, seed, sampling) in zip(together, calls):  # errors travel as their messages
+            direct = model.generate(specs, n, seed=seed, sampling=sampling)
+            assert len(proposals) == 8
+            assert [p.key if isinstance(p, Circuit) else p for p in proposals] == [
+                d.key if isinstance(d, Circuit) else str(d) for d in direct
+            ]
+        assert ray_session.get(generator.model_calls.remote(), timeout=60) < len(calls)
+
+        batches = [[s.circuit for s in generate(n, n)] for n in (3, 10, 1, 7)]
+        predicted = ray_session.get([surrogate.predict.remote(b) for b in batches], timeout=120)
+        assert ray_session.get(surrogate.model_calls.remote(), timeout=60) < len(batches)
+        for predictions, circuits in zip(predicted, batches):
+            expected = surrogate_model.predict(circuits)
+            assert [p["spec_class"] for p in predictions] == [e["spec_class"] for e in expected]
+            assert [p["fom"] for p in predictions] == pytest.approx([e["fom"] for e in expected], rel=1e-5)
     finally:
         ray_session.kill(generator)
         ray_session.kill(surrogate)
@@ -74,10 +131,11 @@ def test_negative_resources_are_rejected():
         ActorResources(num_cpus=-1)
 
 
+@pytest.mark.slow
 def test_a_bandit_worker_asks_the_generator_for_the_configured_sampling(checkpoints):
     from circuits.targets import Target
-    from orchestrator.design.campaign import BanditWorker
     from orchestrator.design.search import SearchConfig
+    from orchestrator.distributed.bandit_worker import BanditWorker
 
     gen_ckpt, sur_ckpt, _, _ = checkpoints
     host = GeneratorHost(gen_ckpt)

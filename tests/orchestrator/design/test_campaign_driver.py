@@ -1,0 +1,106 @@
+"""The campaign driver on Ray: a target whose search raises, or hangs, is stored as failed with its
+reason while the others complete, and a re-run retries it. The bandit workers here search with the
+family's random proposals on MNA; a fault is injected into one target's simulations."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from circuits.specs import spec_classes
+from circuits.targets import Target
+from orchestrator.design.campaign import CampaignDriver, CampaignSettings, Progress
+from orchestrator.design.search import SearchConfig
+from orchestrator.distributed.bandit_worker import BanditWorker
+from simulator.mna import MnaBackend
+from storage import Store
+
+pytestmark = [pytest.mark.ray]
+
+TARGETS = [
+    Target.from_expressions("first", ["gain_db>=40"]),
+    Target.from_expressions("broken", ["gain_db>=41"]),
+    Target.from_expressions("third", ["pm_deg>=45"]),
+    Target.from_expressions("fourth", ["gain_db>=30", "pm_deg>=30"]),
+]
+VERSIONS = {"generator": None, "surrogate": None, "simulator": "mna", "simulator_version": "0"}
+
+
+class FaultyWorker(BanditWorker):
+    """A bandit worker whose simulations raise (or hang) for the targets named ``fault``."""
+
+    def __init__(self, fault: str, faulty: frozenset[str]) -> None:
+        super().__init__(None, None, spec_classes("ocb").to_dict(), [], simulate=MnaBackend().simulate)
+        self.fault, self.faulty = fault, faulty
+
+    def search(self, target, config):
+        if target.name in self.faulty:
+
+            def simulate(circuits):
+                if self.fault == "hang":
+                    time.sleep(3600)
+                raise RuntimeError(f"injected fault simulating {len(circuits)} circuits\nsecond line")
+
+            self.simulate = simulate
+        else:
+            self.simulate = MnaBackend().simulate
+        return super().search(target, config)
+
+
+@pytest.fixture
+def remote_worker(ray_session):
+    ray_session.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    started = []
+
+    def make(fault: str, faulty: set[str]):
+        def spawn():
+            worker = ray_session.remote(num_cpus=0)(FaultyWorker).remote(fault, frozenset(faulty))
+            started.append(worker)
+            return worker
+
+        return spawn
+
+    yield make
+    for worker in started:
+        ray_session.kill(worker)
+    ray_session.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def drive(store: Store, spawn, timeout_s: float = 600.0, workers: int = 2) -> Progress:
+    campaign = store.ensure_campaign("faults", {"targets": [t.name for t in TARGETS]})
+    ids = store.ensure_targets(campaign, TARGETS)
+    todo = [t for t in TARGETS if t.name in {r.name for r in store.unfinished_targets(campaign)}]
+    settings = CampaignSettings(None, None, SearchConfig(refine_share=0.0), workers=workers, target_timeout_s=timeout_s)
+    progress = Progress(total=len(TARGETS), done=len(TARGETS) - len(todo))
+    driver = CampaignDriver(store, campaign, ids, settings, 20, VERSIONS, progress, [])
+    driver.run(todo, spawn, [spawn() for _ in range(min(workers, len(todo)))])
+    return progress
+
+
+def test_a_target_whose_search_raises_is_failed_with_its_reason_and_the_rest_complete(remote_worker, tmp_path):
+    with Store.open(f"sqlite:///{tmp_path / 'f.db'}") as store:
+        progress = drive(store, remote_worker("raise", {"broken"}))
+        assert (progress.done, progress.failed) == (4, 1)
+        rows = {r.name: r for r in store.campaign_targets("faults")}
+        assert rows["broken"].status == "failed"
+        assert rows["broken"].reason == "RuntimeError: injected fault simulating 20 circuits"
+        for name in ("first", "third", "fourth"):
+            assert rows[name].status == "done" and rows[name].n_simulations == 20 and rows[name].reason is None
+        assert store.campaign("faults").failed == 1
+
+        progress = drive(store, remote_worker("raise", set()))  # a re-run retries the failed target alone
+        assert (progress.done, progress.failed) == (4, 0)
+        assert [r.status for r in store.campaign_targets("faults")] == ["done"] * 4
+
+
+@pytest.mark.slow
+def test_a_target_that_hangs_is_failed_after_the_timeout_and_its_worker_replaced(remote_worker, tmp_path):
+    with Store.open(f"sqlite:///{tmp_path / 'h.db'}") as store:
+        spawn = remote_worker("hang", {"first"})
+        progress = drive(store, spawn, timeout_s=20.0, workers=1)
+        rows = {r.name: r for r in store.campaign_targets("faults")}
+        assert rows["first"].status == "failed" and rows["first"].reason == "no result within 20 s"
+        assert [rows[n].status for n in ("broken", "third", "fourth")] == ["done"] * 3
+        assert progress.failed == 1
