@@ -16,13 +16,51 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints, model_validator
 
 from circuits import CktLoopError
-from circuits.config import read_yaml
+from circuits.config import ConfigModel, from_mapping, read_yaml
 from circuits.targets import Target
 
 DEFAULT_BUDGET = 500
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class TargetEntry(ConfigModel):
+    """One target: a name and its bounds (``circuits.targets.Target.from_mapping`` reads them)."""
+
+    name: Name
+    specs: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _bounds(self) -> TargetEntry:
+        self.target()
+        return self
+
+    def target(self) -> Target:
+        try:
+            return Target.from_mapping(self.name, self.specs)
+        except CktLoopError as exc:
+            raise ValueError(str(exc)) from None
+
+
+class CampaignFile(ConfigModel):
+    """The file's schema: a name, simulations per target, and distinctly named targets."""
+
+    name: Name
+    budget: int = Field(DEFAULT_BUDGET, ge=1)  # simulations per target
+    targets: list[TargetEntry] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CampaignFile:
+        seen: set[str] = set()
+        for entry in self.targets:
+            if entry.name in seen:
+                raise ValueError(f"target {entry.name!r} appears twice")
+            seen.add(entry.name)
+        return self
 
 
 @dataclass(frozen=True)
@@ -34,40 +72,9 @@ class Campaign:
 
 def load_campaign(path: str | Path) -> Campaign:
     """Read and validate a campaign file; every error names the file, and the target and field at fault."""
-    data = read_yaml(path, "campaign")
-    try:
-        return parse_campaign(data)
-    except CktLoopError as exc:
-        raise CktLoopError(f"{path}: {exc}") from None
+    return parse_campaign(read_yaml(path, "campaign"), where=str(path))
 
 
-def parse_campaign(data: Any) -> Campaign:
-    if not isinstance(data, dict):
-        raise CktLoopError("a campaign is a mapping with 'name', optional 'budget' and 'targets'")
-    unknown = sorted(set(data) - {"name", "budget", "targets"})
-    if unknown:
-        raise CktLoopError(f"unknown campaign key(s) {', '.join(unknown)} (known: name, budget, targets)")
-    name = data.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise CktLoopError("the campaign needs a non-empty 'name'")
-    budget = data.get("budget", DEFAULT_BUDGET)
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-        raise CktLoopError(f"'budget' must be a positive integer (simulations per target), got {budget!r}")
-    raw_targets = data.get("targets")
-    if not isinstance(raw_targets, list) or not raw_targets:
-        raise CktLoopError("'targets' must be a non-empty list")
-    targets, seen = [], set()
-    for i, raw in enumerate(raw_targets):
-        if not isinstance(raw, dict):
-            raise CktLoopError(f"target {i + 1} must be a mapping with 'name' and 'specs'")
-        extra = sorted(set(raw) - {"name", "specs"})
-        label = raw.get("name", f"#{i + 1}")
-        if extra:
-            raise CktLoopError(f"target {label!r}: unknown key(s) {', '.join(extra)} (known: name, specs)")
-        if not isinstance(raw.get("name"), str) or not raw["name"].strip():
-            raise CktLoopError(f"target {i + 1} needs a non-empty 'name'")
-        if raw["name"] in seen:
-            raise CktLoopError(f"target {raw['name']!r} appears twice")
-        seen.add(raw["name"])
-        targets.append(Target.from_mapping(raw["name"], raw.get("specs")))
-    return Campaign(name.strip(), budget, tuple(targets))
+def parse_campaign(data: Any, where: str = "campaign") -> Campaign:
+    checked = from_mapping(data, CampaignFile, where=where)
+    return Campaign(checked.name, checked.budget, tuple(entry.target() for entry in checked.targets))

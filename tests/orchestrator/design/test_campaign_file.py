@@ -17,6 +17,7 @@ targets:
   - name: slow
     specs: {gain_db: {min: 120}}
 """
+ONE_TARGET = "targets: [{name: t, specs: {fom: {min: 1}}}]\n"
 
 
 def test_a_good_campaign(tmp_path):
@@ -34,10 +35,21 @@ def test_a_good_campaign(tmp_path):
         (GOOD.replace("gain_db: {min: 120}", "gain: {min: 120}"), r"target 'slow', field 'gain': unknown spec"),
         (GOOD.replace("{min: 60, max: 90}", "{min: 90, max: 60}"), r"target 'fast', field 'pm_deg': min 90 > max 60"),
         (GOOD.replace("targets:", "targets: [").replace("budget: 300", "budget: 3"), r"malformed YAML"),
-        (GOOD.replace("name: slow", "name: fast"), r"target 'fast' appears twice"),
-        (GOOD.replace("budget: 300", "budget: -1"), r"'budget' must be a positive integer"),
-        (GOOD.replace("    specs: {gain_db", "    spec: {gain_db"), r"target 'slow': unknown key\(s\) spec"),
-        ("name: x\ntargets: []\n", r"'targets' must be a non-empty list"),
+        (GOOD.replace("name: slow", "name: fast"), r"target 'fast' appears twice$"),
+        (GOOD.replace("budget: 300", "budget: -1"), r"budget: input should be greater than or equal to 1, got -1$"),
+        (
+            GOOD.replace("    specs: {gain_db", "    spec: {gain_db"),
+            r"targets\.1\.specs: field required; targets\.1\.spec: unknown key$",
+        ),
+        (
+            "name: ' '\ntargets: [{name: t, specs: {fom: {min: 1}}}]\n",
+            r"name: string should have at least 1 character, got ' '$",
+        ),
+        (
+            "name: x\nbudget: '5'\ntargets: [{name: t, specs: {fom: {min: 1}}}]\n",
+            r"budget: input should be a valid integer, got '5'$",
+        ),
+        ("name: x\ntargets: []\n", r"targets: list should have at least 1 item after validation, not 0, got \[\]$"),
     ],
 )
 def test_bad_campaigns(tmp_path, text, message):
