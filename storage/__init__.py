@@ -1,17 +1,39 @@
 """CktLoop's database: circuits, datasets, simulation results, model versions and design campaigns.
 
 SQLite (default, ``sqlite:///cktloop.db``) or PostgreSQL, through SQLAlchemy; the schema is managed
-by Alembic migrations that ``Store.open`` applies automatically.
+by Alembic migrations that ``Store.open`` applies automatically. Reads return the typed records of
+``storage.records``.
 """
 
+from storage.engine import StoreError, default_url
 from storage.migrate import current_revision, head_revision, upgrade
-from storage.store import CandidateRecord, DatasetRow, Store, StoreError, default_url
+from storage.records import (
+    CampaignInfo,
+    CandidateInfo,
+    CandidateRecord,
+    DatasetEntry,
+    DatasetInfo,
+    DatasetRow,
+    Measured,
+    ModelInfo,
+    RefinementInfo,
+    TargetInfo,
+)
+from storage.store import Store
 
 __all__ = [
+    "CampaignInfo",
+    "CandidateInfo",
     "CandidateRecord",
+    "DatasetEntry",
+    "DatasetInfo",
     "DatasetRow",
+    "Measured",
+    "ModelInfo",
+    "RefinementInfo",
     "Store",
     "StoreError",
+    "TargetInfo",
     "current_revision",
     "default_url",
     "head_revision",

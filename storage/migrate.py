@@ -18,8 +18,12 @@ from sqlalchemy import Connection, Engine
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # pg_advisory_xact_lock key for schema migrations ("CKTL" in ASCII).
 _PG_MIGRATION_LOCK = 0x434B544C
-# Execution option that makes SQLite begin with BEGIN IMMEDIATE (see storage.store).
+# Execution option that makes SQLite begin with BEGIN IMMEDIATE (see storage.engine).
 WRITE_OPTION = "cktloop_write"
+
+
+class MigrationError(RuntimeError):
+    """A migration would leave the database inconsistent; it was rolled back."""
 
 
 def alembic_config(url: str | None = None, connection: Connection | None = None) -> Config:
@@ -47,10 +51,29 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database to ``revision`` in one locked transaction; a no-op when already there."""
+    """Migrate the database to ``revision`` in one locked transaction; a no-op when already there.
+
+    On SQLite, batch migrations rebuild tables (copy, drop, rename) that other tables refer to, so
+    foreign keys are not enforced while they run (SQLite switches that only outside a transaction);
+    instead every reference is checked before the transaction commits.
+    """
     with engine.connect() as conn:
-        conn.execution_options(**{WRITE_OPTION: True})
-        with conn.begin():
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
-            command.upgrade(alembic_config(connection=conn), revision)
+        sqlite = conn.dialect.name == "sqlite"
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        enforced = sqlite and raw.execute("PRAGMA foreign_keys").fetchone()[0]
+        if enforced:
+            raw.execute("PRAGMA foreign_keys = OFF")
+        try:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
+                command.upgrade(alembic_config(connection=conn), revision)
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+                    if broken is not None:
+                        raise MigrationError(f"the migration left table {broken[0]} with a dangling reference")
+        finally:
+            if enforced:
+                raw.execute("PRAGMA foreign_keys = ON")

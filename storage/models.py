@@ -1,15 +1,17 @@
 """The relational schema, as SQLAlchemy 2.0 typed declarative models.
 
 Every change here needs an Alembic migration in ``storage/migrations/versions``; a test checks
-that the migrated schema and this metadata agree. JSON columns are ``Text`` holding compact JSON,
-so the schema is the same on SQLite and PostgreSQL.
+that the migrated schema and this metadata agree. JSON columns are ``JSON`` (JSONB on PostgreSQL);
+a Python ``None`` in a nullable one is SQL NULL.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -22,7 +24,12 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+# JSON on SQLite, JSONB on PostgreSQL (the migrations use the same type).
+JSON_TYPE: TypeEngine[Any] = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 # Deterministic constraint names, so migrations can refer to (and drop) them on every backend.
 NAMING_CONVENTION = {
@@ -51,12 +58,14 @@ class Topology(Base):
     key: Mapped[str] = mapped_column(String(32), unique=True)
     n_stages: Mapped[int] = mapped_column(Integer)
     n_nodes: Mapped[int] = mapped_column(Integer)
-    structure: Mapped[str] = mapped_column(Text)  # JSON {"types": [...], "pos": [...], "edges": [[u, v], ...]}
+    structure: Mapped[dict[str, Any]] = mapped_column(
+        JSON_TYPE
+    )  # {"types": [...], "pos": [...], "edges": [[u, v], ...]}
     created_at: Mapped[datetime] = _created_at()
 
 
 class CircuitRow(Base):
-    """A sized circuit, stored as its canonical JSON and identified by its content hash."""
+    """A sized circuit, stored in its canonical JSON form and identified by its content hash."""
 
     __tablename__ = "circuits"
 
@@ -64,7 +73,7 @@ class CircuitRow(Base):
     key: Mapped[str] = mapped_column(String(32), unique=True, index=True)
     topology_id: Mapped[int] = mapped_column(ForeignKey("topologies.id"), index=True)
     grid: Mapped[str] = mapped_column(String(64))
-    circuit_json: Mapped[str] = mapped_column(Text)
+    circuit: Mapped[dict[str, Any]] = mapped_column(JSON_TYPE)  # renamed from circuit_json (0006)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -98,7 +107,7 @@ class Dataset(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     seed: Mapped[int] = mapped_column(Integer)
     n: Mapped[int] = mapped_column(Integer)
-    config: Mapped[str] = mapped_column(Text)  # JSON object
+    config: Mapped[dict[str, Any]] = mapped_column(JSON_TYPE)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -126,8 +135,8 @@ class ModelVersion(Base):
     kind: Mapped[str] = mapped_column(String(64))
     version: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(Text)
-    config: Mapped[str] = mapped_column(Text)  # JSON object
-    metrics: Mapped[str] = mapped_column(Text)  # JSON object
+    config: Mapped[dict[str, Any]] = mapped_column(JSON_TYPE)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON_TYPE)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -138,7 +147,7 @@ class Campaign(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    config: Mapped[str] = mapped_column(Text)  # JSON object
+    config: Mapped[dict[str, Any]] = mapped_column(JSON_TYPE)
     wall_s: Mapped[float] = mapped_column(Float, server_default="0")  # time spent running it, summed over runs
     created_at: Mapped[datetime] = _created_at()
 
@@ -158,13 +167,13 @@ class CampaignTarget(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
     name: Mapped[str] = mapped_column(String(200))
     position: Mapped[int] = mapped_column(Integer)  # order in the campaign file
-    bounds: Mapped[str] = mapped_column(Text)  # JSON {"gain_db": {"min": 60.0, "max": null}, ...}
+    bounds: Mapped[dict[str, Any]] = mapped_column(JSON_TYPE)  # {"gain_db": {"min": 60.0, "max": null}, ...}
     status: Mapped[str] = mapped_column(String(16))
     met: Mapped[bool | None] = mapped_column(Boolean)
     n_simulations: Mapped[int | None] = mapped_column(Integer)
     # candidates also refer to targets: the cycle is closed by ALTER (use_alter) after both exist.
     winner_candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id", use_alter=True))
-    summary: Mapped[str | None] = mapped_column(Text)  # JSON object
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON_TYPE)
     reason: Mapped[str | None] = mapped_column(Text)  # why the target failed (0005)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created_at()
@@ -183,7 +192,7 @@ class Candidate(Base):
     target_id: Mapped[int] = mapped_column(ForeignKey("campaign_targets.id"))
     circuit_id: Mapped[int] = mapped_column(ForeignKey("circuits.id"), index=True)
     source: Mapped[str] = mapped_column(String(32))  # generator, random, refine, seed, ...
-    spec_class: Mapped[str | None] = mapped_column(Text)  # JSON list of class indices
+    spec_class: Mapped[list[int] | None] = mapped_column(JSON_TYPE)  # class indices
     predicted_gain_db: Mapped[float | None] = mapped_column(Float)
     predicted_ugbw_hz: Mapped[float | None] = mapped_column(Float)
     predicted_pm_deg: Mapped[float | None] = mapped_column(Float)
@@ -207,7 +216,7 @@ class Refinement(Base):
     n_evaluations: Mapped[int] = mapped_column(Integer)
     fom_before: Mapped[float | None] = mapped_column(Float)
     fom_after: Mapped[float | None] = mapped_column(Float)
-    history: Mapped[str] = mapped_column(Text)  # JSON, e.g. best FoM per generation
+    history: Mapped[Any] = mapped_column(JSON_TYPE, nullable=False)  # e.g. best FoM per generation
     created_at: Mapped[datetime] = _created_at()
 
 

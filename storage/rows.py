@@ -1,7 +1,8 @@
 """Dataset rows from wherever they live: a JSONL export or a store URL.
 
 Training and evaluation take either, so a model can be trained from a file handed around as well
-as from a live store. Rows have the shape of ``Store.dataset_rows``.
+as from a live store. Rows are plain dicts in the export's shape (``DatasetEntry.to_dict``), the one
+form both sources share.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def load_rows(source: str | Path, dataset: str | None = None) -> list[dict[str, 
         from storage.store import Store
 
         with Store.open(text) as store:
-            return list(store.dataset_rows(dataset))
+            return [entry.to_dict() for entry in store.dataset_rows(dataset)]
     path = Path(text)
     if not path.is_file():
         raise CktLoopError(f"{path}: no such dataset file (give a .jsonl export or a store URL)")

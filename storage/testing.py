@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from circuits import Circuit, Performance, Sample, SimStatus, generate
-from storage.store import DatasetRow, Store
+from storage.records import DatasetRow
+from storage.store import Store
 
 _SAMPLES: dict[tuple[int, int], list[Sample]] = {}
 

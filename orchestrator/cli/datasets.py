@@ -6,7 +6,9 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from circuits import CktLoopError
 from orchestrator.cli.options import (
@@ -19,6 +21,9 @@ from orchestrator.cli.options import (
     positive_int,
 )
 from orchestrator.cli.sources import dataset_name, open_store
+
+if TYPE_CHECKING:
+    from storage import DatasetEntry
 
 OCB101_MIN_SIZINGS = 2  # the ocb101 preset keeps the best and the worst sizing of each topology
 
@@ -161,10 +166,10 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_rows(rows: Any, fh: Any) -> int:
+def _write_rows(rows: Iterable[DatasetEntry], fh: Any) -> int:
     count = 0
     for row in rows:
-        fh.write(json.dumps(row, separators=(",", ":")) + "\n")
+        fh.write(json.dumps(row.to_dict(), separators=(",", ":")) + "\n")
         count += 1
     return count
 
@@ -198,5 +203,5 @@ def _list(args: argparse.Namespace) -> int:
     if not datasets:
         print("no datasets")
     for d in datasets:
-        print(json.dumps(d, default=str))
+        print(json.dumps(asdict(d), default=str))
     return 0

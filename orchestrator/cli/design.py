@@ -12,6 +12,7 @@ from typing import Any
 
 from circuits import CktLoopError
 from circuits.targets import Target
+from generator.sampling import SAMPLING
 from orchestrator.cli.options import (
     STDIO,
     budget,
@@ -105,7 +106,7 @@ def _search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generator", type=input_file, help="generator checkpoint (default: the shipped one)")
     p.add_argument(
         "--sampling",
-        choices=("bank", "spec"),  # orchestrator.design.search.SAMPLING (not imported: it pulls in pymoo)
+        choices=SAMPLING,
         default="bank",
         help="generator latents: around the training circuits of the class (bank, default) or the paper's "
         "spec latent (spec)",
@@ -241,8 +242,8 @@ def _campaign_run(args: argparse.Namespace) -> int:
     summary = _run(args, campaign, show=not args.no_progress)
     print(
         f"campaign {summary['name']!r} (id {summary['id']}): {summary['met']} of {summary['targets']} targets met, "
-        f"{summary['done']} done, {summary['wall_s']:.1f} s. Report: cktloop campaign report {summary['name']} "
-        f"--out report/"
+        f"{summary['done']} done, {summary['failed']} failed, {summary['wall_s']:.1f} s. "
+        f"Report: cktloop campaign report {summary['name']} --out report/"
     )
     return 0
 
@@ -274,17 +275,17 @@ def _campaign_report(args: argparse.Namespace) -> int:
 
     with Store.open(args.db) as store:
         info = store.campaign(_id_or_name(args.campaign))
-        records = campaign_records(store, info["id"])
+        records = campaign_records(store, info.id)
         base_info = store.campaign(_id_or_name(args.baseline)) if args.baseline else None
-        baseline = campaign_records(store, base_info["id"]) if base_info else None
-    facts = {
-        "campaign": info["name"],
-        "targets": info["targets"],
-        "created": str(info.get("created_at")),
-        "wall_time_s": info["wall_s"],
+        baseline = campaign_records(store, base_info.id) if base_info else None
+    facts: dict[str, Any] = {
+        "campaign": info.name,
+        "targets": info.targets,
+        "created": str(info.created_at),
+        "wall_time_s": info.wall_s,
     }
     if base_info:
-        facts["baseline_wall_time_s"] = base_info["wall_s"]
+        facts["baseline_wall_time_s"] = base_info.wall_s
     path = write_report(records, args.out, baseline=baseline, facts=facts)
     print(f"report: {path}")
     return 0
@@ -298,7 +299,7 @@ def _campaign_draw(args: argparse.Namespace) -> int:
     from storage import Store
 
     with Store.open(args.db) as store:
-        rows = list(store.dataset_rows(args.dataset))
+        rows = [entry.to_dict() for entry in store.dataset_rows(args.dataset)]
     classes = spec_classes("cktloop")
     if args.kind == "paper":
         present = {c for c in (classes.classify(r) for r in rows) if c is not None}
@@ -333,7 +334,7 @@ def _campaign_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no campaigns in the store")
     for r in rows:
-        print(f"{r['id']:>4}  {r['name']:<40} targets {r['targets']:>4}  done {r['done']:>4}  met {r['met']:>4}")
+        print(f"{r.id:>4}  {r.name:<40} targets {r.targets:>4}  done {r.done:>4}  failed {r.failed:>4}  met {r.met:>4}")
     return 0
 
 

@@ -44,7 +44,7 @@ def dataset_name(store: Store, name: str | None, option: str) -> str:
     """``name``, or the store's only dataset; ``option`` is the flag that names one, for the error."""
     if name:
         return name
-    names = [d["name"] for d in store.datasets()]
+    names = [d.name for d in store.datasets()]
     if len(names) == 1:
         return str(names[0])
     if not names:

@@ -21,7 +21,7 @@ import numpy as np
 
 from circuits import Circuit, FamilyConfig, generate, ocb_figure_of_merit
 from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
-from storage import DatasetRow, Store
+from storage import DatasetEntry, DatasetRow, Store
 
 PRESETS = ("family", "ocb101")
 TEST_FRACTION = 0.1
@@ -152,15 +152,15 @@ def _build_ocb101(
     report = build_dataset(
         store, topologies * k, seed, pool_name, family, pool_config, pool_factory, progress, preset="family"
     )
-    by_topology: dict[int, list[dict]] = {}
+    by_topology: dict[int, list[DatasetEntry]] = {}
     for row in store.dataset_rows(pool_name):
-        by_topology.setdefault(row["topology_number"], []).append(row)
+        by_topology.setdefault(row.topology_number, []).append(row)
     chosen: list[DatasetRow] = []
     for number in range(topologies):
         best, worst = best_and_worst(by_topology[number])
         for row in (best, worst):
-            circuit = Circuit.from_dict(row["circuit"])
-            chosen.append(DatasetRow(len(chosen), number, row["sizing"], row["split"], circuit))
+            circuit = Circuit.from_dict(row.circuit)
+            chosen.append(DatasetRow(len(chosen), number, row.sizing, row.split, circuit))
     config = {"preset": "ocb101", "pool": pool_name, "family": asdict(family), "test_fraction": TEST_FRACTION}
     dataset_id = store.ensure_dataset(name, seed, n, config)
     store.add_dataset_circuits(dataset_id, chosen[:n])
@@ -169,15 +169,16 @@ def _build_ocb101(
     return report
 
 
-def best_and_worst(rows: list[dict]) -> tuple[dict, dict]:
+def best_and_worst(rows: list[DatasetEntry]) -> tuple[DatasetEntry, DatasetEntry]:
     """The sizings with the highest and the lowest OCB FoM (a failure is −∞); never the same row."""
 
-    def fom(row: dict) -> float:
-        if row["status"] != "ok" or row["pm_ocb_deg"] is None:
+    def fom(row: DatasetEntry) -> float:
+        m = row.measured
+        if m.status != "ok" or m.gain_db is None or m.ugbw_hz is None or m.pm_ocb_deg is None:
             return float("-inf")
-        return ocb_figure_of_merit(row["gain_db"], row["ugbw_hz"], row["pm_ocb_deg"])
+        return ocb_figure_of_merit(m.gain_db, m.ugbw_hz, m.pm_ocb_deg)
 
-    ordered = sorted(rows, key=lambda row: (-fom(row), row["sizing"]))
+    ordered = sorted(rows, key=lambda row: (-fom(row), row.sizing))
     best, rest = ordered[0], ordered[1:]
-    worst = min(rest, key=lambda row: (fom(row), row["sizing"]))
+    worst = min(rest, key=lambda row: (fom(row), row.sizing))
     return best, worst

@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 
 from circuits import CktLoopError
+from circuits.specs import TARGET_FIELDS
+from storage.records import DatasetEntry
 
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
-SPECS = ("gain_db", "ugbw_hz", "pm_deg", "fom", "pm_ocb_deg")
+SPECS = (*TARGET_FIELDS, "pm_ocb_deg")
 COMPARED = {"gain_db": "gain_db", "ugbw_hz": "ugbw_hz", "pm_ocb_deg": "pm_deg"}  # ours -> OCB's column
 
 
@@ -57,13 +59,13 @@ def _quantiles(values: np.ndarray) -> list[float] | None:
     return [float(v) for v in np.quantile(values, QUANTILES)] if values.size else None
 
 
-def stats(rows: Sequence[dict[str, Any]], ocb_path: Path | None) -> dict[str, Any]:
+def stats(rows: Sequence[DatasetEntry], ocb_path: Path | None) -> dict[str, Any]:
     """Status counts, split counts, quantiles per spec, and KS distances to OCB-101 if given."""
     from scipy.stats import ks_2samp
 
-    statuses = Counter(str(r["status"]) for r in rows)
-    splits = Counter(str(r["split"]) for r in rows)
-    ok = [r for r in rows if r["status"] == "ok"]
+    statuses = Counter(str(r.measured.status) for r in rows)
+    splits = Counter(r.split for r in rows)
+    ok = [r.measured.to_dict() for r in rows if r.measured.status == "ok"]
     ours = {name: np.array([r.get(name) for r in ok], dtype=float) for name in SPECS}
     ours = {name: values[np.isfinite(values)] for name, values in ours.items()}
     result: dict[str, Any] = {

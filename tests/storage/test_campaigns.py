@@ -57,13 +57,13 @@ def test_campaign_and_targets_are_created_once(store: Store) -> None:
 
     camp = store.campaign("demo")
     assert camp == store.campaign(cid) == store.campaigns()[0]
-    assert (camp["name"], camp["config"], camp["targets"], camp["done"], camp["met"]) == ("demo", CONFIG, 2, 0, 0)
+    assert (camp.name, camp.config, camp.targets, camp.done, camp.met) == ("demo", CONFIG, 2, 0, 0)
     listed = store.campaign_targets("demo")
-    assert [t["name"] for t in listed] == ["fast", "stable"]
-    assert [t["position"] for t in listed] == [0, 1]
-    assert listed[0]["bounds"] == FAST["bounds"]
-    assert listed[1]["status"] == "pending"
-    assert (listed[1]["met"], listed[1]["n_simulations"], listed[1]["summary"], listed[1]["finished_at"]) == (
+    assert [t.name for t in listed] == ["fast", "stable"]
+    assert [t.position for t in listed] == [0, 1]
+    assert listed[0].bounds == FAST["bounds"]
+    assert listed[1].status == "pending"
+    assert (listed[1].met, listed[1].n_simulations, listed[1].summary, listed[1].finished_at) == (
         None,
         None,
         None,
@@ -74,16 +74,16 @@ def test_campaign_and_targets_are_created_once(store: Store) -> None:
 
 def test_campaign_time_adds_up_over_runs(store: Store) -> None:
     cid = store.ensure_campaign("demo", CONFIG)
-    assert store.campaign(cid)["wall_s"] == 0.0
+    assert store.campaign(cid).wall_s == 0.0
     store.add_campaign_time(cid, 12.5)
     store.add_campaign_time("demo", 7.25)  # a resumed run adds its own time
-    assert store.campaign("demo")["wall_s"] == pytest.approx(19.75)
+    assert store.campaign("demo").wall_s == pytest.approx(19.75)
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(StoreError, match="campaign time"):
             store.add_campaign_time(cid, bad)
     with pytest.raises(StoreError, match="nope"):
         store.add_campaign_time("nope", 1.0)
-    assert store.campaign(cid)["wall_s"] == pytest.approx(19.75)
+    assert store.campaign(cid).wall_s == pytest.approx(19.75)
 
 
 def test_a_changed_campaign_file_is_refused_naming_what_changed(store: Store) -> None:
@@ -123,19 +123,19 @@ def test_candidates_re_added_keep_their_ids_and_add_no_rows(store: Store, target
     assert after["circuits"] == before["circuits"] + 1
 
     rows = store.candidates(tid)
-    assert [r["id"] for r in rows] == [*ids, again[0], other_source[0]]
+    assert [r.id for r in rows] == [*ids, again[0], other_source[0]]
     gen = rows[0]
-    assert Circuit.from_dict(gen["circuit"]).key == a.key == gen["key"]
-    assert (gen["source"], gen["spec_class"], gen["model_version"], gen["round"]) == (
+    assert Circuit.from_dict(gen.circuit).key == a.key == gen.key
+    assert (gen.source, gen.spec_class, gen.model_version, gen.round) == (
         "generator",
         [1, 3, 2],
         "gen-1",
         0,
     )
-    assert gen["predicted"] == {"gain_db": 61.5, "fom": 2.25}
-    assert (rows[1]["predicted"], rows[1]["spec_class"], rows[1]["round"]) == (None, None, 1)
+    assert gen.predicted == {"gain_db": 61.5, "fom": 2.25}
+    assert (rows[1].predicted, rows[1].spec_class, rows[1].round) == (None, None, 1)
     assert store.candidates(target_ids["stable"]) == []  # candidates belong to their target
-    assert store.target(tid)["candidates"] == 4
+    assert store.target(tid).candidates == 4
     assert store.add_candidates(tid, []) == []
 
 
@@ -150,17 +150,25 @@ def test_measured_specs_join_from_the_simulations_table(store: Store, target_ids
     store.add_simulations(
         "ngspice", "43", [(a.key, ok, 0.2), (b.key, Performance.failed(SimStatus.SIM_ERROR, "x"), None)]
     )
-    rows = {r["key"]: r for r in store.candidates(tid)}
-    assert rows[a.key]["status"] == "ok"
-    assert (rows[a.key]["gain_db"], rows[a.key]["ugbw_hz"], rows[a.key]["pm_deg"]) == (62.0, 2.5e8, 71.0)
-    assert ok.fom is not None and math.isclose(rows[a.key]["fom"], ok.fom, rel_tol=1e-12)
-    assert (rows[b.key]["status"], rows[b.key]["error"], rows[b.key]["gain_db"]) == ("sim_error", "x", None)
-    assert (rows[c.key]["status"], rows[c.key]["gain_db"], rows[c.key]["fom"]) == (None, None, None)
-    assert Target.from_mapping("fast", {"gain_db": {"min": 60}}).met_by(rows[a.key])  # rows work as results
+    rows = {r.key: r for r in store.candidates(tid)}
+    assert rows[a.key].measured.status == "ok"
+    assert (rows[a.key].measured.gain_db, rows[a.key].measured.ugbw_hz, rows[a.key].measured.pm_deg) == (
+        62.0,
+        2.5e8,
+        71.0,
+    )
+    assert ok.fom is not None and math.isclose(rows[a.key].measured.fom, ok.fom, rel_tol=1e-12)
+    assert (rows[b.key].measured.status, rows[b.key].measured.error, rows[b.key].measured.gain_db) == (
+        "sim_error",
+        "x",
+        None,
+    )
+    assert (rows[c.key].measured.status, rows[c.key].measured.gain_db, rows[c.key].measured.fom) == (None, None, None)
+    assert Target.from_mapping("fast", {"gain_db": {"min": 60}}).met_by(rows[a.key].measured.to_dict())
     assert [k for k, circuit in store.pending_candidates(tid)] == [c.key]
     assert store.pending_candidates(tid)[0][1] == c.canonical()
-    assert store.candidates(target_ids["stable"])[0]["status"] == "ok"
-    assert {r["status"] for r in store.candidates(tid, simulator="xyce")} == {None}
+    assert store.candidates(target_ids["stable"])[0].measured.status == "ok"
+    assert {r.measured.status for r in store.candidates(tid, simulator="xyce")} == {None}
 
 
 def test_lineage_and_refinements_round_trip(store: Store, target_ids: dict[str, int]) -> None:
@@ -172,21 +180,21 @@ def test_lineage_and_refinements_round_trip(store: Store, target_ids: dict[str, 
     gen2 = store.add_candidates(
         tid, [CandidateRecord(c, "refine", tuple(np.array([2, 0, 1])), parent_id=np.int64(gen1[0]), round=np.int64(2))]
     )
-    parents = {r["id"]: r["parent_id"] for r in store.candidates(np.int64(tid))}
+    parents = {r.id: r.parent_id for r in store.candidates(np.int64(tid))}
     assert parents == {seed: None, gen1[0]: seed, gen2[0]: gen1[0]}
-    assert store.candidates(tid)[2]["spec_class"] == [2, 0, 1]
+    assert store.candidates(tid)[2].spec_class == [2, 0, 1]
 
     args = (tid, seed, gen2[0], 120, 1.5, 2.75, [1.5, 2.0, 2.75])
     rid = store.add_refinement(*args)
     assert store.add_refinement(*args) == rid  # a resumed run recording it again
     (ref,) = store.refinements(tid)
-    assert (ref["id"], ref["seed_candidate_id"], ref["result_candidate_id"], ref["n_evaluations"]) == (
+    assert (ref.id, ref.seed_candidate_id, ref.result_candidate_id, ref.n_evaluations) == (
         rid,
         seed,
         gen2[0],
         120,
     )
-    assert (ref["fom_before"], ref["fom_after"], ref["history"]) == (1.5, 2.75, [1.5, 2.0, 2.75])
+    assert (ref.fom_before, ref.fom_after, ref.history) == (1.5, 2.75, [1.5, 2.0, 2.75])
     with pytest.raises(StoreError, match=r"refinement of candidate \d+ is already recorded with a different fom_after"):
         store.add_refinement(tid, seed, gen2[0], 120, 1.5, 3.0, [1.5, 2.0, 2.75])
     with pytest.raises(StoreError, match=r"seed candidate \d+ belongs to target id"):
@@ -197,23 +205,23 @@ def test_lineage_and_refinements_round_trip(store: Store, target_ids: dict[str, 
 def test_finishing_targets_and_campaign_counts(store: Store, target_ids: dict[str, int]) -> None:
     fast, stable = target_ids["fast"], target_ids["stable"]
     (winner,) = store.add_candidates(fast, [CandidateRecord(distinct_circuits(1)[0], "generator")])
-    assert [t["name"] for t in store.unfinished_targets("demo")] == ["fast", "stable"]
+    assert [t.name for t in store.unfinished_targets("demo")] == ["fast", "stable"]
 
     summary = {"arms": {"generator": 3}, "history": [0.5, 1.25], "class_mode": "inside"}
     store.finish_target(fast, True, winner, 37, summary)
     store.finish_target(fast, True, winner, 37, summary)  # the same verdict again: a no-op
     done = store.target(fast)
-    assert (done["status"], done["met"], done["winner_candidate_id"], done["n_simulations"]) == (
+    assert (done.status, done.met, done.winner_candidate_id, done.n_simulations) == (
         "done",
         True,
         winner,
         37,
     )
-    assert done["summary"] == summary and done["finished_at"] is not None
-    assert [t["name"] for t in store.unfinished_targets("demo")] == ["stable"]
-    assert [t["name"] for t in store.campaign_targets("demo", status="done")] == ["fast"]
+    assert done.summary == summary and done.finished_at is not None
+    assert [t.name for t in store.unfinished_targets("demo")] == ["stable"]
+    assert [t.name for t in store.campaign_targets("demo", status="done")] == ["fast"]
     camp = store.campaign("demo")
-    assert (camp["targets"], camp["done"], camp["met"]) == (2, 1, 1)
+    assert (camp.targets, camp.done, camp.met) == (2, 1, 1)
 
     with pytest.raises(StoreError, match=r"target 'fast' of campaign 'demo' is already finished with a different met"):
         store.finish_target(fast, False, None, 37, summary)
@@ -222,7 +230,7 @@ def test_finishing_targets_and_campaign_counts(store: Store, target_ids: dict[st
     store.finish_target(stable, False, None, 50)
     assert store.unfinished_targets("demo") == []
     camp = store.campaigns()[0]
-    assert (camp["targets"], camp["done"], camp["met"]) == (2, 2, 1)
+    assert (camp.targets, camp.done, camp.met) == (2, 2, 1)
     assert store.target(fast) == done  # never reopened
 
 
@@ -230,26 +238,26 @@ def test_a_failed_target_keeps_its_reason_and_is_retried(store: Store, target_id
     fast, stable = target_ids["fast"], target_ids["stable"]
     store.fail_target(fast, "KeyError: 'abc'")
     failed = store.target(fast)
-    assert (failed["status"], failed["reason"], failed["met"]) == ("failed", "KeyError: 'abc'", None)
-    assert failed["finished_at"] is not None
+    assert (failed.status, failed.reason, failed.met) == ("failed", "KeyError: 'abc'", None)
+    assert failed.finished_at is not None
     store.fail_target(fast, "x" * 5000)  # failing again keeps the newest reason, cut to its column's limit
-    assert store.target(fast)["reason"] == "x" * 2000
-    assert [t["name"] for t in store.campaign_targets("demo", status="failed")] == ["fast"]
-    assert [t["name"] for t in store.unfinished_targets("demo")] == ["fast", "stable"]  # a re-run retries it
+    assert store.target(fast).reason == "x" * 2000
+    assert [t.name for t in store.campaign_targets("demo", status="failed")] == ["fast"]
+    assert [t.name for t in store.unfinished_targets("demo")] == ["fast", "stable"]  # a re-run retries it
     camp = store.campaign("demo")
-    assert (camp["targets"], camp["done"], camp["failed"], camp["met"]) == (2, 0, 1, 0)
+    assert (camp.targets, camp.done, camp.failed, camp.met) == (2, 0, 1, 0)
 
     store.finish_target(fast, False, None, 12)  # the retry succeeds
     done = store.target(fast)
-    assert (done["status"], done["reason"], done["n_simulations"]) == ("done", None, 12)
-    assert (store.campaign("demo")["done"], store.campaign("demo")["failed"]) == (1, 0)
+    assert (done.status, done.reason, done.n_simulations) == ("done", None, 12)
+    assert (store.campaign("demo").done, store.campaign("demo").failed) == (1, 0)
     with pytest.raises(StoreError, match="target 'fast' of campaign 'demo' is already finished"):
         store.fail_target(fast, "late")
     with pytest.raises(StoreError, match="a failure reason must be a non-empty string"):
         store.fail_target(stable, " ")
     with pytest.raises(StoreError, match="no campaign target with id 999"):
         store.fail_target(999, "boom")
-    assert store.target(fast) == done and store.target(stable)["status"] == "pending"
+    assert store.target(fast) == done and store.target(stable).status == "pending"
 
 
 def test_bad_input_is_named(store: Store, target_ids: dict[str, int]) -> None:
@@ -297,7 +305,7 @@ def test_bad_input_is_named(store: Store, target_ids: dict[str, int]) -> None:
     with pytest.raises(StoreError, match="n_simulations must be a non-negative integer"):
         store.finish_target(fast, False, None, -1)
     assert table_counts(store)["candidates"] == 0  # every refused write left nothing behind
-    assert store.target(fast)["status"] == "pending"
+    assert store.target(fast).status == "pending"
 
 
 def test_concurrent_runners_for_different_targets(db_url: str, store: Store) -> None:
@@ -333,7 +341,7 @@ def test_concurrent_runners_for_different_targets(db_url: str, store: Store) -> 
     assert counts["candidates"] == 3 * 6 + len(pool)
     assert counts["circuits"] == len(pool)
     assert store.unfinished_targets("shared") == []
-    assert [len(store.candidates(t["id"])) for t in store.campaign_targets("shared")] == [
+    assert [len(store.candidates(t.id)) for t in store.campaign_targets("shared")] == [
         6 + len(pool),
         6,
         6,

@@ -35,15 +35,15 @@ def test_round_trip_of_circuits_and_performances(store: Store) -> None:
     store.add_simulations("ngspice", "43", results_for(keys))
 
     exported = list(store.dataset_rows("d"))
-    assert [e["position"] for e in exported] == [r.position for r in data]
+    assert [e.position for e in exported] == [r.position for r in data]
     for row, e in zip(data, exported, strict=True):
-        assert e["id"] == row.circuit.key
-        assert e["topology"] == row.circuit.topology_key
-        assert (e["topology_number"], e["sizing"], e["split"]) == (row.topology_number, row.sizing, row.split)
-        assert Circuit.from_dict(e["circuit"]) == row.circuit.canonical()
-        assert Circuit.from_dict(e["circuit"]).key == row.circuit.key
+        assert e.id == row.circuit.key
+        assert e.topology == row.circuit.topology_key
+        assert (e.topology_number, e.sizing, e.split) == (row.topology_number, row.sizing, row.split)
+        assert Circuit.from_dict(e.circuit) == row.circuit.canonical()
+        assert Circuit.from_dict(e.circuit).key == row.circuit.key
         expected = fake_performance(row.circuit.key).to_dict()
-        got = {k: e[k] for k in expected}
+        got = e.measured.to_dict()
         assert got["status"] == expected["status"]
         assert got["error"] == expected["error"]
         for name in ("gain_db", "ugbw_hz", "pm_deg", "fom"):
@@ -51,16 +51,16 @@ def test_round_trip_of_circuits_and_performances(store: Store) -> None:
                 assert got[name] is None
             else:
                 assert math.isclose(got[name], expected[name], rel_tol=1e-12)
-    assert {e["status"] for e in exported} == {"ok", "sim_error", "no_crossing"}  # the data covers every path
+    assert {e.measured.status for e in exported} == {"ok", "sim_error", "no_crossing"}  # the data covers every path
     # The same export by id, and for a simulator with no results yet.
-    assert [e["id"] for e in store.dataset_rows(did)] == keys
-    assert {e["status"] for e in store.dataset_rows("d", simulator="xyce")} == {None}
+    assert [e.id for e in store.dataset_rows(did)] == keys
+    assert {e.measured.status for e in store.dataset_rows("d", simulator="xyce")} == {None}
 
     with store.engine.connect() as conn:
         sim = conn.execute(select(simulations).where(simulations.c.simulator == "ngspice")).first()
         topo = conn.execute(select(topologies).limit(1)).one()
     assert sim is not None and sim.simulator_version == "43" and sim.seconds is not None
-    assert topo.n_stages in (2, 3) and 3 <= topo.n_nodes <= 8 and '"types"' in topo.structure
+    assert topo.n_stages in (2, 3) and 3 <= topo.n_nodes <= 8 and set(topo.structure) == {"types", "pos", "edges"}
 
 
 def test_adding_the_same_rows_twice_changes_nothing(store: Store) -> None:
@@ -78,7 +78,7 @@ def test_adding_the_same_rows_twice_changes_nothing(store: Store) -> None:
     store.add_simulations("ngspice", "44", results_for(keys[::-1]))  # a re-run keeps the first result
     again = counts(store)
     assert again == {**first, "simulations": len(data)}
-    assert {e["error"] for e in store.dataset_rows("d")} == {fake_performance(k).error for k in keys}
+    assert {e.measured.error for e in store.dataset_rows("d")} == {fake_performance(k).error for k in keys}
 
 
 def test_circuits_are_shared_between_datasets(store: Store) -> None:
@@ -92,10 +92,10 @@ def test_circuits_are_shared_between_datasets(store: Store) -> None:
     # A result lands once per circuit and shows in every dataset holding it.
     assert len(store.pending(a, "ngspice")) == len(data) - 10
     assert len(store.pending("b", "ngspice")) == 10
-    summary = {d["name"]: d for d in store.datasets()}
-    assert summary["a"]["members"] == len(data) and summary["b"]["members"] == 20
-    assert summary["a"]["simulated"] == summary["b"]["simulated"] == {"ngspice": 10}
-    assert summary["b"]["config"]["note"] == "prefix" and summary["b"]["seed"] == 1
+    summary = {d.name: d for d in store.datasets()}
+    assert summary["a"].members == len(data) and summary["b"].members == 20
+    assert summary["a"].simulated == summary["b"].simulated == {"ngspice": 10}
+    assert summary["b"].config["note"] == "prefix" and summary["b"].seed == 1
 
 
 def test_pending_shrinks_as_simulations_land(store: Store) -> None:
@@ -114,7 +114,7 @@ def test_pending_shrinks_as_simulations_land(store: Store) -> None:
 
     store.add_simulations("ngspice", "43", results_for([k for k, _ in left]))
     assert store.pending(did, "ngspice") == []
-    assert store.datasets()[0]["simulated"] == {"ngspice": len(data)}
+    assert store.datasets()[0].simulated == {"ngspice": len(data)}
 
 
 def test_failed_write_leaves_the_store_unchanged(store: Store) -> None:
@@ -159,12 +159,12 @@ def test_ensure_dataset_refuses_other_settings_and_grows(store: Store) -> None:
     assert "config extra unset (requested true)" in message and "config test_fraction 0.2 (requested 0.3)" in message
 
     assert store.ensure_dataset("d", 1, 250, CONFIG) == did
-    assert store.datasets()[0]["n"] == 250
+    assert store.datasets()[0].n == 250
     assert store.ensure_dataset("d", 1, 10, CONFIG) == did  # a prefix: n stays
-    assert store.datasets()[0]["n"] == 250
+    assert store.datasets()[0].n == 250
     with pytest.raises(StoreError, match="not JSON-serialisable"):
         store.ensure_dataset("e", 1, 10, {"bad": object()})
-    assert [d["name"] for d in store.datasets()] == ["d"]
+    assert [d.name for d in store.datasets()] == ["d"]
 
 
 def test_a_circuit_repeated_in_the_stream_is_held_once_at_its_first_position(store: Store) -> None:
@@ -173,8 +173,8 @@ def test_a_circuit_repeated_in_the_stream_is_held_once_at_its_first_position(sto
     repeat = DatasetRow(30, 1, 10, "train", data[3].circuit)
     store.add_dataset_circuits(did, [*data, repeat])
     exported = list(store.dataset_rows(did))
-    assert [e["position"] for e in exported] == [r.position for r in data]
-    assert store.datasets()[0]["members"] == len(data)
+    assert [e.position for e in exported] == [r.position for r in data]
+    assert store.datasets()[0].members == len(data)
 
 
 def test_a_position_holding_another_circuit_is_refused(store: Store) -> None:
@@ -210,13 +210,18 @@ def test_simulation_values_keep_their_precision_and_failures(store: Store) -> No
     store.add_simulations("mna", "1", [(circuit.key, Performance.failed(SimStatus.TIMEOUT, "took > 10 s"), None)])
     (ng,) = store.dataset_rows("d")
     (mna,) = store.dataset_rows("d", simulator="mna")
-    assert (ng["gain_db"], ng["ugbw_hz"], ng["pm_deg"], ng["fom"]) == (
+    assert (ng.measured.gain_db, ng.measured.ugbw_hz, ng.measured.pm_deg, ng.measured.fom) == (
         perf.gain_db,
         perf.ugbw_hz,
         perf.pm_deg,
         perf.fom,
     )
-    assert (mna["status"], mna["error"], mna["fom"], mna["gain_db"]) == ("timeout", "took > 10 s", None, None)
+    assert (mna.measured.status, mna.measured.error, mna.measured.fom, mna.measured.gain_db) == (
+        "timeout",
+        "took > 10 s",
+        None,
+        None,
+    )
     with pytest.raises(StoreError, match="simulator must be a non-empty string"):
         store.add_simulations("", "1", [(circuit.key, perf, None)])
 
@@ -229,7 +234,7 @@ def test_model_versions(store: Store) -> None:
     with pytest.raises(StoreError, match="already registered with a different path, metrics"):
         store.register_model("surrogate", "v1", "/models/other.pt", {"layers": 3}, {"mae": 0.5})
     got = store.model_versions("surrogate")
-    assert [(m["id"], m["version"], m["metrics"]) for m in got] == [(a, "v1", {"mae": 0.12}), (b, "v2", {"mae": 0.09})]
+    assert [(m.id, m.version, m.metrics) for m in got] == [(a, "v1", {"mae": 0.12}), (b, "v2", {"mae": 0.09})]
     assert len(store.model_versions()) == 3
 
 

@@ -55,6 +55,6 @@ def test_concurrent_writers_with_overlapping_rows(db_url: str) -> None:
             "dataset_circuits": len(expected),
         }
         exported = list(store.dataset_rows("shared"))
-        assert store.datasets()[0]["n"] == STEP * (WORKERS - 1) + SPAN  # grown by the writer of the last span
-    assert [e["id"] for e in exported] == [r.circuit.key for r in expected]
-    assert all(e["status"] == fake_performance(e["id"]).status.value for e in exported)
+        assert store.datasets()[0].n == STEP * (WORKERS - 1) + SPAN  # grown by the writer of the last span
+    assert [e.id for e in exported] == [r.circuit.key for r in expected]
+    assert all(e.measured.status == fake_performance(e.id).status.value for e in exported)

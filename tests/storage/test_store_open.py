@@ -19,7 +19,7 @@ def test_migrated_schema_matches_the_models(store: Store) -> None:
         tables = set(inspect(conn).get_table_names())
     assert diffs == []
     assert tables == {*Base.metadata.tables, "alembic_version"}
-    assert current_revision(store.engine) == head_revision() == "0005"
+    assert current_revision(store.engine) == head_revision() == "0006"
 
 
 def test_upgrading_from_the_first_schema_keeps_results(db_url: str) -> None:
@@ -34,7 +34,7 @@ def test_upgrading_from_the_first_schema_keeps_results(db_url: str) -> None:
     engine.dispose()
     with Store.open(db_url) as store:
         assert current_revision(store.engine) == head_revision()
-        assert [d["name"] for d in store.datasets()] == ["old"]
+        assert [d.name for d in store.datasets()] == ["old"]
         columns = {c["name"] for c in inspect(store.engine).get_columns("simulations")}
         assert "pm_ocb_deg" in columns
 
@@ -43,7 +43,7 @@ def test_reopening_a_migrated_database_keeps_its_data(db_url: str) -> None:
     with Store.open(db_url) as store:
         store.ensure_dataset("d", 1, 10, {})
     with Store.open(db_url) as store:
-        assert [d["name"] for d in store.datasets()] == ["d"]
+        assert [d.name for d in store.datasets()] == ["d"]
         assert current_revision(store.engine) == head_revision()
 
 

@@ -51,12 +51,12 @@ def test_a_random_campaign_runs_resumes_exports_and_reports(ray_session, campaig
     assert "2 of 3 targets met" in capsys.readouterr().out
     before = _rows(db)
     with Store.open(db) as store:
-        wall = store.campaign("smoke")["wall_s"]
+        wall = store.campaign("smoke").wall_s
     assert wall > 0  # the run's time is on record
     assert main(args) == 0  # everything done: nothing re-run, nothing added
     assert _rows(db) == before
     with Store.open(db) as store:
-        assert store.campaign("smoke")["wall_s"] == wall
+        assert store.campaign("smoke").wall_s == wall
 
     out = tmp_path / "exports" / "smoke.jsonl"  # a missing folder is created
     assert main(["campaign", "export", "smoke", "--out", str(out), "--db", db]) == 0
