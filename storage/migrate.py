@@ -55,7 +55,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     On SQLite, batch migrations rebuild tables (copy, drop, rename) that other tables refer to, so
     foreign keys are not enforced while they run (SQLite switches that only outside a transaction);
-    instead every reference is checked before the transaction commits.
+    instead, when a migration ran, every reference is checked before the transaction commits.
     """
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
@@ -69,8 +69,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             with conn.begin():
                 if conn.dialect.name == "postgresql":
                     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
+                before = MigrationContext.configure(conn).get_current_revision()
                 command.upgrade(alembic_config(connection=conn), revision)
-                if sqlite:
+                if sqlite and MigrationContext.configure(conn).get_current_revision() != before:
                     broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
                     if broken is not None:
                         raise MigrationError(f"the migration left table {broken[0]} with a dangling reference")

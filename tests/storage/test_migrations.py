@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from circuits import Circuit, Performance, SimStatus
-from storage import Store, current_revision, head_revision, upgrade
+from storage import Store, StoreError, current_revision, head_revision, upgrade
 from storage.testing import samples
 
 CONFIG = {"family": {"p_slot": 0.6}, "test_fraction": 0.2, "note": "ünïcode"}
@@ -131,3 +132,24 @@ def test_a_0004_store_upgrades_with_its_rows_equal(db_url: str) -> None:
         assert store.target(pending.id).status == "failed"
         assert store.ensure_dataset("old", 1, 1, dict(reversed(CONFIG.items()))) == info.id
         assert store.ensure_targets("c", [{"name": "a", "bounds": BOUNDS}]) == {"a": done.id}
+
+
+def test_an_upgrade_that_would_leave_a_dangling_reference_is_refused(sqlite_url: str) -> None:
+    """SQLite rebuilds tables with foreign keys unenforced, so the upgrade checks them before it commits."""
+    engine = create_engine(sqlite_url)  # a plain engine: SQLite leaves foreign keys unenforced
+    upgrade(engine, "0004")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO campaigns (name, config) VALUES ('c', '{}')"))
+        conn.execute(
+            text(
+                "INSERT INTO campaign_targets (campaign_id, name, position, bounds, status)"
+                " VALUES (1, 'a', 0, '{}', 'pending')"
+            )
+        )
+        conn.execute(text("INSERT INTO candidates (target_id, circuit_id, source, round) VALUES (1, 99, 'x', 0)"))
+    engine.dispose()
+    with pytest.raises(StoreError, match=r"schema migration failed \(the migration left table candidates with a dangl"):
+        Store.open(sqlite_url)
+    engine = create_engine(sqlite_url)
+    assert current_revision(engine) == "0004"  # rolled back whole
+    engine.dispose()
