@@ -165,15 +165,11 @@ def _run(args: argparse.Namespace, campaign: Any, show: bool) -> dict[str, Any]:
 
     settings = _settings(args)
     with Store.open(args.db) as store:
+        reference = load_reference(store, args.reference)
         bar = _progress_bar(len(campaign.targets)) if show else None
         try:
             return run_campaign(
-                store,
-                campaign,
-                settings,
-                address=args.address,
-                on_progress=bar,
-                reference_rows=load_reference(store, args.reference),
+                store, campaign, settings, address=args.address, on_progress=bar, reference_rows=reference
             )
         finally:
             if bar is not None:

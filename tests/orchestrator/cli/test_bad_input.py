@@ -85,6 +85,7 @@ CASES = [
     # design
     (["design", "--target", "gain_db>=60", "--budget", "0"], ["argument --budget", "at least 1", "0"]),
     (["design", "--target", "gain_db>=sixty"], ["gain_db>=sixty"]),
+    (["design", "--target", "slew_rate>=1"], ["slew_rate", "unknown spec"]),
     (["design", "--target", "gain_db>=60", "--generator", "{tmp}/random.pt"], ["random.pt", "generator checkpoint"]),
     (["design", "--target", "gain_db>=60", "--policy", "greedy-ish"], ["argument --policy", "invalid choice"]),
     # campaign run, export, report, draw, list
@@ -94,6 +95,9 @@ CASES = [
     (["campaign", "run", "{tmp}/random.pt"], ["random.pt"]),
     (["campaign", "run", "{tmp}/missing.yaml"], ["argument file", "no such file"]),
     (["campaign", "run", DEMO, "--random", "--db", UNREACHABLE], ["cannot open database"]),
+    (["campaign", "run", DEMO, "--random", "--reference", "nosuch"], ["no dataset named 'nosuch'"]),
+    (["campaign", "run", "{tmp}/negative-budget.yaml", "--random"], ["negative-budget.yaml", "budget", "-1"]),
+    (["campaign", "run", "{tmp}/empty.yaml", "--random"], ["empty.yaml"]),
     (["campaign", "export", "nosuch", "--out", "-"], ["no campaign named 'nosuch'"]),
     (["campaign", "report", "nosuch", "--out", "{tmp}/report"], ["no campaign named 'nosuch'"]),
     (["campaign", "report", "demo", "--out", "{tmp}/a-file"], ["argument --out", "is not a directory"]),
@@ -109,6 +113,8 @@ FILES = {
     "truncated.yaml": b"name: x\ntargets:\n  - {name: t, specs: {gain_db: {min: 6",
     "random.pt": bytes(range(255, -1, -1)) * 8,
     "rows.jsonl": b'{"id": "x", "circuit": {"nodes": [}\n',
+    "negative-budget.yaml": b"name: x\nbudget: -1\ntargets:\n  - {name: t, specs: {gain_db: {min: 60}}}\n",
+    "empty.yaml": b"",
 }
 
 
