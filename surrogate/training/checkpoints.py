@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import struct
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,20 @@ import torch
 from circuits.errors import CktLoopError
 
 TRAINING_STATE = ("optimizer", "scheduler", "rng")  # what only resuming needs; a shipped checkpoint drops it
-_READ_ERRORS = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError, TypeError)
+# what torch.load raises on a file that is not a checkpoint (random bytes reach the unpickler's internals)
+_READ_ERRORS = (
+    pickle.UnpicklingError,
+    RuntimeError,
+    EOFError,
+    ValueError,
+    OSError,
+    AttributeError,
+    TypeError,
+    IndexError,
+    KeyError,
+    struct.error,
+    zipfile.BadZipFile,
+)
 
 
 def write_atomic(path: str | Path, payload: dict[str, Any]) -> None:

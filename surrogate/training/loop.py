@@ -106,6 +106,7 @@ class Run:
 
     def start(self, resume: bool, device: torch.device, config_path: str | Path) -> None:
         """Continue from the checkpoint (``resume`` and one is there) or start afresh; trims the metrics log."""
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         if resume and self.checkpoint.exists():
             self.epoch = self._restore(device, config_path)
         self.records = self.log.restart(self.epoch)
