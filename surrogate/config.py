@@ -26,7 +26,7 @@ class SurrogateConfig(ConfigModel):
     size_hidden: int = Field(256, ge=1)  # size code MLP: 24 → size_hidden → size_dim
     size_dim: int = Field(8, ge=1)
     node_values: bool = False  # beyond the paper: each node's (r, c, gm) added to its token
-    # how values enter tokens and size code: k/101, log(k)/log(101) or both (a key of VALUE_FEATURES)
+    # how values enter tokens and size code: k/k_max, log(k)/log(k_max) of the value grid, or both
     value_features: Literal["linear", "log", "both"] = "linear"
     embed_dim: int = Field(256, ge=1)  # circuit (and spec) embedding width
     spec_emb_dim: int = Field(256, ge=1)  # per-axis spec embedding table width

@@ -90,10 +90,11 @@ class Batcher(Generic[Request, Answer]):
         return await asyncio.get_running_loop().run_in_executor(self._thread, self.run, requests)
 
 
-def _device(resources_gpus: float) -> str:
-    import torch
+def _device(resources_gpus: float) -> Any:
+    """The shared device choice: a GPU where Ray gave the actor one (and torch sees it), else the CPU."""
+    from surrogate.training.device import choose_device
 
-    return "cuda" if resources_gpus > 0 and torch.cuda.is_available() else "cpu"
+    return choose_device("auto" if resources_gpus > 0 else "cpu")
 
 
 def _one_thread_per_cpu() -> None:
