@@ -1,5 +1,5 @@
-"""CktGen's building blocks: the GIN connectivity embedding, sinusoidal positions, and the decoder's
-pre-LayerNorm transformer blocks (attention with a key/value cache for step-wise decoding)."""
+"""CktGen's building blocks: the GIN connectivity embedding (on PyTorch Geometric), sinusoidal positions, and
+the decoder's pre-LayerNorm transformer blocks (attention with a key/value cache for step-wise decoding)."""
 
 from __future__ import annotations
 
@@ -8,25 +8,50 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch_geometric.nn import GraphConv
+from torch_geometric.utils import dense_to_sparse
 
 from circuits.circuit import MAX_NODES
 
 
 class Gin(nn.Module):
-    """One GIN-style layer on (rank one-hot ⊕ Aᵀ·one-hot): a node's slot and its predecessors' slots."""
+    """One GIN-style layer on each node's rank one-hot x_v: PyG's ``GraphConv`` with sum aggregation,
+    W_root·x_v + W_rel·Σ_{u→v} a_uv·x_u + b (a node's slot and its predecessors' slots), then ReLU, dropout,
+    a linear layer and dropout. Every slot of the padded arrays is a node (padding slots have zero
+    one-hots, so they send nothing), so the output keeps the input's (B, n, ·) layout."""
 
     def __init__(self, hidden: int, out: int, dropout: float) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(2 * MAX_NODES, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, out),
-            nn.Dropout(dropout),
-        )
+        # Drawn as the one linear layer on x_v ⊕ Σ x_u that the GraphConv computes (fan-in 2·MAX_NODES),
+        # with GraphConv's own draws discarded, so a model built from a seed starts as before the port.
+        joint = nn.Linear(2 * MAX_NODES, hidden)
+        with torch.random.fork_rng(devices=[]):
+            self.conv = GraphConv(MAX_NODES, hidden, aggr="add")
+        with torch.no_grad():
+            root, rel = joint.weight.split(MAX_NODES, dim=1)
+            self.conv.lin_root.weight.copy_(root)
+            self.conv.lin_rel.weight.copy_(rel)
+            self.conv.lin_rel.bias.copy_(joint.bias)
+        self.net = nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, out), nn.Dropout(dropout))
+        self.register_load_state_dict_pre_hook(_split_old_gin_input)
 
     def forward(self, topo: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([topo, adj.transpose(1, 2) @ topo], dim=-1))
+        b, n, width = topo.shape
+        edge_index, weight = dense_to_sparse(adj.contiguous())  # the decoder passes slices
+        return self.net(self.conv(topo.reshape(b * n, width), edge_index, weight).view(b, n, -1))
+
+
+def _split_old_gin_input(module: nn.Module, state: dict, prefix: str, *_: object) -> None:  # type: ignore[type-arg]
+    """Map a pre-port checkpoint's ``net.0`` (one linear layer on x_v ⊕ Σ x_u) onto ``conv.lin_root`` and
+    ``conv.lin_rel``, and its ``net.3`` (after ReLU and dropout) onto ``net.2``, in place."""
+    first = prefix + "net.0.weight"
+    if first not in state:
+        return
+    weight = state.pop(first)
+    state[prefix + "conv.lin_root.weight"], state[prefix + "conv.lin_rel.weight"] = weight.split(MAX_NODES, dim=1)
+    state[prefix + "conv.lin_rel.bias"] = state.pop(prefix + "net.0.bias")
+    for name in ("weight", "bias"):
+        state[f"{prefix}net.2.{name}"] = state.pop(f"{prefix}net.3.{name}")
 
 
 def sinusoidal(n: int, d: int) -> torch.Tensor:
