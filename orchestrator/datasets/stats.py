@@ -41,6 +41,8 @@ def load_ocb(path: Path) -> dict[str, np.ndarray]:
             rows = list(csv.DictReader(fh))
     except FileNotFoundError:
         raise CktLoopError(f"{path}: no such file (pass the published labels with --ocb)") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CktLoopError(f"{path}: cannot read the OCB labels ({exc.__class__.__name__})") from None
     try:
         gain = np.array([float(r["gain"]) for r in rows])
         pm = np.array([float(r["pm"]) for r in rows])
@@ -52,7 +54,10 @@ def load_ocb(path: Path) -> dict[str, np.ndarray]:
     pm_deg = -90.0 * (pm - 2.00001)
     ugbw_hz = (bw - 0.00001) * 1e9
     zero = (np.abs(gain_db) < 1e-6) & (np.abs(pm_deg) < 1e-3) & (np.abs(ugbw_hz) < 1e3)
-    return {"gain_db": gain_db, "ugbw_hz": ugbw_hz, "pm_deg": pm_deg, "ok": (valid == 1) & ~zero}
+    ok = (valid == 1) & ~zero
+    if not ok.any():
+        raise CktLoopError(f"{path}: not an OCB label file (no valid labelled row among {len(rows)})")
+    return {"gain_db": gain_db, "ugbw_hz": ugbw_hz, "pm_deg": pm_deg, "ok": ok}
 
 
 def _quantiles(values: np.ndarray) -> list[float] | None:

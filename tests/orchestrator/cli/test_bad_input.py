@@ -46,6 +46,8 @@ CASES = [
     (["dataset", "export", "--name", "nosuch", "--out", "-"], ["no dataset named 'nosuch'"]),
     (["dataset", "stats", "--ocb", "{tmp}/missing.csv"], ["argument --ocb", "missing.csv: no such file"]),
     (["dataset", "stats", "--plot", "{tmp}"], ["argument --plot", "is a directory"]),
+    (["dataset", "stats", "--ocb", "{tmp}/random.pt"], ["random.pt", "cannot read the OCB labels"]),
+    (["dataset", "stats", "--ocb", "{tmp}/a-file"], ["a-file", "not an OCB label file"]),
     (["dataset", "list", "--db", UNREACHABLE], ["cannot open database"]),
     (["dataset", "list", "--db", "sqlite:///{tmp}/no/such/dir/s.db"], ["cannot open database", "does not exist"]),
     # simulate, netlist
