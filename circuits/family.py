@@ -92,9 +92,8 @@ def random_sizing(rng: np.random.Generator, topology: Circuit) -> Circuit:
     values = []
     for node in topology.nodes:
         devices = subgraph_type(node.type).devices
-        values.append(
-            tuple(int(rng.integers(grid.k_min, grid.k_max + 1)) if d in devices else 0 for d in ("r", "c", "gm"))
-        )
+        r, c, gm = (int(rng.integers(grid.k_min, grid.k_max + 1)) if d in devices else 0 for d in ("r", "c", "gm"))
+        values.append((r, c, gm))
     return topology.with_values(values)
 
 

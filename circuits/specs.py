@@ -70,9 +70,10 @@ class SpecClasses:
         if result.get("status") != "ok":
             return None
         values = [result.get(a.field) for a in self.axes]
-        if any(v is None or not math.isfinite(v) for v in values):
+        finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+        if len(finite) < len(values):
             return None
-        return tuple(a.classify(v) for a, v in zip(self.axes, values))
+        return tuple(a.classify(v) for a, v in zip(self.axes, finite))
 
     def describe(self, cls: SpecClass) -> str:
         """A class as a person reads it, e.g. ``gain_db in [80.47, 180.47) ...``."""

@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
+.venv/bin/mypy circuits simulator storage
 exec .venv/bin/python -m pytest --require-ngspice --require-postgres "$@"

@@ -60,8 +60,8 @@ class MnaBackend:
                 stamp(matrix, rhs, a, b, -y)
         jw = 2j * np.pi * self.freq_hz[:, None, None]
         system = g[None] + jw * c[None]
-        rhs = (rhs_g[None] + jw[:, :, 0] * rhs_c[None])[..., None]
-        solution = np.linalg.solve(system, rhs)[..., 0]
+        drive = (rhs_g[None] + jw[:, :, 0] * rhs_c[None])[..., None]
+        solution = np.linalg.solve(system, drive)[..., 0]
         return solution[:, index[OUTPUT_NET]]
 
     def _one(self, block: Sequence[Element]) -> Performance:

@@ -78,8 +78,7 @@ class NgspiceBackend:
             chunk = blocks[start : start + self.circuits_per_deck]
             batch = self._simulate_deck(chunk)
             if batch is None:  # the deck failed: isolate the culprit(s)
-                batch = [self._simulate_deck([c]) or [self._failure()] for c in chunk]
-                batch = [b[0] for b in batch]
+                batch = [(self._simulate_deck([c]) or [self._failure()])[0] for c in chunk]
             results.extend(batch)
         return results
 

@@ -4,9 +4,11 @@ one simulator's results."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, exists, func, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, exists, func, select, update
 
 from circuits.circuit import Circuit
 from storage.circuit_rows import CHUNK_SIZE, Identity, add_circuits, chunks
@@ -79,7 +81,7 @@ class DatasetStore(Database):
                 }
                 for r, ident in zip(rows, idents)
             ),
-            key=lambda m: m["position"],
+            key=itemgetter("position"),
         )
 
         def work(conn: Connection) -> None:
@@ -140,7 +142,7 @@ class DatasetStore(Database):
         last = None
         while True:
             stmt = base if last is None else base.where(dataset_circuits.c.position > last)
-            page = self._read(lambda conn, stmt=stmt: conn.execute(stmt).all())
+            page: Sequence[Any] = self._read(partial(_all, stmt))
             for r in page:
                 yield from_row(DatasetEntry, r, id=r.key, measured=from_row(Measured, r))
             if len(page) < PAGE_SIZE:
@@ -151,7 +153,7 @@ class DatasetStore(Database):
         """Every dataset, oldest first, with its member count and simulated counts per simulator."""
 
         def work(conn: Connection) -> list[DatasetInfo]:
-            members = dict(
+            members: dict[int, int] = dict(
                 conn.execute(
                     select(dataset_circuits.c.dataset_id, func.count()).group_by(dataset_circuits.c.dataset_id)
                 ).all()
@@ -170,6 +172,10 @@ class DatasetStore(Database):
             ]
 
         return self._read(work)
+
+
+def _all(stmt: Select[Any], conn: Connection) -> Sequence[Any]:
+    return conn.execute(stmt).all()
 
 
 def _check_members(conn: Connection, did: int, members: list[dict[str, Any]]) -> None:

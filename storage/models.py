@@ -220,13 +220,14 @@ class Refinement(Base):
     created_at: Mapped[datetime] = _created_at()
 
 
-topologies = Topology.__table__
-circuits = CircuitRow.__table__
-simulations = Simulation.__table__
-datasets = Dataset.__table__
-dataset_circuits = DatasetCircuit.__table__
-model_versions = ModelVersion.__table__
-campaigns = Campaign.__table__
-campaign_targets = CampaignTarget.__table__
-candidates = Candidate.__table__
-refinements = Refinement.__table__
+# The tables, for SQLAlchemy Core statements.
+topologies = Base.metadata.tables[Topology.__tablename__]
+circuits = Base.metadata.tables[CircuitRow.__tablename__]
+simulations = Base.metadata.tables[Simulation.__tablename__]
+datasets = Base.metadata.tables[Dataset.__tablename__]
+dataset_circuits = Base.metadata.tables[DatasetCircuit.__tablename__]
+model_versions = Base.metadata.tables[ModelVersion.__tablename__]
+campaigns = Base.metadata.tables[Campaign.__tablename__]
+campaign_targets = Base.metadata.tables[CampaignTarget.__tablename__]
+candidates = Base.metadata.tables[Candidate.__tablename__]
+refinements = Base.metadata.tables[Refinement.__tablename__]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 
 from sqlalchemy import Connection
 
@@ -49,7 +50,7 @@ class SimulationStore(Database):
                     }
                     for key, perf, seconds in results
                 ),
-                key=lambda r: r["circuit_id"],
+                key=itemgetter("circuit_id"),
             )
             for chunk in chunks(rows, CHUNK_SIZE):
                 conn.execute(insert_new(conn, simulations), list(chunk))

@@ -42,7 +42,10 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(context.config.get_main_option("sqlalchemy.url"))
+    url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no sqlalchemy.url in the Alembic config")
+    engine = create_engine(url)
     try:
         with engine.connect() as connection:
             _configure(connection)

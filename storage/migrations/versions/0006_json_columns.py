@@ -7,6 +7,7 @@ Create Date: 2026-12-03
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -46,7 +47,9 @@ def _convert(
     cast: str,
     rename: str | None,
 ) -> None:
-    options = {"postgresql_using": f"{column}::{cast}"} if op.get_bind().dialect.name == "postgresql" else {}
+    options: dict[str, Any] = (
+        {"postgresql_using": f"{column}::{cast}"} if op.get_bind().dialect.name == "postgresql" else {}
+    )
     if rename:
         options["new_column_name"] = rename
     with op.batch_alter_table(table) as batch:
