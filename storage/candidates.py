@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy import Connection, and_, exists, select
 
 from circuits.circuit import Circuit
+from circuits.specs import TARGET_FIELDS
 from storage.campaigns import check_candidates, target_row
 from storage.circuit_rows import CHUNK_SIZE, LOOKUP_CHUNK, Identity, add_circuits, chunks, circuit_ids
 from storage.engine import Database, StoreError, insert_new
 from storage.models import candidates, circuits, refinements, simulations
 from storage.records import (
     MEASURED_FIELDS,
-    SPEC_FIELDS,
     CandidateInfo,
     CandidateRecord,
     Measured,
@@ -89,7 +89,7 @@ class CandidateStore(Database):
 
         out = []
         for r in self._read(work):
-            predicted = {f: v for f in SPEC_FIELDS if (v := getattr(r, f"predicted_{f}")) is not None}
+            predicted = {f: v for f in TARGET_FIELDS if (v := getattr(r, f"predicted_{f}")) is not None}
             out.append(from_row(CandidateInfo, r, predicted=predicted or None, measured=from_row(Measured, r)))
         return out
 
@@ -185,13 +185,13 @@ def _candidate_row(index: int, rec: CandidateRecord) -> dict[str, Any]:
     if rec.predicted is not None and not isinstance(rec.predicted, Mapping):
         raise StoreError(f"{what}: predicted must be a mapping of spec names to numbers, got {rec.predicted!r}")
     predicted = dict(rec.predicted or {})
-    unknown = sorted(map(str, set(predicted) - set(SPEC_FIELDS)))
+    unknown = sorted(map(str, set(predicted) - set(TARGET_FIELDS)))
     if unknown:
-        raise StoreError(f"{what}: unknown predicted spec(s) {', '.join(unknown)} (known: {', '.join(SPEC_FIELDS)})")
+        raise StoreError(f"{what}: unknown predicted spec(s) {', '.join(unknown)} (known: {', '.join(TARGET_FIELDS)})")
     return {
         "source": nonempty(rec.source, f"the source of {what}", 32),
         "spec_class": spec_class,
-        **{f"predicted_{f}": number(predicted.get(f), f"{what}: predicted {f}") for f in SPEC_FIELDS},
+        **{f"predicted_{f}": number(predicted.get(f), f"{what}: predicted {f}") for f in TARGET_FIELDS},
         "model_version": None
         if rec.model_version is None
         else nonempty(rec.model_version, f"{what}: model_version", 64),

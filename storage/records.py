@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 R = TypeVar("R", bound="DataclassInstance")
 
 TARGET_STATUSES = ("pending", "done", "failed")
-SPEC_FIELDS = ("gain_db", "ugbw_hz", "pm_deg", "fom")  # the specs a prediction may hold
 
 
 @dataclass(frozen=True)

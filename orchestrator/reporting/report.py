@@ -21,12 +21,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from circuits import Circuit, CktLoopError
+from circuits.specs import TARGET_FIELDS
 from orchestrator.reporting.bode import bode, plot_bode
 from orchestrator.reporting.drawing import draw_circuit, si
 
 MAX_FIGURES = 50  # per-winner figure pairs; past this the page would take minutes to write and load
 LINES_PER_TARGET_MAX = 8  # more targets than this: median and spread instead of one line each
-SPECS = ("gain_db", "ugbw_hz", "pm_deg", "fom")
 LABELS = {"gain_db": "gain", "ugbw_hz": "UGBW", "pm_deg": "PM", "fom": "FoM"}
 MET, UNMET, ABSENT = "#3a9d5d", "#d9534f", "#cccccc"
 DPI = 100
@@ -313,7 +313,7 @@ def _refinement_figure(out: Path, records: Sequence[Record]) -> tuple[Image | No
 
 def _target_header(has_baseline: bool) -> list[str]:
     header = ["target", "bounds", "met", "class mode", "simulations"]
-    header += [f"{LABELS[s]} measured / predicted" for s in SPECS]
+    header += [f"{LABELS[s]} measured / predicted" for s in TARGET_FIELDS]
     header += ["source", "spec class", "dataset best FoM", "refinement FoM", "netlist"]
     if has_baseline:
         header.insert(3, "baseline met")
@@ -338,7 +338,7 @@ def _target_rows(records: Sequence[Record], baseline: Sequence[Record] | None) -
                 baseline_met=base_met.get(name),
                 class_mode=str(r.get("class_mode") or "—"),
                 simulations=str(r.get("n_simulations", "—")),
-                specs=[f"{_fmt(s, measured.get(s))} / {_fmt(s, predicted.get(s))}" for s in SPECS],
+                specs=[f"{_fmt(s, measured.get(s))} / {_fmt(s, predicted.get(s))}" for s in TARGET_FIELDS],
                 source=str(winner.get("source") or "—"),
                 spec_class="—" if winner.get("spec_class") is None else str(list(winner["spec_class"])),
                 dataset_best_fom=_fmt("fom", r.get("dataset_best_fom")),
