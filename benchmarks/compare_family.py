@@ -17,11 +17,11 @@ import sys
 import numpy as np
 from scipy.stats import ks_2samp
 
-KEYS = ("gain_db", "ugbw_hz", "pm_deg")
+from circuits.specs import SPEC_FIELDS
 
 
 def load(path: str) -> dict:
-    status, cols = [], {k: [] for k in KEYS}
+    status, cols = [], {k: [] for k in SPEC_FIELDS}
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -31,7 +31,7 @@ def load(path: str) -> dict:
             ok = r.get("status") == "ok"
             status.append(ok)
             if ok:
-                for k in KEYS:
+                for k in SPEC_FIELDS:
                     v = r.get(k)
                     cols[k].append(np.nan if v is None else float(v))
     out = {k: np.asarray(v, float) for k, v in cols.items()}
@@ -42,7 +42,7 @@ def load(path: str) -> dict:
 def compare(ours_jsonl: str, theirs_jsonl: str, quiet: bool = False) -> dict:
     a, b = load(ours_jsonl), load(theirs_jsonl)
     res = {}
-    for k in KEYS:
+    for k in SPEC_FIELDS:
         x, y = a[k][np.isfinite(a[k])], b[k][np.isfinite(b[k])]
         if len(x) and len(y):
             r = ks_2samp(x, y)
@@ -67,7 +67,7 @@ def compare(ours_jsonl: str, theirs_jsonl: str, quiet: bool = False) -> dict:
     }
     if not quiet:
         print(f"{'quantity':<12} {'KS':>7} {'p':>10} {'n_ours':>8} {'n_theirs':>9}  medians (ours / theirs)")
-        for k in KEYS:
+        for k in SPEC_FIELDS:
             d = res[k]
             med = f"{d['median_ours']:.4g} / {d['median_theirs']:.4g}" if "median_ours" in d else "-"
             print(f"{k:<12} {d['ks']:7.4f} {d['p']:10.3g} {d['n_ours']:8d} {d['n_theirs']:9d}  {med}")
