@@ -215,6 +215,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         from surrogate.predict import SHIPPED_CHECKPOINT
 
         metrics = evaluate(args.checkpoint or SHIPPED_CHECKPOINT, source, dataset, split=args.split, plot=args.plot)
+        if metrics["n"] == 0:
+            raise CktLoopError(f"{_named(source, dataset)}: no usable {args.split} rows to evaluate the surrogate on")
         print(json.dumps(metrics, indent=2, default=str) if args.json else markdown_table(metrics))
         if args.plot:
             print(f"parity plot written to {args.plot}", file=sys.stderr)
@@ -227,6 +229,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     shipped = VAE_CHECKPOINT if args.model in ("recon", "prior") else SHIPPED_CHECKPOINT
     generator = Generator.load(args.checkpoint or shipped)
     splits = build_splits(load_rows(source, dataset), generator.spec_classes)
+    if args.model in ("recon", "cond-gen") and not splits.test_circuits:
+        dropped = ", ".join(f"{k} {v}" for k, v in splits.dropped.items() if v) or "none dropped"
+        raise CktLoopError(f"{_named(source, dataset)}: no usable test rows to evaluate {args.model} on ({dropped})")
     if args.model == "recon":
         metrics, title = gen_eval.recon(generator, splits), "reconstruction"
     elif args.model == "prior":
@@ -238,6 +243,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         metrics, title = _cond_gen(args, generator, splits), "conditional generation"
     print(json.dumps(metrics, indent=2, default=str) if args.json else gen_eval.markdown_table(title, metrics))
     return 0
+
+
+def _named(source: str, dataset: str | None) -> str:
+    """The data a command read, as the user named it: a file, or a dataset in a store."""
+    return source if dataset is None else f"dataset {dataset!r}"
 
 
 def _cond_gen(args: argparse.Namespace, generator: Any, splits: Any) -> dict[str, Any]:

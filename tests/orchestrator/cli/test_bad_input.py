@@ -7,13 +7,16 @@ and none of these cases may start Ray.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 from pathlib import Path
 
 import pytest
 
+from circuits import generate
 from orchestrator.cli.app import main
+from simulator.mna import MnaBackend
 from storage import Store
 
 REPO = Path(__file__).resolve().parents[3]
@@ -79,6 +82,12 @@ CASES = [
     (["evaluate", "recon", "--dataset", "nosuch"], ["no dataset named 'nosuch'"]),
     (["evaluate", "surrogate", "--data", "{tmp}/missing.jsonl"], ["argument --data", "no such file"]),
     (["evaluate", "surrogate", "--split", "validation"], ["argument --split", "invalid choice"]),
+    (["evaluate", "surrogate", "--data", "{tmp}/train-only.jsonl"], ["train-only.jsonl", "no usable test rows"]),
+    (["evaluate", "recon", "--data", "{tmp}/train-only.jsonl"], ["train-only.jsonl", "no usable test rows"]),
+    (
+        ["evaluate", "cond-gen", "--no-sim", "--data", "{tmp}/train-only.jsonl"],
+        ["train-only.jsonl", "no usable test rows"],
+    ),
     # ship, bank
     (["ship", "{tmp}/random.pt", "--out", "{tmp}/shipped.pt"], ["random.pt", "checkpoint"]),
     (["ship", SHIPPED_GENERATOR, "--out", "{tmp}/s.pt", "--metrics", "{tmp}/truncated.json"], ["truncated.json"]),
@@ -120,10 +129,20 @@ FILES = {
 }
 
 
+def train_only_rows() -> bytes:
+    """A well-formed export whose rows are all training rows: nothing held out to evaluate on."""
+    circuits = [s.circuit for s in generate(4, seed=0)]
+    rows = [
+        {"id": c.key, "split": "train", "circuit": c.to_dict(), **p.to_dict()}
+        for c, p in zip(circuits, MnaBackend().simulate(circuits))
+    ]
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("bad-input")
-    for name, content in FILES.items():
+    for name, content in {**FILES, "train-only.jsonl": train_only_rows()}.items():
         (tmp / name).write_bytes(content)
     return tmp
 
@@ -177,4 +196,4 @@ def test_bad_input_is_one_line_and_exit_2(argv, needles, files, store_url, capsy
     assert row_counts(files / "store.db") == before
     assert ray_running() == ray_before
     made = {p.name for p in files.iterdir() if not p.name.startswith("store.db")}
-    assert made == set(FILES), "a failed command left files behind"
+    assert made == {*FILES, "train-only.jsonl"}, "a failed command left files behind"
