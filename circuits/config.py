@@ -106,3 +106,26 @@ def _show(value: Any) -> str:
     """A value's repr, cut to keep the message one short line."""
     text = " ".join(repr(value).split())
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "unset"
+
+
+MISSING: Any = _Missing()  # the side of a ``config_diff`` entry where the key is absent
+
+
+def config_diff(old: Any, new: Any, skip: frozenset[str] = frozenset(), prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """Where two stored configs (nested mappings) differ: ``(dotted.path, old value, new value)``, with
+    ``MISSING`` for an absent key; lists and tuples compare alike; top-level keys in ``skip`` are ignored."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        diffs = []
+        for key in sorted(set(old) | set(new), key=str):
+            if not prefix and key in skip:
+                continue
+            diffs += config_diff(old.get(key, MISSING), new.get(key, MISSING), skip, f"{prefix}{key}.")
+        return diffs
+    if (list(old) if isinstance(old, tuple | list) else old) != (list(new) if isinstance(new, tuple | list) else new):
+        return [(prefix.rstrip("."), old, new)]
+    return []

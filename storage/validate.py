@@ -10,6 +10,7 @@ import operator
 from collections.abc import Iterator
 from typing import Any
 
+from circuits.config import MISSING, config_diff
 from storage.engine import StoreError
 
 
@@ -70,11 +71,8 @@ def finite(x: float | None) -> float | None:
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> Iterator[str]:
-    """One phrase per top-level key whose value differs between a stored and a requested config."""
-    missing = object()
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k, missing), new.get(k, missing)
-        if a != b:
-            show_a = "unset" if a is missing else json.dumps(a)
-            show_b = "unset" if b is missing else json.dumps(b)
-            yield f"config {k} {show_a} (requested {show_b})"
+    """One phrase per (nested) key whose value differs between a stored and a requested config."""
+    for k, a, b in config_diff(old, new):
+        show_a = "unset" if a is MISSING else json.dumps(a)
+        show_b = "unset" if b is MISSING else json.dumps(b)
+        yield f"config {k} {show_a} (requested {show_b})"

@@ -26,11 +26,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from circuits.config import from_mapping
+from circuits.config import config_diff, from_mapping
 from circuits.errors import CktLoopError
 from surrogate.training.checkpoints import CheckpointFormat, rng_state, set_rng_state
 from surrogate.training.metrics import MetricsLog, Panel, plot_metrics
-from surrogate.training.settings import TrainSettings, config_diff, renamed
+from surrogate.training.settings import TrainSettings, renamed
 
 METRICS = "metrics.jsonl"
 PLOT = "metrics.png"
@@ -121,7 +121,9 @@ class Run:
             lacks = ", ".join(missing + ([] if stored is not None else ["train_config"]))
             raise CktLoopError(f"{path}: checkpoint lacks {lacks} and cannot be resumed")
         old = from_mapping(renamed(stored), type(self.settings), where=f"{path}: train_config").to_dict()
-        diffs = config_diff(old, self.settings.to_dict(), self.settings.resumable)
+        diffs = [
+            f"{k} ({a!r} → {b!r})" for k, a, b in config_diff(old, self.settings.to_dict(), self.settings.resumable)
+        ]
         if diffs:
             raise CktLoopError(f"{path}: cannot resume with {config_path}: it differs in " + "; ".join(diffs[:5]))
         if state["data"] != self.data:

@@ -54,16 +54,3 @@ def renamed(stored: dict[str, Any]) -> dict[str, Any]:
     """A train config read from a checkpoint, with knobs stored under an old name (``RENAMED``) renamed."""
     return {RENAMED.get(k, k) if RENAMED.get(k) not in stored else k: v for k, v in stored.items()}
 
-
-def config_diff(old: Any, new: Any, skip: frozenset[str] = frozenset(), prefix: str = "") -> list[str]:
-    """Where two stored configs differ, as ``path (old → new)``; top-level keys in ``skip`` are ignored."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        diffs = []
-        for key in sorted(set(old) | set(new)):
-            if not prefix and key in skip:
-                continue
-            diffs += config_diff(old.get(key, "<missing>"), new.get(key, "<missing>"), skip, f"{prefix}{key}.")
-        return diffs
-    if (list(old) if isinstance(old, tuple | list) else old) != (list(new) if isinstance(new, tuple | list) else new):
-        return [f"{prefix.rstrip('.')} ({old!r} → {new!r})"]
-    return []

@@ -6,7 +6,7 @@ import pytest
 from pydantic import Field, model_validator
 
 from circuits import CktLoopError
-from circuits.config import ConfigModel, from_mapping, load_config
+from circuits.config import MISSING, ConfigModel, config_diff, from_mapping, load_config
 
 
 class Model(ConfigModel):
@@ -94,3 +94,14 @@ def test_replace_validates_and_configs_are_frozen():
     with pytest.raises(ValueError, match="frozen"):
         base.epochs = 5
     assert Train.model_validate(base.to_dict()) == base
+
+
+def test_config_diff_names_nested_paths_and_skips_top_level_keys():
+    old = {"epochs": 3, "lr": 0.1, "betas": (0.9, 0.99), "model": {"width": 8, "epochs": 1}}
+    new = {"epochs": 5, "lr": 0.1, "betas": [0.9, 0.99], "model": {"width": 16, "epochs": 2}, "seed": 1}
+    assert config_diff(old, new, frozenset({"epochs"})) == [
+        ("model.epochs", 1, 2),
+        ("model.width", 8, 16),
+        ("seed", MISSING, 1),
+    ]
+    assert config_diff(old, old) == [] and repr(MISSING) == "unset"

@@ -4,7 +4,7 @@ import pytest
 
 from circuits import CktLoopError
 from circuits.config import from_mapping
-from surrogate.training.settings import TrainSettings, config_diff, renamed
+from surrogate.training.settings import TrainSettings, renamed
 
 
 def test_old_names_are_renamed_only_where_the_new_one_is_absent():
@@ -35,13 +35,3 @@ def test_defaults_and_lists_read_as_tuples():
     s = from_mapping({"betas": [0.5, 0.9], "lr_drops": [2, 4]}, TrainSettings)
     assert (s.betas, s.lr_drops, s.device, s.threads) == ((0.5, 0.9), (2, 4), "auto", 0)
 
-
-def test_config_diff_names_nested_paths_and_skips_resumable_top_level_keys():
-    old = {"epochs": 3, "lr": 0.1, "betas": (0.9, 0.99), "model": {"width": 8, "epochs": 1}}
-    new = {"epochs": 5, "lr": 0.1, "betas": [0.9, 0.99], "model": {"width": 16, "epochs": 2}, "seed": 1}
-    assert config_diff(old, new, frozenset({"epochs"})) == [
-        "model.epochs (1 → 2)",
-        "model.width (8 → 16)",
-        "seed ('<missing>' → 1)",
-    ]
-    assert config_diff(old, old) == []
