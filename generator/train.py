@@ -100,26 +100,22 @@ def _run_epoch(
     data: GeneratorData,
     batch_size: int,
     device: torch.device,
-    optimiser: torch.optim.Optimizer | None,
+    run: Run | None,
     generator: torch.Generator | None,
-    grad_clip: float | None,
     desc: str,
     progress: bool,
 ) -> dict[str, float]:
+    """Loss terms per circuit over ``data``: a training epoch with ``run``'s optimiser, else an evaluation."""
     sums: dict[str, float] = defaultdict(float)
-    model.train(optimiser is not None)
+    model.train(run is not None)
     n_batches = (len(data) + batch_size - 1) // batch_size
     bar = tqdm(data.batches(batch_size, generator), total=n_batches, desc=desc, leave=False, disable=not progress)
-    with torch.set_grad_enabled(optimiser is not None):
+    with torch.set_grad_enabled(run is not None):
         for batch in bar:
             batch = _to(batch, device)
             losses = model(batch)["losses"]
-            if optimiser is not None:
-                optimiser.zero_grad(set_to_none=True)
-                losses["total"].backward()
-                if grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                optimiser.step()
+            if run is not None:
+                run.step(losses["total"])
             for k, v in losses.items():
                 sums[k] += float(v.detach())
             bar.set_postfix(loss=f"{float(losses['total'].detach()) / len(batch['types']):.3f}")
@@ -222,14 +218,12 @@ def train(
     test_batch = max(cfg.batch_size, 256)
 
     def train_epoch(shuffle: torch.Generator, desc: str) -> dict[str, float]:
-        return _run_epoch(
-            model, train_data, cfg.batch_size, device, run.optimiser, shuffle, cfg.grad_clip, desc, cfg.progress
-        )
+        return _run_epoch(model, train_data, cfg.batch_size, device, run, shuffle, desc, cfg.progress)
 
     def evaluate() -> dict[str, float]:
         if not len(splits.test):
             return {}
-        return _run_epoch(model, splits.test, test_batch, device, None, None, None, "test", False)
+        return _run_epoch(model, splits.test, test_batch, device, None, None, "test", False)
 
     def summary(record: dict[str, Any]) -> str:
         test = f"test {record['test']['total']:.3f} " if record["test"] else ""

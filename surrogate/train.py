@@ -124,11 +124,7 @@ def train(
             index = perm[b : b + config.batch_size]
             _, loss = model({k: v[index] for k, v in inputs.items()}, {k: v[index] for k, v in targets.items()})
             assert loss is not None
-            run.optimiser.zero_grad(set_to_none=True)
-            loss["total"].backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            run.optimiser.step()
+            run.step(loss["total"])
             for k, v in loss.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             if config.progress and step % 20 == 0:

@@ -104,6 +104,14 @@ class Run:
             },
         )
 
+    def step(self, loss: torch.Tensor) -> None:
+        """One optimiser step on ``loss`` (its gradient norm clipped at ``grad_clip`` when set)."""
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.settings.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.grad_clip)
+        self.optimiser.step()
+
     def start(self, resume: bool, device: torch.device, config_path: str | Path) -> None:
         """Continue from the checkpoint (``resume`` and one is there) or start afresh; trims the metrics log."""
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)

@@ -120,3 +120,12 @@ def test_a_checkpoint_with_old_knob_names_resumes(tmp_path):
     FMT.save(tmp_path / "c.pt", state)
     with pytest.raises(CktLoopError, match=r"c\.pt: checkpoint lacks optimizer and cannot be resumed"):
         _run(tmp_path, epochs=4)
+
+
+def test_step_clips_the_gradient_norm(tmp_path):
+    config = ToyConfig(grad_clip=0.5, progress=False)
+    model = nn.Linear(1, 1)
+    run = Run(config, FMT, tmp_path / "c.pt", model, {}, lambda epoch: {})
+    run.step(((model(X) - 100 * Y) ** 2).mean())
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+    assert float(norm) == pytest.approx(0.5, rel=1e-5)
