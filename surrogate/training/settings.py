@@ -52,5 +52,8 @@ class TrainSettings(ConfigModel):
 
 def renamed(stored: dict[str, Any]) -> dict[str, Any]:
     """A train config read from a checkpoint, with knobs stored under an old name (``RENAMED``) renamed."""
-    return {RENAMED.get(k, k) if RENAMED.get(k) not in stored else k: v for k, v in stored.items()}
-
+    out = dict(stored)
+    for old, new in RENAMED.items():
+        if old in out and new not in out:
+            out[new] = out.pop(old)
+    return out
