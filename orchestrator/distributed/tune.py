@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from circuits import CktLoopError
+from circuits.config import read_yaml
 
 # knob (dotted path into the training config) → the values tried
 SPACES: dict[str, dict[str, list[Any]]] = {
@@ -98,10 +99,7 @@ def check_request(
     if trials < 1 or epochs < 1:
         raise CktLoopError(f"tune needs at least one trial and one epoch, got {trials} and {epochs}")
     path = Path(base_config)
-    try:
-        base = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise CktLoopError(f"{path}: cannot read the base config ({exc})") from None
+    base = read_yaml(path, "base config")  # the configs' reader: 1e-4 is a float, as the trials will read it
     if not isinstance(base, dict):
         raise CktLoopError(f"{path}: a training config is a mapping")
     for knob, values in (space or SPACES[model]).items():

@@ -97,7 +97,7 @@ def test_tune_refuses_bad_requests_before_any_trial(tmp_path):
         tune_model("surrogate", base, "rows.jsonl", None, tmp_path, trials=0)
     with pytest.raises(CktLoopError, match="no section 'optim'"):
         tune_model("surrogate", base, "rows.jsonl", None, tmp_path, space={"optim.lr": [1e-3]})
-    with pytest.raises(CktLoopError, match=r"missing\.yaml: cannot read"):
+    with pytest.raises(CktLoopError, match=r"missing\.yaml: no such base config file"):
         tune_model("surrogate", tmp_path / "missing.yaml", "rows.jsonl", None, tmp_path)
 
 
@@ -109,7 +109,7 @@ def test_the_cli_refuses_a_bad_tune_request_in_one_line_before_starting_ray(tmp_
     rows.write_text("")
     code = main(["tune", "surrogate", "--config", str(config), "--data", str(rows)])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "base.yaml: cannot read the base config" in err[0]
+    assert code == 2 and len(err) == 1 and "base.yaml: malformed YAML" in err[0]
     code = main(["tune", "generator", "--config", str(config), "--trials", "0"])
     assert code == 2 and "argument --trials: expected a positive integer, got 0" in capsys.readouterr().err
 
