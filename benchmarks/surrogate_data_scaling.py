@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from circuits.config import read_yaml
 from storage.rows import load_rows
 from surrogate.evaluate import evaluate
 from surrogate.train import train
@@ -60,7 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     dataset_rows = load_rows(args.db, args.dataset)
     pool_rows = load_rows(args.db, args.pool) if any(r.startswith("pool:") for r in args.runs) else None
-    base = yaml.safe_load(Path(args.config).read_text())
+    base = read_yaml(args.config)
     table = []
     for run in args.runs:
         out = args.out / run.replace(":", "-")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from circuits.config import read_yaml
+
 PRESETS = (
     ("generator", "generator/configs/cpu.yaml"),
     ("generator", "generator/configs/cpu-vae.yaml"),
@@ -30,7 +32,7 @@ PRESETS = (
 
 def one_epoch(model: str, config: Path, source: str, dataset: str, scratch: Path) -> tuple[float, int]:
     """Seconds of one training epoch (the test pass and checkpoint excluded) and the config's epochs."""
-    base = yaml.safe_load(config.read_text())
+    base = read_yaml(config)
     short = scratch / config.name
     no_sampling = {"sample_eval": 0} if model == "generator" else {}  # skip the end-of-run generation
     short.write_text(yaml.safe_dump({**base, "epochs": 1, "progress": False, **no_sampling}))
