@@ -19,6 +19,7 @@ from orchestrator.cli.options import (
     output_file_or_stdout,
     positive_float,
     positive_int,
+    ray_address,
 )
 from orchestrator.cli.sources import dataset_name, open_store
 
@@ -64,7 +65,7 @@ def add_commands(commands: Any) -> None:
     )
     build.add_argument("--batch-size", type=positive_int, default=250, help="circuits per Ray call (default 250)")
     build.add_argument("--timeout", type=positive_float, default=60.0, help="seconds a Ray call may take (default 60)")
-    build.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
+    build.add_argument("--address", type=ray_address, help="Ray cluster address to join (default: start a local Ray)")
     build.add_argument("--json", action="store_true", help="print the build report as JSON")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     db_option(build)

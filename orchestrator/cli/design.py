@@ -22,6 +22,7 @@ from orchestrator.cli.options import (
     output_file,
     output_file_or_stdout,
     positive_int,
+    ray_address,
 )
 from orchestrator.design.bandit import POLICIES
 
@@ -118,7 +119,7 @@ def _search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=positive_int, default=2, help="bandit workers in flight (default 2)")
     p.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
     p.add_argument("--reference", help="dataset whose best FoM per target the report compares with")
-    p.add_argument("--address", help="Ray cluster address to join (default: start a local Ray)")
+    p.add_argument("--address", type=ray_address, help="Ray cluster address to join (default: start a local Ray)")
     db_option(p)
 
 

@@ -122,6 +122,16 @@ def database_url(text: str) -> str:
     return text
 
 
+def ray_address(text: str) -> str:
+    """A Ray cluster to join: ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT`` (whether it answers is Ray's to say)."""
+    if text == "auto":
+        return text
+    host, _, port = text.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected auto, HOST:PORT or ray://HOST:PORT, got {text!r}")
+    return text
+
+
 def db_option(parser: argparse.ArgumentParser) -> None:
     """The ``--db`` option every command that reads or writes the store takes."""
     from storage import default_url

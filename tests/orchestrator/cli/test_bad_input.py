@@ -42,6 +42,7 @@ CASES = [
     ),
     (["dataset", "build", "--n", "10", "--preset", "ocb999"], ["argument --preset", "invalid choice"]),
     (["dataset", "build", "--n", "10", "--db", UNREACHABLE], ["cannot open database", "127.0.0.1:1"]),
+    (["dataset", "build", "--n", "10", "--address", "head-node"], ["argument --address", "HOST:PORT", "head-node"]),
     (["dataset", "build", "--n", "10", "--db", "just words"], ["argument --db", "not a database URL"]),
     (["dataset", "build", "--n", "10", "--db", "mysql://u@h/d"], ["argument --db", "unsupported", "mysql"]),
     # dataset export, stats, list
@@ -102,6 +103,7 @@ CASES = [
     # campaign run, export, report, draw, list
     (["campaign", "run", DEMO, "--budget", "-1"], ["argument --budget", "-1"]),
     (["campaign", "run", DEMO, "--workers", "0"], ["argument --workers", "0"]),
+    (["campaign", "run", DEMO, "--address", "ray://head:port"], ["argument --address", "ray://head:port"]),
     (["campaign", "run", "{tmp}/truncated.yaml"], ["truncated.yaml", "malformed YAML"]),
     (["campaign", "run", "{tmp}/random.pt"], ["random.pt"]),
     (["campaign", "run", "{tmp}/missing.yaml"], ["argument file", "no such file"]),
