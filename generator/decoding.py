@@ -78,9 +78,10 @@ def decode_graphs(
     done = torch.zeros(b, dtype=torch.bool, device=dev)
     types[:, 0], pos[:, 0], topo[:, 0, 0] = IN, POS_IN, 1.0
     grammar = GrammarState(b, dev) if model.config.grammar else None
+    graph = {"types": types, "pos": pos, "topo": topo, "adj": adj}  # filled in place, step by step
     state: dict[str, Any] = {}
     for i in range(1, MAX_NODES):
-        out = model.decode_step(z, types, pos, topo, adj, i, state, cond)
+        out = model.decode_step(z, graph, i, state, cond)
         active = ~done
         node = model.node_values(out["h_last"][:, None], value_z, i - 1)[:, 0]
         values[:, i - 1] = torch.where(active[:, None], node, 0.0)

@@ -26,7 +26,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -44,7 +44,7 @@ from generator.decoding import GREEDY, Draw, decode_graphs, to_circuits
 from generator.layers import Block, Gin, mlp, sinusoidal
 from generator.losses import loss_terms
 
-# --- the model --------------------------------------------------------------------------------
+Graph = Mapping[str, torch.Tensor]  # padded graph arrays: types, pos, topo, adj (a batch holds more)
 
 
 class CktGen(nn.Module):
@@ -140,20 +140,13 @@ class CktGen(nn.Module):
     # --- decoder ----------------------------------------------------------------------------
 
     def _stream_tokens(
-        self,
-        z: torch.Tensor,
-        types: torch.Tensor,
-        pos: torch.Tensor,
-        topo: torch.Tensor,
-        adj: torch.Tensor,
-        start: int,
-        stop: int,
-        cond: torch.Tensor | None = None,
+        self, z: torch.Tensor, graph: Graph, start: int, stop: int, cond: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Input tokens at positions ``start..stop - 1`` of every stream (position 0 is the latent, position
         p the node p − 1), stream-major, with their indices into ``dec_pe``/``dec_mask``. ``cond`` (B, d),
         the class the decoder is asked for (``decoder_spec``), joins the first token."""
         L = MAX_NODES + 1
+        types, pos, topo, adj = graph["types"], graph["pos"], graph["topo"], graph["adj"]
         first = max(start - 1, 0)
         parts = (
             self.dec_type(types[:, first : stop - 1]),
@@ -180,21 +173,15 @@ class CktGen(nn.Module):
         return self.dec_drop(x + self.dec_pe[idx]), idx
 
     def decode_streams(
-        self,
-        z: torch.Tensor,
-        types: torch.Tensor,
-        pos: torch.Tensor,
-        topo: torch.Tensor,
-        adj: torch.Tensor,
-        length: int = MAX_NODES + 1,
-        cond: torch.Tensor | None = None,
+        self, z: torch.Tensor, graph: Graph, length: int = MAX_NODES + 1, cond: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """One causal pass over the first ``length`` tokens of each stream (latent + ``length`` − 1 nodes).
+        """One causal pass over the first ``length`` tokens of each stream (latent + ``length`` − 1 nodes)
+        of ``graph`` (``types``, ``pos``, ``topo``, ``adj`` as ``generator.data`` lays a batch out).
 
         Outputs at positions 0..7 predict nodes 0..7. Training uses this full pass; greedy decoding
         feeds one step at a time through ``decode_step``, which gives the same outputs.
         """
-        x, idx = self._stream_tokens(z, types, pos, topo, adj, 0, length, cond)
+        x, idx = self._stream_tokens(z, graph, 0, length, cond)
         h_type, h_pos, h_topo = self._transform(x, self.dec_mask[idx][:, idx])
         m = min(length, MAX_NODES)
         return {
@@ -215,21 +202,13 @@ class CktGen(nn.Module):
         return x.chunk(3, dim=1) if self.config.dec_streams == 3 else (x, x, x)
 
     def decode_step(
-        self,
-        z: torch.Tensor,
-        types: torch.Tensor,
-        pos: torch.Tensor,
-        topo: torch.Tensor,
-        adj: torch.Tensor,
-        i: int,
-        state: dict[str, Any],
-        cond: torch.Tensor | None = None,
+        self, z: torch.Tensor, graph: Graph, i: int, state: dict[str, Any], cond: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """Outputs at position ``i`` (node i's logits, and the value input of node i − 1) from the tokens
         not yet seen, with keys and values of earlier positions cached in ``state`` (empty at first).
         Topology features of every position so far accumulate in ``state["topo"]``."""
         start = 0 if not state else i
-        x, idx = self._stream_tokens(z, types, pos, topo, adj, start, i + 1, cond)
+        x, idx = self._stream_tokens(z, graph, start, i + 1, cond)
         keys = idx if not state else torch.cat([state["idx"], idx])
         caches = state.setdefault("caches", [[] for _ in self.blocks])
         h_type, h_pos, h_topo = self._transform(x, self.dec_mask[idx][:, keys], caches)
@@ -299,7 +278,7 @@ class CktGen(nn.Module):
         value_z: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Teacher-forced decoding of ``batch`` from ``z``; the value head reads ``value_z`` (default ``z``)."""
-        out = self.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"], cond=cond)
+        out = self.decode_streams(z, batch, cond=cond)
         out["edge_logits"] = self.edge_logits(out.pop("topo"))
         out["values"] = self.node_values(out.pop("h_next"), z if value_z is None else value_z)
         return out

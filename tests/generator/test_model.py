@@ -94,8 +94,8 @@ def test_node_slots_padded_slots_are_the_prior_and_a_slot_reaches_only_its_node_
     k = 4
     moved.view(8, MAX_NODES, slot)[:, k] += 3.0
     with torch.no_grad():
-        a = model.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"])["type_logits"]
-        b = model.decode_streams(moved, batch["types"], batch["pos"], batch["topo"], batch["adj"])["type_logits"]
+        a = model.decode_streams(z, batch)["type_logits"]
+        b = model.decode_streams(moved, batch)["type_logits"]
     torch.testing.assert_close(a[:, :k], b[:, :k])  # position i sees slots 0..i only
     assert not torch.allclose(a[:, k], b[:, k])
     with pytest.raises(ValueError, match="multiple of 8"):
@@ -130,10 +130,10 @@ def test_cached_decoding_steps_match_the_full_causal_pass(splits, streams, layou
     batch = splits.train.batch(slice(0, 6))
     z = torch.randn(6, model.config.latent_dim)
     with torch.no_grad():
-        full = model.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"])
+        full = model.decode_streams(z, batch)
         state: dict = {}
         for i in range(1, MAX_NODES):
-            step = model.decode_step(z, batch["types"], batch["pos"], batch["topo"], batch["adj"], i, state)
+            step = model.decode_step(z, batch, i, state)
             torch.testing.assert_close(step["type_logits"], full["type_logits"][:, i], atol=1e-5, rtol=1e-4)
             torch.testing.assert_close(step["pos_logits"], full["pos_logits"][:, i], atol=1e-5, rtol=1e-4)
             torch.testing.assert_close(step["topo"], full["topo"][:, : i + 1], atol=1e-5, rtol=1e-4)
@@ -234,12 +234,12 @@ def test_a_decoder_that_sees_the_class_decodes_by_it_and_without_it(splits):
     spec = batch["spec"]
     with torch.no_grad():
         cond = model.decoder_condition(spec)
-        full = model.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"], cond=cond)
+        full = model.decode_streams(z, batch, cond=cond)
         state: dict = {}
         for i in range(1, MAX_NODES):  # the cached steps see the class as the full pass does
-            step = model.decode_step(z, batch["types"], batch["pos"], batch["topo"], batch["adj"], i, state, cond)
+            step = model.decode_step(z, batch, i, state, cond)
             torch.testing.assert_close(step["type_logits"], full["type_logits"][:, i], atol=1e-5, rtol=1e-4)
-        other = model.decode_streams(z, batch["types"], batch["pos"], batch["topo"], batch["adj"])
+        other = model.decode_streams(z, batch)
     assert not torch.allclose(full["type_logits"], other["type_logits"])  # no class: the learned "no class" token
     assert len(model.reconstruct(splits.train_circuits[:3])) == 3  # reconstruction needs no class
     with pytest.raises(ValueError, match="decoder_spec needs a spec-conditioned model"):
