@@ -78,6 +78,7 @@ class Run:
     extras: Callable[[int], dict[str, Any]]
     optimiser: torch.optim.Optimizer = field(init=False)
     scheduler: Any = field(init=False)
+    log: MetricsLog = field(init=False)
     epoch: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)  # per epoch trained in this call
