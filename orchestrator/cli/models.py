@@ -195,9 +195,12 @@ def _train(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from orchestrator.distributed.runtime import ensure_ray
     from orchestrator.distributed.tune import check_request, markdown_table, tune_model
+    from storage.rows import load_rows
 
     check_request(args.model, args.config, args.trials, args.epochs)
     source, dataset = data_source(args)
+    if not load_rows(source, dataset):  # read once here: a bad file fails now, not in every trial on Ray
+        raise CktLoopError(f"{_named(source, dataset)}: no rows to tune on")
     ensure_ray(args.address)
     out = args.out or Path("runs") / f"tune-{args.model}"
     result = tune_model(

@@ -22,6 +22,7 @@ from storage import Store
 REPO = Path(__file__).resolve().parents[3]
 DEMO = str(REPO / "orchestrator" / "campaigns" / "demo.yaml")
 SHIPPED_GENERATOR = str(REPO / "generator" / "checkpoints" / "cktgen-cpu.pt")
+CPU_SURROGATE = str(REPO / "surrogate" / "configs" / "cpu.yaml")
 UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:1/x"
 
 # (command line, words the error line must hold); {tmp} is a folder holding the files below.
@@ -70,6 +71,8 @@ CASES = [
     ),
     (["tune", "surrogate", "--config", "{tmp}/truncated.yaml", "--data", "{tmp}/rows.jsonl"], ["truncated.yaml"]),
     (["tune", "generator", "--config", "{tmp}/truncated.yaml", "--cpus-per-trial", "0"], ["--cpus-per-trial"]),
+    (["tune", "surrogate", "--config", CPU_SURROGATE, "--data", "{tmp}/rows.jsonl"], ["rows.jsonl:1", "malformed"]),
+    (["tune", "surrogate", "--config", CPU_SURROGATE, "--data", "{tmp}/empty.yaml"], ["empty.yaml", "no rows"]),
     (["tune", "generator", "--config", "{tmp}/truncated.yaml", "--trials", "-1"], ["argument --trials", "-1"]),
     # evaluate
     (
