@@ -26,11 +26,11 @@ import torch
 from circuits import Circuit, CktLoopError
 from circuits.circuit import MAX_NODES, N_POSITIONS
 from circuits.encoding import PAD_TYPE, encode
+from circuits.grid import value_grid
 from circuits.specs import SpecClasses, filter_seen
 from surrogate.nets import encode_nets
 
 REG_NAMES = ("gain_db", "ugbw_hz", "pm")  # the three regression outputs, in order
-VALUE_SCALE = 101.0  # grid indices k ∈ 1…101 are fed as k/101
 
 
 def pm_field(classes: SpecClasses) -> str:
@@ -117,9 +117,16 @@ def classify_specs(classes: SpecClasses, specs: torch.Tensor) -> torch.Tensor:
     return torch.stack(cols, dim=-1)
 
 
+def value_scales(k: np.ndarray, grid: str) -> tuple[np.ndarray, np.ndarray]:
+    """Grid indices ``k`` on two scales in [0, 1]: k/k_max and log(k)/log(k_max) of the value grid ``grid``
+    (absent devices, k = 0, read 0 on both)."""
+    k_max = value_grid(grid).k_max
+    return k / k_max, np.log(np.maximum(k, 1)) / np.log(k_max)
+
+
 def encode_batch(circuits: Sequence[Circuit], encoder: str = "subgraphs") -> dict[str, torch.Tensor]:
     """Model inputs for circuits: for the ``subgraphs`` encoder ``types``/``pos`` (B, 8) long, ``adj`` (B, 8, 8),
-    ``values`` (B, 8, 3) k/101; for ``nets`` those of ``surrogate.nets.encode_nets``."""
+    ``values`` and ``log_values`` (B, 8, 3) (``value_scales``); for ``nets`` those of ``surrogate.nets.encode_nets``."""
     if encoder == "nets":
         return encode_nets(circuits)
     n = len(circuits)
@@ -127,15 +134,17 @@ def encode_batch(circuits: Sequence[Circuit], encoder: str = "subgraphs") -> dic
     pos = np.full((n, MAX_NODES), N_POSITIONS, dtype=np.int64)
     adj = np.zeros((n, MAX_NODES, MAX_NODES), dtype=np.float32)
     values = np.zeros((n, MAX_NODES, 3), dtype=np.float32)
+    log_values = np.zeros((n, MAX_NODES, 3), dtype=np.float32)
     for i, circuit in enumerate(circuits):
         e = encode(circuit.canonical())
         types[i], pos[i], adj[i] = e.types, e.pos, e.adj
-        values[i] = e.values / VALUE_SCALE
+        values[i], log_values[i] = value_scales(e.values, circuit.grid)
     return {
         "types": torch.from_numpy(types),
         "pos": torch.from_numpy(pos),
         "adj": torch.from_numpy(adj),
         "values": torch.from_numpy(values),
+        "log_values": torch.from_numpy(log_values),
     }
 
 

@@ -1,10 +1,11 @@
 """The DIGIN surrogate: CktGen's GIN evaluator (reference §4.3) plus a spec regressor.
 
 Circuit encoder: per node, type embedding ⊕ position embedding → linear = x_v; one shared GIN update
-applied in topological (node-index) order, h_v = MLP((1+ε)·x_v + Σ_{u→v} h_u); padding nodes (type
-``PAD_TYPE``) are masked out of the adjacency and zeroed, so nothing a padding row holds can change a
-prediction (§6.10). Readout: node states concatenated in index order (8 nodes) → MLP, ⊕ a size code
-from the device values slotted by position (k/101, 8 positions × (r, c, gm)) → linear = circuit
+(PyG's ``GINConv``) applied in topological (node-index) order, h_v = MLP((1+ε)·x_v + Σ_{u→v} h_u), on a
+PyG ``Batch`` of the real nodes: padding nodes (type ``PAD_TYPE``) are left out of the graph, so nothing
+a padding row holds can change a prediction (§6.10). Readout: node states concatenated in index order
+(8 nodes, zeros for padding) → MLP, ⊕ a size code from the device values slotted by position (k/k_max of
+the circuit's value grid, 8 positions × (r, c, gm)) → linear = circuit
 embedding. Heads: one classifier per spec axis (sizes from the class preset), a FoM regressor and a
 3-output spec regressor (z-scored gain/100, log10 UGBW, PM/90). A spec embedder (one table per axis)
 serves CktGen's contrastive loss and its retrieval metrics.
@@ -13,7 +14,7 @@ Beyond the paper (all off in ``configs/paper.yaml``):
 
 * ``node_values`` adds each node's own (r, c, gm) to its token, so the GIN sees device values where
   they sit in the graph rather than only through the 8-wide size code;
-* ``value_features`` feeds device values as log(k)/log(101) ("log") or both scales ("both"): gain,
+* ``value_features`` feeds device values as log(k)/log(k_max) ("log") or both scales ("both"): gain,
   poles and UGBW are products and ratios of gm, R and C, so their logarithms add;
 * ``pm_circular`` regresses the (wrapped) phase margin as (cos, sin), so ±180° are neighbours;
 * ``class_source: regression`` reads the joint class off the regressed specs through the preset's
@@ -33,102 +34,23 @@ Beyond the paper (all off in ``configs/paper.yaml``):
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch_geometric.data import Batch
+from torch_geometric.nn import GINConv
 
 from circuits import CktLoopError
 from circuits.circuit import MAX_NODES, N_POSITIONS
 from circuits.encoding import PAD_TYPE
 from circuits.subgraphs import N_TYPES
-from surrogate.data import VALUE_SCALE
+from surrogate.config import VALUE_FEATURES, SurrogateConfig
+from surrogate.graphs import to_batch, to_slots
 from surrogate.nets import NetEncoder
 
 MODEL_NAME = "digin"
-VALUE_FEATURES = {"linear": 3, "log": 3, "both": 6}  # feature width per node for each choice
-CLASS_SOURCES = ("heads", "regression")
-ENCODERS = ("subgraphs", "nets")
-
-
-@dataclass(frozen=True)
-class SurrogateConfig:
-    """Every architectural knob and loss weight; defaults are the paper's (reference §4.3)."""
-
-    type_dim: int = 256  # node-type embedding width
-    pos_dim: int = 256  # position (path) embedding width
-    hidden: int = 512  # node-state width (GIN)
-    gin_eps: float = 0.0  # ε of the GIN update
-    train_eps: bool = False  # learn ε
-    dropout: float = 0.5  # inside the GIN MLP
-    readout_hidden: int = 2048  # readout MLP: (8·hidden) → readout_hidden → graph_dim
-    graph_dim: int = 512
-    size_hidden: int = 256  # size code MLP: 24 → size_hidden → size_dim
-    size_dim: int = 8
-    node_values: bool = False  # beyond the paper: each node's (r, c, gm) added to its token
-    value_features: str = "linear"  # how values enter tokens and size code: k/101, log(k)/log(101) or both
-    embed_dim: int = 256  # circuit (and spec) embedding width
-    spec_emb_dim: int = 256  # per-axis spec embedding table width
-    head_hidden: int = 32  # hidden width of the class / FoM / spec heads
-    temperature: float = 0.1  # InfoNCE temperature
-    class_reduction: str = "sum"  # "sum" (paper) or "mean" for the cross-entropies and the alignment loss
-    w_align: float = 0.01
-    w_nce: float = 1.0
-    w_class: float = 1.0
-    w_fom: float = 1.0
-    w_reg: float = 1.0  # beyond the paper: Smooth-L1 on the three z-scored specs
-    pm_circular: bool = False  # regress a wrapped phase margin as (cos, sin) instead of PM/90
-    class_source: str = "heads"  # "heads" (paper) or "regression": classes from the regressed specs
-    encoder: str = "subgraphs"  # "subgraphs" (paper: the subgraph DAG) or "nets" (nets joined by elements)
-    rounds: int = 6  # message-passing rounds of the nets encoder
-    reg_beta: float = 1.0  # Smooth-L1 beta of the spec regression
-    align_detached: bool = False  # contrastive, alignment and class terms train an MLP on the detached encoder
-
-    def __post_init__(self) -> None:
-        if self.class_reduction not in ("sum", "mean"):
-            raise ValueError(f"class_reduction must be 'sum' or 'mean', got {self.class_reduction!r}")
-        if self.value_features not in VALUE_FEATURES:
-            raise ValueError(f"value_features must be one of {', '.join(VALUE_FEATURES)}, got {self.value_features!r}")
-        if self.class_source not in CLASS_SOURCES:
-            raise ValueError(f"class_source must be one of {', '.join(CLASS_SOURCES)}, got {self.class_source!r}")
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
-        if self.reg_beta <= 0:
-            raise ValueError(f"reg_beta must be > 0, got {self.reg_beta}")
-        for name in (
-            "type_dim",
-            "pos_dim",
-            "hidden",
-            "readout_hidden",
-            "graph_dim",
-            "size_hidden",
-            "size_dim",
-            "embed_dim",
-            "spec_emb_dim",
-            "head_hidden",
-            "rounds",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-
-    @property
-    def n_reg(self) -> int:
-        """Regressor outputs: z-scored gain and log10 UGBW, then PM as one z-score or as (cos, sin)."""
-        return 4 if self.pm_circular else 3
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _head(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
@@ -168,10 +90,11 @@ class DIGIN(nn.Module):
         n_values = VALUE_FEATURES[c.value_features]
         self.node_in = nn.Linear(c.type_dim + c.pos_dim, c.hidden)
         self.value_in = nn.Linear(n_values, c.hidden) if c.node_values else None
-        self.gin = nn.Sequential(
+        mlp = nn.Sequential(
             nn.Linear(c.hidden, c.hidden), nn.ReLU(), nn.Dropout(c.dropout), nn.Linear(c.hidden, c.hidden)
         )
-        self.eps = nn.Parameter(torch.tensor(float(c.gin_eps)), requires_grad=c.train_eps)
+        self.gin = GINConv(mlp, eps=c.gin_eps, train_eps=c.train_eps)
+        self.register_load_state_dict_pre_hook(_rename_old_gin_keys)
         self.readout = nn.Sequential(
             nn.Linear(MAX_NODES * c.hidden, c.readout_hidden), nn.ReLU(), nn.Linear(c.readout_hidden, c.graph_dim)
         )
@@ -180,40 +103,45 @@ class DIGIN(nn.Module):
         )
         self.embed = nn.Linear(c.graph_dim + c.size_dim, c.embed_dim)
 
-    def value_features(self, values: torch.Tensor) -> torch.Tensor:
-        """(…, 3) values k/101 → the configured features; absent devices (k = 0) stay 0 on every scale."""
-        log = torch.log(torch.clamp(values * VALUE_SCALE, min=1.0)) / math.log(VALUE_SCALE)
-        return {"linear": values, "log": log, "both": torch.cat([values, log], dim=-1)}[self.config.value_features]
+    def value_features(self, values: torch.Tensor, log_values: torch.Tensor) -> torch.Tensor:
+        """The configured device-value features from ``encode_batch``'s two scales (absent devices: 0 on both)."""
+        return {"linear": values, "log": log_values, "both": torch.cat([values, log_values], dim=-1)}[
+            self.config.value_features
+        ]
 
     def encode_circuits(
-        self, types: torch.Tensor, pos: torch.Tensor, adj: torch.Tensor, values: torch.Tensor
+        self, types: torch.Tensor, pos: torch.Tensor, adj: torch.Tensor, values: torch.Tensor, log_values: torch.Tensor
     ) -> torch.Tensor:
         """(B, embed_dim) circuit embeddings from encoded circuits (see ``surrogate.data.encode_batch``)."""
         b, n = types.shape
         if n != MAX_NODES:
             raise CktLoopError(f"expected circuits padded to {MAX_NODES} nodes, got {n}")
-        mask = types != PAD_TYPE  # (B, N)
-        fmask = mask.to(adj.dtype)
-        adj = adj * fmask.unsqueeze(2) * fmask.unsqueeze(1)
-        values = values * fmask.unsqueeze(-1)
-        x = self.node_in(
-            torch.cat([self.type_emb(types.clamp(0, PAD_TYPE)), self.pos_emb(pos.clamp(0, N_POSITIONS))], dim=-1)
-        )
-        feats = self.value_features(values)  # (B, N, F)
+        nodes = {"type": types, "position": pos.clamp(0, N_POSITIONS), "feats": self.value_features(values, log_values)}
+        graphs = to_batch(types != PAD_TYPE, adj, nodes)
+        x = self.node_in(torch.cat([self.type_emb(graphs.type.clamp(0, PAD_TYPE)), self.pos_emb(graphs.position)], -1))
         if self.value_in is not None:
-            x = x + self.value_in(feats)
-        states: list[torch.Tensor] = []
-        for v in range(n):
-            agg = (1.0 + self.eps) * x[:, v]
-            if states:
-                prev = torch.stack(states, dim=1)  # (B, v, H)
-                agg = agg + torch.einsum("bu,buh->bh", adj[:, :v, v], prev)
-            states.append(self.gin(agg) * fmask[:, v : v + 1])
-        graph = self.readout(torch.stack(states, dim=1).reshape(b, -1))
+            x = x + self.value_in(graphs.feats)
+        graph = self.readout(to_slots(self._dag_gin(x, graphs), graphs, MAX_NODES).reshape(b, -1))
         # Size vector slotted by position (reference §4.1): position p holds that node's (r, c, gm).
-        slot = F.one_hot(pos.clamp(0, N_POSITIONS), N_POSITIONS + 1)[..., :N_POSITIONS].to(values.dtype)
-        sizes = torch.einsum("bnp,bnk->bpk", slot * fmask.unsqueeze(-1), feats).reshape(b, -1)
-        return self.embed(torch.cat([graph, self.size_code(sizes)], dim=-1))
+        placed = graphs.position < N_POSITIONS
+        slot = (graphs.batch * N_POSITIONS + graphs.position)[placed]
+        sizes = graphs.feats.new_zeros(b * N_POSITIONS, graphs.feats.shape[-1]).index_add(0, slot, graphs.feats[placed])
+        return self.embed(torch.cat([graph, self.size_code(sizes.reshape(b, -1))], dim=-1))
+
+    def _dag_gin(self, x: torch.Tensor, graphs: Batch) -> torch.Tensor:
+        """Node states h_v = GIN((1+ε)·x_v + Σ_{u→v} h_u), one node index at a time across the batch: nodes are
+        in topological order, so a node's predecessors have their states when its turn comes (edges from
+        later nodes read zeros, as the paper's update ignores them)."""
+        h = torch.zeros_like(x)
+        src, dst = graphs.edge_index
+        for v in range(MAX_NODES):
+            nodes = (graphs.slot == v).nonzero().squeeze(1)
+            if len(nodes) == 0:
+                continue
+            into = graphs.slot[dst] == v
+            edges = torch.stack([src[into], torch.searchsorted(nodes, dst[into])])
+            h = h.index_copy(0, nodes, self.gin((h, x[nodes]), edges, size=(len(x), len(nodes))))
+        return h
 
     def encode_specs(self, cls: torch.Tensor) -> torch.Tensor:
         """(B, embed_dim) spec embeddings from joint classes (B, n_axes)."""
@@ -230,7 +158,9 @@ class DIGIN(nn.Module):
         if self.config.encoder == "nets":
             enc = self.embed(self.net_encoder(inputs["net_role"], inputs["net_mask"], inputs["net_pair"]))
         else:
-            enc = self.encode_circuits(inputs["types"], inputs["pos"], inputs["adj"], inputs["values"])
+            enc = self.encode_circuits(
+                inputs["types"], inputs["pos"], inputs["adj"], inputs["values"], inputs["log_values"]
+            )
         emb = enc if self.align_proj is None else self.align_proj(enc.detach())
         out: dict[str, Any] = {
             "embedding": emb,
@@ -280,3 +210,13 @@ def info_nce(spec: torch.Tensor, emb: torch.Tensor, cls: torch.Tensor, temperatu
     sim = sim + same_class_mask(cls)
     target = torch.arange(len(cls), device=cls.device)
     return 0.5 * (F.cross_entropy(sim, target) + F.cross_entropy(sim.T, target))
+
+
+def _rename_old_gin_keys(module: nn.Module, state: dict, prefix: str, *_: object) -> None:  # type: ignore[type-arg]
+    """Map a pre-port checkpoint's GIN (an MLP ``gin.{i}.…`` and a scalar ``eps``) onto ``GINConv``'s
+    ``gin.nn.{i}.…`` and ``gin.eps`` (shape (1,)), in place."""
+    old = prefix + "gin."
+    for key in [k for k in state if k.startswith(old) and k[len(old)].isdigit()]:
+        state[prefix + "gin.nn." + key[len(old) :]] = state.pop(key)
+    if prefix + "eps" in state:
+        state[prefix + "gin.eps"] = state.pop(prefix + "eps").reshape(1)

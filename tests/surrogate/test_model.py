@@ -2,17 +2,18 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
 from circuits import Circuit
 from circuits.circuit import MAX_NODES
-from circuits.encoding import PAD_TYPE
+from circuits.encoding import PAD_TYPE, encode
 from circuits.specs import spec_classes
-from surrogate.data import build, classify_specs, encode_batch, predicted_specs
-from surrogate.model import DIGIN, SurrogateConfig, info_nce, same_class_mask
+from surrogate.config import SurrogateConfig
+from surrogate.data import build, classify_specs, encode_batch, predicted_specs, value_scales
+from surrogate.model import DIGIN, info_nce, same_class_mask
 
 TINY = SurrogateConfig(type_dim=8, pos_dim=8, hidden=16, readout_hidden=32, graph_dim=16, size_hidden=16, size_dim=4,
                        node_values=True, embed_dim=16, spec_emb_dim=8, head_hidden=16, dropout=0.0)
@@ -59,7 +60,7 @@ def test_held_out_rows_never_share_a_topology_with_training(rows: list[dict]) ->
 
 
 @pytest.mark.parametrize(
-    "config", [TINY, replace(TINY, value_features="both", pm_circular=True)]
+    "config", [TINY, TINY.replace(value_features="both", pm_circular=True)]
 )
 def test_padding_and_node_order_do_not_change_predictions(rows: list[dict], config: SurrogateConfig) -> None:
     torch.manual_seed(0)
@@ -87,17 +88,20 @@ def test_padding_and_node_order_do_not_change_predictions(rows: list[dict], conf
     torch.testing.assert_close(a, d, atol=1e-6, rtol=1e-5)
 
 
-def test_value_features_are_log_grid_indices() -> None:
-    values = torch.tensor([[0.0, 1.0, 10.0], [101.0, 50.0, 0.0]]) / 101.0  # k/101 as encode_batch feeds them
-    log = DIGIN(replace(TINY, value_features="log"), (4, 33, 5)).value_features(values)
-    expected = torch.tensor([[0.0, 0.0, math.log(10)], [math.log(101), math.log(50), 0.0]]) / math.log(101)
-    torch.testing.assert_close(log, expected)  # absent devices (k = 0) and k = 1 both give 0
-    both = DIGIN(replace(TINY, value_features="both"), (4, 33, 5)).value_features(values)
-    torch.testing.assert_close(both, torch.cat([values, expected], dim=-1))
+def test_value_features_are_grid_indices_on_linear_and_log_scales(rows: list[dict]) -> None:
+    circuit = Circuit.from_dict(rows[0]["circuit"])
+    inputs = encode_batch([circuit])
+    k = torch.tensor(encode(circuit.canonical()).values, dtype=torch.float32)
+    torch.testing.assert_close(inputs["values"][0], k / 101)
+    expected = torch.log(k.clamp(min=1.0)) / math.log(101)  # absent devices (k = 0) and k = 1 both give 0
+    torch.testing.assert_close(inputs["log_values"][0], expected)
     # Doubling a value moves the log feature by the same step wherever it starts.
-    step = DIGIN(replace(TINY, value_features="log"), (4, 33, 5)).value_features(torch.tensor([[5.0, 40.0]]) / 101)
-    twice = DIGIN(replace(TINY, value_features="log"), (4, 33, 5)).value_features(torch.tensor([[10.0, 80.0]]) / 101)
-    torch.testing.assert_close(twice - step, torch.full((1, 2), math.log(2) / math.log(101)))
+    step = value_scales(np.array([5, 40]), "ocb")[1]
+    np.testing.assert_allclose(value_scales(np.array([10, 80]), "ocb")[1] - step, math.log(2) / math.log(101))
+    log = DIGIN(TINY.replace(value_features="log"), (4, 33, 5)).value_features(inputs["values"], inputs["log_values"])
+    torch.testing.assert_close(log, inputs["log_values"])
+    both = DIGIN(TINY.replace(value_features="both"), (4, 33, 5)).value_features(inputs["values"], inputs["log_values"])
+    torch.testing.assert_close(both, torch.cat([inputs["values"], inputs["log_values"]], dim=-1))
 
 
 @pytest.mark.parametrize("preset", ["ocb", "cktloop"])
@@ -183,7 +187,7 @@ def test_detached_alignment_leaves_the_encoder_to_the_regression(rows: list[dict
     torch.manual_seed(0)
     classes = spec_classes("ocb")
     data = build(rows, classes)
-    model = DIGIN(replace(TINY, align_detached=detached), classes.sizes)
+    model = DIGIN(TINY.replace(align_detached=detached), classes.sizes)
     inputs, targets = data.train.batch(torch.arange(16))
     _, loss = model(inputs, targets)
     alignment = loss["align"] + loss["nce"] + loss["class"]
