@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -157,7 +156,6 @@ def test_overfits_64_circuits(rows: list[dict]) -> None:
                              dropout=0.0, class_reduction="mean")
     model = DIGIN(config, classes.sizes)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    t0 = time.perf_counter()
     for _ in range(100):
         _, loss = model(inputs, targets)
         opt.zero_grad()
@@ -169,7 +167,6 @@ def test_overfits_64_circuits(rows: list[dict]) -> None:
     pred = torch.stack([lg.argmax(-1) for lg in out["logits"]], dim=-1)
     acc = float((pred == targets["cls"]).all(-1).float().mean())
     assert acc >= 0.9, acc
-    assert time.perf_counter() - t0 < 20
 
 
 @pytest.mark.parametrize(
