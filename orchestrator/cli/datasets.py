@@ -20,6 +20,7 @@ from orchestrator.cli.options import (
     positive_float,
     positive_int,
     ray_address,
+    seed,
 )
 from orchestrator.cli.sources import dataset_name, open_store
 
@@ -41,7 +42,7 @@ def add_commands(commands: Any) -> None:
         "the same arguments, it finishes the rest without duplicates; a larger --n extends the dataset.",
     )
     build.add_argument("--n", type=positive_int, required=True, help="number of circuits")
-    build.add_argument("--seed", type=int, default=0, help="seed of the family stream (default 0)")
+    build.add_argument("--seed", type=seed, default=0, help="seed of the family stream (default 0)")
     build.add_argument(
         "--name", help="dataset name (default: ocb-seed<SEED>, or ocb101-seed<SEED> for --preset ocb101)"
     )

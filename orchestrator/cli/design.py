@@ -23,6 +23,7 @@ from orchestrator.cli.options import (
     output_file_or_stdout,
     positive_int,
     ray_address,
+    seed,
 )
 from orchestrator.design.bandit import POLICIES
 
@@ -91,7 +92,7 @@ def add_commands(commands: Any) -> None:
     draw.add_argument("--dataset", required=True, help="dataset in the store to draw from")
     draw.add_argument("--name", help="campaign name (default: <kind>-<n>)")
     draw.add_argument("--budget", type=budget, help="simulations per target written into the file")
-    draw.add_argument("--seed", type=int, default=1, help="drawing seed (default 1)")
+    draw.add_argument("--seed", type=seed, default=1, help="drawing seed (default 1)")
     draw.add_argument("--out", required=True, type=output_file, help="campaign YAML file to write")
     db_option(draw)
     draw.set_defaults(run=_campaign_draw)
@@ -117,7 +118,7 @@ def _search_options(p: argparse.ArgumentParser) -> None:
         "--random", action="store_true", help="baseline: plain random sampling of the family, no models, no refinement"
     )
     p.add_argument("--workers", type=positive_int, default=2, help="bandit workers in flight (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="campaign seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="campaign seed (default 0)")
     p.add_argument("--reference", help="dataset whose best FoM per target the report compares with")
     p.add_argument("--address", type=ray_address, help="Ray cluster address to join (default: start a local Ray)")
     db_option(p)

@@ -20,6 +20,7 @@ from orchestrator.cli.options import (
     positive_float,
     positive_int,
     ray_address,
+    seed,
 )
 from orchestrator.cli.sources import data_source, open_store
 
@@ -64,7 +65,7 @@ def add_commands(commands: Any) -> None:
     tune.add_argument("--trials", type=positive_int, default=4, help="configs sampled (default 4)")
     tune.add_argument("--epochs", type=positive_int, default=5, help="epochs per trial (default 5)")
     tune.add_argument("--cpus-per-trial", type=positive_float, default=1.0, help="Ray CPUs per trial (default 1)")
-    tune.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    tune.add_argument("--seed", type=seed, default=0, help="sampling seed (default 0)")
     tune.add_argument("--address", type=ray_address, help="join this Ray cluster instead of starting a local Ray")
     _data_options(tune)
     tune.set_defaults(run=_tune)
@@ -139,7 +140,7 @@ def _add_evaluate(commands: Any) -> None:
         default=1.0,
         help="prior: temperature of the decoder's drawn choices (default 1; 0 decodes greedily, so use --decodes 1)",
     )
-    evaluate.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    evaluate.add_argument("--seed", type=seed, default=0, help="sampling seed (default 0)")
     evaluate.add_argument(
         "--sampling",
         choices=SAMPLING,

@@ -33,6 +33,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    """A random seed: an integer >= 0 (numpy's generators take no negative seeds)."""
+    value = int(_number(text, int, "a seed (an integer >= 0)"))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a seed (an integer >= 0), got {text}")
+    return value
+
+
 def budget(text: str) -> int:
     """Simulations per target: an integer >= 1."""
     value = int(_number(text, int, "a budget of at least 1 simulation"))

@@ -37,6 +37,7 @@ CASES = [
     (["dataset", "build", "--n", "10", "--timeout", "nan"], ["argument --timeout", "'nan'"]),
     (["dataset", "build", "--n", "10", "--workers", "-2"], ["argument --workers", "-2"]),
     (["dataset", "build", "--n", "10", "--batch-size", "0"], ["argument --batch-size"]),
+    (["dataset", "build", "--n", "10", "--seed", "-1"], ["argument --seed", "integer >= 0", "-1"]),
     (
         ["dataset", "build", "--n", "10", "--preset", "ocb101", "--sizings-per-topology", "1"],
         ["--sizings-per-topology", ">= 2", "got 1"],
@@ -119,6 +120,7 @@ CASES = [
     (["campaign", "report", "demo", "--out", "{tmp}/a-file"], ["argument --out", "is not a directory"]),
     (["campaign", "draw", "paper", "--dataset", "nosuch", "--out", "{tmp}/t.yaml"], ["no dataset named 'nosuch'"]),
     (["campaign", "draw", "hard", "--dataset", "d", "--n", "0", "--out", "{tmp}/t.yaml"], ["argument --n"]),
+    (["campaign", "draw", "paper", "--dataset", "d", "--seed", "-3", "--out", "{tmp}/t.yaml"], ["argument --seed"]),
     (["campaign", "list", "--db", UNREACHABLE], ["cannot open database"]),
 ]
 
