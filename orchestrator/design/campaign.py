@@ -1,13 +1,15 @@
 """Design campaigns on Ray: many targets, one bandit worker per target in flight, results in the store.
 
 Layout on Ray: one generator actor and one surrogate actor shared by every worker (nothing is
-loaded twice; each batches the calls its workers make at the same time), ``workers`` bandit workers
-(``orchestrator.distributed.bandit_worker.BanditWorker``), each with its own ngspice actor(s), which
-share the node's CPUs unless ``simulator_cpus`` says otherwise. The driver hands out the unfinished
-targets, and as each search returns it writes candidates, simulations, the refinement and the
-verdict to the store. A search that raises, or gives no answer within ``target_timeout_s`` (its
-worker is then replaced), leaves its target failed with the reason, and the campaign goes on; a
-re-run retries failed targets. Searches are seeded per target, so a campaign killed at any point
+loaded twice; each batches the calls that arrive together), ``workers`` bandit workers
+(``orchestrator.distributed.bandit_worker.BanditWorker``), each searching ``searches_per_worker``
+targets at once in threads (their model calls overlap, so the actors batch them, and a search waiting
+on a model or on ngspice costs no CPU) and owning ngspice actor(s), which share the node's CPUs unless
+``simulator_cpus`` says otherwise. The driver hands out the unfinished targets, and as each search
+returns it writes candidates, simulations, the refinement and the verdict to the store. A search that
+raises leaves its target failed with the reason, and the campaign goes on; one with no answer within
+``target_timeout_s`` too, and its worker is replaced (the worker's other targets are searched again on
+the new one). A re-run retries failed targets. Searches are seeded per target, so a campaign killed at any point
 and run again skips finished targets and re-runs the others to the same rows: no duplicates.
 """
 
@@ -36,7 +38,8 @@ class CampaignSettings:
     generator: str | None  # checkpoint; None searches by plain random sampling of the family
     surrogate: str | None
     search: SearchConfig = field(default_factory=SearchConfig)
-    workers: int = 4  # bandit workers in flight
+    workers: int = 2  # bandit worker processes
+    searches_per_worker: int = 4  # targets each worker searches at once
     simulators_per_worker: int = 1
     simulator_cpus: float | None = None  # per ngspice actor; None: the node's CPUs shared by all of them
     model_resources: ActorResources = field(default_factory=lambda: ActorResources(num_cpus=0.0))
@@ -46,7 +49,7 @@ class CampaignSettings:
     startup_timeout_s: float = 300.0  # actors starting and loading their models
 
     def __post_init__(self) -> None:
-        for name in ("workers", "simulators_per_worker"):
+        for name in ("workers", "searches_per_worker", "simulators_per_worker"):
             if getattr(self, name) < 1:
                 raise CktLoopError(f"campaign settings: {name} must be >= 1, got {getattr(self, name)}")
         for name in ("simulator_cpus", "target_timeout_s", "call_timeout_s", "startup_timeout_s"):
@@ -106,7 +109,8 @@ def run_campaign(
     if on_progress:
         on_progress(progress)
     if todo:
-        spawn, workers, versions = _start(settings, address, min(settings.workers, len(todo)))
+        n_workers = min(settings.workers, -(-len(todo) // settings.searches_per_worker))
+        spawn, workers, versions = _start(settings, address, n_workers)
         driver = CampaignDriver(store, campaign_id, ids, settings, campaign.budget, versions, progress, reference)
         driver.run(todo, spawn, workers, on_progress)
     summary = asdict(store.campaign(campaign_id))
@@ -156,7 +160,7 @@ def _start(
         classes = spec_classes("ocb").to_dict()
     simulators = settings.workers * settings.simulators_per_worker
     cpus = settings.simulator_cpus or min(1.0, ray.cluster_resources().get("CPU", 1.0) / simulators)
-    worker_cls = ray.remote(num_cpus=0)(BanditWorker)
+    worker_cls = ray.remote(num_cpus=0, max_concurrency=settings.searches_per_worker)(BanditWorker)
 
     def spawn() -> Any:
         return worker_cls.remote(
@@ -189,41 +193,62 @@ class CampaignDriver:
         workers: list[Any],
         on_progress: Callable[[Progress], None] | None = None,
     ) -> None:
-        """Search every target of ``todo`` on ``workers``; ``spawn`` starts a worker to replace a lost one."""
+        """Search every target of ``todo`` on ``workers``, ``searches_per_worker`` at a time each;
+        ``spawn`` starts a worker to replace a lost one."""
         import ray
 
         queue = list(reversed(todo))
         running: dict[Any, tuple[Any, Target, float]] = {}  # search ref -> (worker, target, started)
+        workers = list(workers)
 
-        def submit(worker: Any) -> None:
-            target = queue.pop()
-            seed = target_seed(self.settings.seed, target.name)
-            search = replace(self.settings.search, budget=self.budget, seed=seed)
-            running[worker.search.remote(target, search)] = (worker, target, time.monotonic())
+        def fill() -> None:
+            for worker in workers:
+                busy = sum(1 for w, _, _ in running.values() if w is worker)
+                for _ in range(self.settings.searches_per_worker - busy):
+                    if not queue:
+                        return
+                    target = queue.pop()
+                    search = replace(
+                        self.settings.search, budget=self.budget, seed=target_seed(self.settings.seed, target.name)
+                    )
+                    running[worker.search.remote(target, search)] = (worker, target, time.monotonic())
 
-        for worker in workers:
-            submit(worker)
+        def replace_worker(worker: Any, requeue: bool) -> None:
+            """Kill ``worker`` and start another; its other searches are searched again (``requeue``) or failed."""
+            for ref, (w, target, _) in list(running.items()):
+                if w is worker:
+                    del running[ref]
+                    if requeue:
+                        queue.append(target)
+                    else:
+                        self._record(target, None, "its bandit worker was lost")
+            ray.kill(worker, no_restart=True)
+            workers[workers.index(worker)] = spawn()
+
+        fill()
         while running:
             oldest = min(started for _, _, started in running.values())
             wait_s = max(0.0, oldest + self.settings.target_timeout_s - time.monotonic())
             ready, _ = ray.wait(list(running), num_returns=1, timeout=wait_s)
             ref = ready[0] if ready else min(running, key=lambda r: running[r][2])
             worker, target, _ = running.pop(ref)
-            outcome, reason, worker_lost = None, f"no result within {self.settings.target_timeout_s:g} s", not ready
-            if ready:
+            outcome, reason = None, f"no result within {self.settings.target_timeout_s:g} s"
+            if not ready:
+                replace_worker(worker, requeue=True)  # a hung search holds its thread: the worker goes
+            else:
                 try:
                     outcome = ray.get(ref, timeout=self.settings.call_timeout_s)  # ready: no wait
                 except ray.exceptions.RayTaskError as exc:
                     reason = _reason(exc.cause)
                 except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
-                    reason, worker_lost = f"its bandit worker was lost: {_reason(exc)}", True
-            if worker_lost or not queue:
-                ray.kill(worker, no_restart=True)
-            if queue:
-                submit(spawn() if worker_lost else worker)
+                    reason = f"its bandit worker was lost: {_reason(exc)}"
+                    replace_worker(worker, requeue=False)
+            fill()
             self._record(target, outcome, reason)
             if on_progress:
                 on_progress(self.progress)
+        for worker in workers:
+            ray.kill(worker, no_restart=True)
 
     def _record(self, target: Target, outcome: SearchOutcome | None, reason: str) -> None:
         """Store a target's outcome, or its failure (an outcome the store refuses fails it too)."""

@@ -72,7 +72,8 @@ def drive(store: Store, spawn, timeout_s: float = 600.0, workers: int = 2) -> Pr
     campaign = store.ensure_campaign("faults", {"targets": [t.name for t in TARGETS]})
     ids = store.ensure_targets(campaign, TARGETS)
     todo = [t for t in TARGETS if t.name in {r.name for r in store.unfinished_targets(campaign)}]
-    settings = CampaignSettings(None, None, SearchConfig(refine_share=0.0), workers=workers, target_timeout_s=timeout_s)
+    search = SearchConfig(refine_share=0.0)
+    settings = CampaignSettings(None, None, search, workers=workers, searches_per_worker=1, target_timeout_s=timeout_s)
     progress = Progress(total=len(TARGETS), done=len(TARGETS) - len(todo))
     driver = CampaignDriver(store, campaign, ids, settings, 20, VERSIONS, progress, [])
     driver.run(todo, spawn, [spawn() for _ in range(min(workers, len(todo)))])
@@ -93,6 +94,25 @@ def test_a_target_whose_search_raises_is_failed_with_its_reason_and_the_rest_com
         progress = drive(store, remote_worker("raise", set()))  # a re-run retries the failed target alone
         assert (progress.done, progress.failed) == (4, 0)
         assert [r.status for r in store.campaign_targets("faults")] == ["done"] * 4
+
+
+@pytest.mark.slow
+def test_a_worker_searching_targets_at_once_finds_what_it_finds_one_at_a_time(ray_session):
+    from orchestrator.design.campaign import target_seed
+
+    worker = ray_session.remote(num_cpus=0, max_concurrency=4)(BanditWorker).remote(
+        None, None, spec_classes("ocb").to_dict(), [], simulate=MnaBackend().simulate
+    )
+    local = BanditWorker(None, None, spec_classes("ocb").to_dict(), [], simulate=MnaBackend().simulate)
+    try:
+        configs = [SearchConfig(budget=80, seed=target_seed(0, t.name)) for t in TARGETS]  # refinement included
+        together = ray_session.get([worker.search.remote(t, c) for t, c in zip(TARGETS, configs)], timeout=600)
+        for outcome, target, config in zip(together, TARGETS, configs):
+            alone = local.search(target, config)
+            assert list(outcome.proposals) == list(alone.proposals) and outcome.winner == alone.winner
+            assert outcome.history == alone.history and outcome.n_simulations == alone.n_simulations == 80
+    finally:
+        ray_session.kill(worker)
 
 
 @pytest.mark.slow
