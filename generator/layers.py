@@ -8,25 +8,24 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_geometric.nn import GraphConv
-from torch_geometric.utils import dense_to_sparse
+from torch_geometric.nn import DenseGraphConv
 
 from circuits.circuit import MAX_NODES
 
 
 class Gin(nn.Module):
-    """One GIN-style layer on each node's rank one-hot x_v: PyG's ``GraphConv`` with sum aggregation,
+    """One GIN-style layer on each node's rank one-hot x_v: PyG's ``DenseGraphConv`` with sum aggregation,
     W_root·x_v + W_rel·Σ_{u→v} a_uv·x_u + b (a node's slot and its predecessors' slots), then ReLU, dropout,
-    a linear layer and dropout. Every slot of the padded arrays is a node (padding slots have zero
-    one-hots, so they send nothing), so the output keeps the input's (B, n, ·) layout."""
+    a linear layer and dropout. It reads the padded (B, n, ·) arrays the transformer around it uses, every
+    slot a node (padding slots have zero one-hots, so they send nothing)."""
 
     def __init__(self, hidden: int, out: int, dropout: float) -> None:
         super().__init__()
-        # Drawn as the one linear layer on x_v ⊕ Σ x_u that the GraphConv computes (fan-in 2·MAX_NODES),
-        # with GraphConv's own draws discarded, so a model built from a seed starts as before the port.
+        # Drawn as the one linear layer on x_v ⊕ Σ x_u that the convolution computes (fan-in 2·MAX_NODES),
+        # with DenseGraphConv's own draws discarded, so a model built from a seed starts as before the port.
         joint = nn.Linear(2 * MAX_NODES, hidden)
         with torch.random.fork_rng(devices=[]):
-            self.conv = GraphConv(MAX_NODES, hidden, aggr="add")
+            self.conv = DenseGraphConv(MAX_NODES, hidden, aggr="add")
         with torch.no_grad():
             root, rel = joint.weight.split(MAX_NODES, dim=1)
             self.conv.lin_root.weight.copy_(root)
@@ -36,9 +35,7 @@ class Gin(nn.Module):
         self.register_load_state_dict_pre_hook(_split_old_gin_input)
 
     def forward(self, topo: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        b, n, width = topo.shape
-        edge_index, weight = dense_to_sparse(adj.contiguous())  # the decoder passes slices
-        return self.net(self.conv(topo.reshape(b * n, width), edge_index, weight).view(b, n, -1))
+        return self.net(self.conv(topo, adj.transpose(1, 2)))  # adj[u, v] is the edge u→v: v sums over u
 
 
 def _split_old_gin_input(module: nn.Module, state: dict, prefix: str, *_: object) -> None:  # type: ignore[type-arg]
