@@ -39,7 +39,7 @@ class CampaignSettings:
     surrogate: str | None
     search: SearchConfig = field(default_factory=SearchConfig)
     workers: int = 2  # bandit worker processes
-    searches_per_worker: int = 4  # targets each worker searches at once
+    searches_per_worker: int = 8  # targets each worker searches at once
     simulators_per_worker: int = 1
     simulator_cpus: float | None = None  # per ngspice actor; None: the node's CPUs shared by all of them
     model_resources: ActorResources = field(default_factory=lambda: ActorResources(num_cpus=0.0))
