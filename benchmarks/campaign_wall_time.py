@@ -1,7 +1,7 @@
 """A campaign's wall time: this checkout against an older one, on the same campaign file, side by side.
 
-    git archive c141696 | (mkdir -p /tmp/old && tar -x -C /tmp/old)   # or: git worktree add /tmp/old c141696
-    .venv/bin/python benchmarks/campaign_wall_time.py /tmp/paper100.yaml --old /tmp/old --rounds 2
+    mkdir -p /tmp/old-c141696 && git archive c141696 | tar -x -C /tmp/old-c141696   # a folder nobody else writes
+    .venv/bin/python benchmarks/campaign_wall_time.py /tmp/paper100.yaml --old /tmp/old-c141696 --rounds 2
 
 Each round runs ``cktloop campaign run FILE`` once with the old code (``PYTHONPATH=OLD``, the same
 Python) and once with this checkout, alternating which goes first, each into a fresh SQLite store,
