@@ -83,7 +83,10 @@ class SimulationPool:
         self._factory = factory or ngspice_factory(config.circuits_per_deck)
         self._actor_cls = ray.remote(num_cpus=config.num_cpus_per_worker, max_restarts=0)(SimulationWorker)
         self._actors = [self._spawn() for _ in range(config.num_workers)]
-        self.simulator, self.version = ray.get(self._actors[0].info.remote())
+        try:
+            self.simulator, self.version = ray.get(self._actors[0].info.remote(), timeout=config.startup_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            raise CktLoopError(f"no simulation worker started within {config.startup_timeout_s:g} s") from None
         self.replaced_workers = 0
 
     def _spawn(self) -> Any:
@@ -130,7 +133,7 @@ class SimulationPool:
             for ref in ready:
                 actor, indices, _, alone = running.pop(ref)
                 try:
-                    results, seconds = self._ray.get(ref)
+                    results, seconds = self._ray.get(ref, timeout=self.config.timeout_s)  # ready: no wait
                 except (self._ray.exceptions.RayActorError, self._ray.exceptions.WorkerCrashedError) as exc:
                     yield from self._lost(actor, indices, alone, running, isolate, SimStatus.CRASHED, str(exc))
                     continue
