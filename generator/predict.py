@@ -15,14 +15,8 @@ from circuits.specs import SpecClass, SpecClasses, spec_classes
 from generator.checkpoint import load_checkpoint, model_from_checkpoint
 from generator.latent_bank import BANK_NOISE, LatentBank
 from generator.model import CktGen
+from generator.paths import DESIGN_CHECKPOINT, SHIPPED_CHECKPOINT, VAE_CHECKPOINT  # noqa: F401 (re-exported)
 from generator.sampling import BANK_VALUES, SAMPLING
-
-# Trained with the cpu preset on the 10,000-circuit ocb101 dataset; shipped with the package (see docs/models.md).
-SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "cktgen-cpu.pt"
-# The same preset trained on the cktloop classes (standard phase margin): what design campaigns use.
-DESIGN_CHECKPOINT = Path(__file__).parent / "checkpoints" / "cktgen-design-cpu.pt"
-# The reconstruction-only VAE (cpu-vae preset): the model the paper's Recon-Acc and prior sampling measure.
-VAE_CHECKPOINT = Path(__file__).parent / "checkpoints" / "cktgen-vae-cpu.pt"
 
 
 class Generator:

@@ -14,12 +14,8 @@ from circuits.specs import SpecClasses
 from surrogate import checkpoint as ckpt
 from surrogate.data import Normalisation, classify_specs, encode_batch, pm_field, predicted_specs
 from surrogate.model import DIGIN
+from surrogate.paths import DESIGN_CHECKPOINT, SHIPPED_CHECKPOINT  # noqa: F401 (re-exported)
 from surrogate.training.device import choose_device
-
-# Trained with the cpu preset on the 10,000-circuit ocb101 dataset; shipped with the package (see docs/models.md).
-SHIPPED_CHECKPOINT = Path(__file__).parent / "checkpoints" / "digin-cpu.pt"
-# The same preset trained on the cktloop classes (standard phase margin): what design campaigns use.
-DESIGN_CHECKPOINT = Path(__file__).parent / "checkpoints" / "digin-design-cpu.pt"
 
 
 class Surrogate:

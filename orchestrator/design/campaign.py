@@ -342,7 +342,7 @@ def load_reference(store: Any, dataset: str | None) -> list[dict[str, Any]]:
 
 def default_paths() -> tuple[Path, Path]:
     """The shipped design models (on the cktloop classes), which campaigns use unless told otherwise."""
-    from generator.predict import DESIGN_CHECKPOINT as generator
-    from surrogate.predict import DESIGN_CHECKPOINT as surrogate
+    from generator.paths import DESIGN_CHECKPOINT as generator
+    from surrogate.paths import DESIGN_CHECKPOINT as surrogate
 
     return generator, surrogate

@@ -1,0 +1,58 @@
+"""The campaign driver process (``cktloop campaign run``) loads no model stack: torch and PyG live
+in the model actors, and the driver only needs the checkpoints' paths."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from generator.paths import DESIGN_CHECKPOINT as GENERATOR
+from surrogate.paths import DESIGN_CHECKPOINT as SURROGATE
+
+REPO = Path(__file__).resolve().parents[3]
+
+# Runs `campaign run FILE` through the CLI up to the campaign itself, which is replaced by a stand-in
+# that imports what the real one imports on the driver side (Ray, the workers' and actors' classes,
+# the store) and reports the modules loaded by then.
+DRIVER = """
+import json, sys
+import orchestrator.design.campaign as campaign
+
+def run_campaign(store, spec, settings, **kwargs):
+    import ray
+    from orchestrator.distributed import bandit_worker, model_actors, runtime, simulation_pool
+    from storage import CandidateRecord
+    names = ("torch", "torch_geometric", "generator.predict", "surrogate.predict")
+    heavy = sorted(m for m in names if m in sys.modules)
+    print(json.dumps({"heavy": heavy, "generator": settings.generator, "surrogate": settings.surrogate}))
+    return {"name": spec.name, "id": 1, "met": 0, "targets": 1, "done": 0, "failed": 0, "wall_s": 0.0}
+
+campaign.run_campaign = run_campaign
+from orchestrator.cli.app import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_campaign_run_does_not_import_torch_in_the_driver(tmp_path):
+    spec = tmp_path / "one.yaml"
+    spec.write_text("name: one\nbudget: 10\ntargets:\n  - name: a\n    specs: {gain_db: {min: 40}}\n")
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    out = subprocess.run(
+        [sys.executable, "-c", DRIVER, "campaign", "run", str(spec), "--db", db, "--no-progress"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(out.stdout.splitlines()[0])
+    assert report == {"heavy": [], "generator": str(GENERATOR), "surrogate": str(SURROGATE)}
+
+
+def test_the_paths_modules_name_the_checkpoints_the_models_load_from():
+    from generator import predict as generator_predict
+    from surrogate import predict as surrogate_predict
+
+    assert generator_predict.DESIGN_CHECKPOINT == GENERATOR and GENERATOR.is_file()
+    assert surrogate_predict.DESIGN_CHECKPOINT == SURROGATE and SURROGATE.is_file()
