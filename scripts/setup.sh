@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
-for pkg in ngspice libngspice0 libngspice0-dev; do
+for pkg in ngspice libngspice0 libngspice0-dev chromium chromium-driver; do  # chromium: the serve page's browser test
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 PYTHON=${PYTHON:-python3.11}
