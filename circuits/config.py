@@ -9,6 +9,7 @@ Models forbid unknown keys and take values strictly (no ``"5"`` for an int, no `
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -88,8 +89,13 @@ def from_mapping(data: Any, model: type[M], where: str = "config") -> M:
 
 def describe(exc: ValidationError) -> str:
     """pydantic's errors as one line: ``field.path: problem, got value`` for each, joined by ``; ``."""
+    return describe_errors(exc.errors(include_url=False))
+
+
+def describe_errors(errors: Iterable[Mapping[str, Any]]) -> str:
+    """``describe`` for a list of pydantic error dicts (as FastAPI's request validation holds them)."""
     parts = []
-    for err in exc.errors(include_url=False):
+    for err in errors:
         path = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
             parts.append(f"{path}: unknown key")
