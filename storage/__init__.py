@@ -1,4 +1,4 @@
-"""CktLoop's database: circuits, datasets, simulation results, model versions and design campaigns.
+"""CktLoop's database: circuits, datasets, simulation results, model versions, design campaigns and design jobs.
 
 SQLite (default, ``sqlite:///cktloop.db``) or PostgreSQL, through SQLAlchemy; the schema is managed
 by Alembic migrations that ``Store.open`` applies automatically. Reads return the typed records of
@@ -14,6 +14,7 @@ from storage.records import (
     DatasetEntry,
     DatasetInfo,
     DatasetRow,
+    JobInfo,
     Measured,
     ModelInfo,
     RefinementInfo,
@@ -28,6 +29,7 @@ __all__ = [
     "DatasetEntry",
     "DatasetInfo",
     "DatasetRow",
+    "JobInfo",
     "Measured",
     "ModelInfo",
     "RefinementInfo",

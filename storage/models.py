@@ -220,6 +220,24 @@ class Refinement(Base):
     created_at: Mapped[datetime] = _created_at()
 
 
+class DesignJob(Base):
+    """A design campaign submitted to the service (0007): queued until a runner takes it, then running,
+    and finally done, failed (with the error) or cancelled. ``campaign`` names the campaign it runs as."""
+
+    __tablename__ = "design_jobs"
+    __table_args__ = (CheckConstraint("status IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))  # the submitter's label
+    campaign: Mapped[str] = mapped_column(String(200), unique=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON_TYPE)  # the validated campaign: name, budget, targets
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 # The tables, for SQLAlchemy Core statements.
 topologies = Base.metadata.tables[Topology.__tablename__]
 circuits = Base.metadata.tables[CircuitRow.__tablename__]
@@ -231,3 +249,4 @@ campaigns = Base.metadata.tables[Campaign.__tablename__]
 campaign_targets = Base.metadata.tables[CampaignTarget.__tablename__]
 candidates = Base.metadata.tables[Candidate.__tablename__]
 refinements = Base.metadata.tables[Refinement.__tablename__]
+design_jobs = Base.metadata.tables[DesignJob.__tablename__]

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 R = TypeVar("R", bound="DataclassInstance")
 
 TARGET_STATUSES = ("pending", "done", "failed")
+JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+JOB_FINISHED = ("done", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,27 @@ class RefinementInfo:
     fom_after: float | None
     history: Any
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A design job: the campaign it runs as, the request it came from (the validated campaign file:
+    name, budget, targets), its ``status`` (one of ``JOB_STATUSES``), why it failed, and when it was
+    submitted, (first) started and finished."""
+
+    id: int
+    name: str | None
+    campaign: str
+    request: dict[str, Any]
+    status: str
+    error: str | None
+    submitted_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in JOB_FINISHED
 
 
 def from_row(cls: type[R], row: Any, **computed: Any) -> R:

@@ -1,4 +1,4 @@
-"""The ``Store``: circuits, datasets, simulation results, model versions and design campaigns in
+"""The ``Store``: circuits, datasets, simulation results, model versions, design campaigns and jobs in
 SQLite or PostgreSQL, one aggregate per module behind this one class.
 
 Each public write is one transaction: it either lands whole or leaves the store as it was. Reads
@@ -11,11 +11,12 @@ from storage.campaigns import CampaignStore
 from storage.candidates import CandidateStore
 from storage.datasets import DatasetStore
 from storage.engine import default_url, open_engine
+from storage.jobs import JobStore
 from storage.registry import RegistryStore
 from storage.simulations import SimulationStore
 
 
-class Store(DatasetStore, SimulationStore, RegistryStore, CampaignStore, CandidateStore):
+class Store(DatasetStore, SimulationStore, RegistryStore, CampaignStore, CandidateStore, JobStore):
     """A CktLoop database. Open with ``Store.open(url)``; thread- and process-safe for writing."""
 
     @classmethod

@@ -153,3 +153,27 @@ def test_an_upgrade_that_would_leave_a_dangling_reference_is_refused(sqlite_url:
     engine = create_engine(sqlite_url)
     assert current_revision(engine) == "0004"  # rolled back whole
     engine.dispose()
+
+
+def test_a_0006_store_gains_design_jobs_and_gives_them_back_on_downgrade(db_url: str) -> None:
+    circuit = samples(1)[0].circuit
+    _fill_at_0004(db_url, circuit)
+    engine = create_engine(db_url)
+    upgrade(engine, "0006")
+    engine.dispose()
+    with Store.open(db_url) as store:  # 0006 -> 0007
+        assert store.jobs() == []
+        assert store.campaign("c").targets == 2  # earlier rows untouched
+        job = store.add_job({"budget": 1, "targets": []}, name="x")
+        assert store.job(job.id).campaign == f"job{job.id}-x"
+    from alembic import command
+
+    from storage.migrate import alembic_config
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(connection=conn), "0006")
+    assert "design_jobs" not in inspect(engine).get_table_names()
+    engine.dispose()
+    with Store.open(db_url) as store:
+        assert store.jobs() == [] and store.campaign("c").done == 1
