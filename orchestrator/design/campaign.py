@@ -9,8 +9,10 @@ on a model or on ngspice costs no CPU) and owning ngspice actor(s), which share 
 returns it writes candidates, simulations, the refinement and the verdict to the store. A search that
 raises leaves its target failed with the reason, and the campaign goes on; one with no answer within
 ``target_timeout_s`` too, and its worker is replaced (the worker's other targets are searched again on
-the new one). A re-run retries failed targets. Searches are seeded per target, so a campaign killed at any point
-and run again skips finished targets and re-runs the others to the same rows: no duplicates.
+the new one). A re-run retries failed targets. A run given ``should_stop`` checks it every
+``STOP_POLL_S`` and, once it says so, drops the searches in flight (their targets stay pending).
+Searches are seeded per target, so a campaign killed at any point and run again skips finished
+targets and re-runs the others to the same rows: no duplicates.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from orchestrator.design.campaign_file import Campaign
 from orchestrator.design.search import SearchConfig, SearchOutcome
 from orchestrator.distributed.bandit_worker import MODEL_CALL_TIMEOUT_S
 from orchestrator.distributed.model_actors import ActorResources
+
+STOP_POLL_S = 1.0  # how often a run with ``should_stop`` asks it
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ def run_campaign(
     address: str | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     reference_rows: Iterable[dict[str, Any]] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) ``campaign`` and return its summary; see the module docstring."""
     targets = [{"name": t.name, "bounds": _bounds(t)} for t in campaign.targets]
@@ -108,11 +113,11 @@ def run_campaign(
     reference = list(reference_rows) if reference_rows is not None else []
     if on_progress:
         on_progress(progress)
-    if todo:
+    if todo and not (should_stop and should_stop()):
         n_workers = min(settings.workers, -(-len(todo) // settings.searches_per_worker))
         spawn, workers, versions = _start(settings, address, n_workers)
         driver = CampaignDriver(store, campaign_id, ids, settings, campaign.budget, versions, progress, reference)
-        driver.run(todo, spawn, workers, on_progress)
+        driver.run(todo, spawn, workers, on_progress, should_stop)
     summary = asdict(store.campaign(campaign_id))
     summary["wall_s"] = time.monotonic() - progress.started
     return summary
@@ -192,6 +197,7 @@ class CampaignDriver:
         spawn: Callable[[], Any],
         workers: list[Any],
         on_progress: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         """Search every target of ``todo`` on ``workers``, ``searches_per_worker`` at a time each;
         ``spawn`` starts a worker to replace a lost one."""
@@ -227,9 +233,14 @@ class CampaignDriver:
 
         fill()
         while running:
+            if should_stop is not None and should_stop():
+                break  # the searches in flight go with their workers; their targets stay pending
             oldest = min(started for _, _, started in running.values())
             wait_s = max(0.0, oldest + self.settings.target_timeout_s - time.monotonic())
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=wait_s)
+            poll_s = wait_s if should_stop is None else min(wait_s, STOP_POLL_S)
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=poll_s)
+            if not ready and poll_s < wait_s:
+                continue
             ref = ready[0] if ready else min(running, key=lambda r: running[r][2])
             worker, target, _ = running.pop(ref)
             outcome, reason = None, f"no result within {self.settings.target_timeout_s:g} s"
