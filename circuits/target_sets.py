@@ -7,6 +7,9 @@
 * ``hard_targets``: gain and UGBW thresholds with a phase-margin window that random circuits of the
   family rarely meet (a rate below ``max_rate`` on a sample of the family, with a few witnesses, so
   each is known to be feasible).
+* ``window_targets``: narrow two-sided windows around the measured specs of random circuits of the family
+  (gain ± 1.5 dB, UGBW ± 8 %, PM ± 3°): what a designer asks of a known-good circuit, feasible by the
+  circuit itself, and far narrower than the surrogate's errors on unseen circuits.
 
 Targets are minimum requirements on the axes of a class preset in physical units (the ``cktloop``
 preset bins a standard phase margin, so its targets read as a designer writes them).
@@ -114,6 +117,57 @@ def hard_targets(
     rng = np.random.default_rng(seed)
     pick = sorted(rng.choice(len(hard), min(n, len(hard)), replace=False)) if hard else []
     return [hard[i] for i in pick]
+
+
+WINDOW_GAIN_DB = 1.5
+WINDOW_UGBW_FRACTION = 0.08
+WINDOW_PM_DEG = 3.0
+WINDOW_FIELDS = ("gain_db", "ugbw_hz", "pm_deg")
+
+
+def window_target(
+    name: str,
+    row: Mapping[str, Any],
+    gain_db: float = WINDOW_GAIN_DB,
+    ugbw_fraction: float = WINDOW_UGBW_FRACTION,
+    pm_deg: float = WINDOW_PM_DEG,
+) -> Target:
+    """gain within ``gain_db`` dB, UGBW within ``ugbw_fraction`` of it and PM within ``pm_deg`` degrees of the
+    measured specs in ``row`` (the row itself meets it)."""
+    g, u, p = (float(row[f]) for f in WINDOW_FIELDS)
+    return Target(
+        name,
+        (
+            ("gain_db", Bound(g - gain_db, g + gain_db)),
+            ("ugbw_hz", Bound(u * (1.0 - ugbw_fraction), u * (1.0 + ugbw_fraction))),
+            ("pm_deg", Bound(p - pm_deg, p + pm_deg)),
+        ),
+    )
+
+
+def _windowable(row: Mapping[str, Any]) -> bool:
+    if row.get("status") != "ok":
+        return False
+    values = [row.get(f) for f in WINDOW_FIELDS]
+    return all(isinstance(v, int | float) and math.isfinite(v) for v in values) and float(row["ugbw_hz"]) > 0
+
+
+def window_source(rows: Sequence[Mapping[str, Any]], min_pm_deg: float = 0.0) -> list[Mapping[str, Any]]:
+    """The rows windows are drawn around: a dataset's held-out split (``split == "test"``; models train on
+    the other split) when it has any, else every row; in either case only rows measured ok with finite specs
+    and a phase margin above ``min_pm_deg`` (an unstable amplifier is no designer's target: about 30 % of
+    the family's circuits)."""
+    held_out = [r for r in rows if r.get("split") == "test"]
+    return [r for r in (held_out or rows) if _windowable(r) and float(r["pm_deg"]) > min_pm_deg]
+
+
+def window_targets(rows: Sequence[Mapping[str, Any]], n: int, seed: int = 1) -> list[Target]:
+    """``n`` windows (``window_target``) around distinct rows of ``rows`` drawn with ``seed``, named
+    ``window-<k>-<row id>``; rows not measured ok are skipped. Fewer rows than ``n``: one per row."""
+    usable = [r for r in rows if _windowable(r)]
+    rng = np.random.default_rng(seed)
+    pick = [int(i) for i in rng.choice(len(usable), min(n, len(usable)), replace=False)] if usable else []
+    return [window_target(f"window-{k}-{usable[i].get('id', i)}", usable[i]) for k, i in enumerate(pick)]
 
 
 def to_campaign(name: str, targets: Sequence[Target], budget: int | None = None) -> dict[str, Any]:

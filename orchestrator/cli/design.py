@@ -85,9 +85,11 @@ def add_commands(commands: Any) -> None:
         "dataset, plus random threshold triples no circuit has but a class dominates (reference §5); each is "
         "feasible. hard: "
         "gain/UGBW thresholds with a PM window met by fewer than 1 in 500 circuits of the dataset, which should be a "
-        "plain random sample of the family (e.g. the ocb101 pool), and by at least 5 of them.",
+        "plain random sample of the family (e.g. the ocb101 pool), and by at least 5 of them. window: gain ± 1.5 dB, "
+        "UGBW ± 8 % and PM ± 3° around the measured specs of random stable circuits (PM > 0) of the dataset's "
+        "held-out split.",
     )
-    draw.add_argument("kind", choices=("paper", "hard"), help="which kind of targets")
+    draw.add_argument("kind", choices=("paper", "hard", "window"), help="which kind of targets")
     draw.add_argument("--n", type=positive_int, default=100, help="number of targets (default 100)")
     draw.add_argument("--dataset", required=True, help="dataset in the store to draw from")
     draw.add_argument("--name", help="campaign name (default: <kind>-<n>)")
@@ -293,7 +295,7 @@ def _campaign_draw(args: argparse.Namespace) -> int:
     import yaml
 
     from circuits.specs import spec_classes
-    from circuits.target_sets import hard_targets, meet_rates, paper_targets, to_campaign
+    from circuits.target_sets import hard_targets, meet_rates, paper_targets, to_campaign, window_source, window_targets
     from storage import Store
 
     with Store.open(args.db) as store:
@@ -302,6 +304,9 @@ def _campaign_draw(args: argparse.Namespace) -> int:
     if args.kind == "paper":
         present = {c for c in (classes.classify(r) for r in rows) if c is not None}
         targets = paper_targets(classes, present, args.n, seed=args.seed)
+        rates = meet_rates(targets, rows)
+    elif args.kind == "window":
+        targets = window_targets(window_source(rows), args.n, seed=args.seed)
         rates = meet_rates(targets, rows)
     else:
         picked = hard_targets(rows, args.n, seed=args.seed)
