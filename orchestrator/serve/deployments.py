@@ -1,0 +1,284 @@
+"""The Serve application: model deployments with dynamic batching, the simulator, the FastAPI ingress.
+
+* ``GeneratorModel`` / ``SurrogateModel``: one model per replica, loaded from the checkpoint its
+  ``user_config`` names. ``@serve.batch`` merges concurrent requests into one model call (each
+  request's answer is what it alone would get: ``Generator.generate_many`` decodes every row from its
+  own seeded latents). A new ``user_config`` swaps the model in place (``reconfigure``): the new
+  checkpoint loads in a worker thread while the old model keeps answering, then one assignment
+  switches; every answer names the version of the model that produced it.
+* ``Simulator``: a ``SimulationPool`` of ngspice workers (one process each); concurrent
+  /v1/simulate requests are batched into one pool run.
+* ``Ingress``: ``create_app`` over ``HandleModels`` (the deployments' handles).
+
+``build_app(args)`` is the application builder (``serve run orchestrator.serve.deployments:build_app``,
+the repository's ``serve_config.yaml``, ``cktloop serve``); ``app_config(config)`` is the Serve config
+``cktloop serve`` applies. Model checkpoints travel in the deployments' ``user_config``, never in the
+builder's args, so applying the config again with other checkpoints reconfigures the running replicas
+instead of replacing them. Secrets (API token, database URL) never enter the Serve config: the builder
+reads them in the cluster from the environment (or ``token_file``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from ray import serve
+from ray.serve.schema import LoggingConfig
+
+from circuits import Circuit, Performance
+from orchestrator.serve.app import create_app
+from orchestrator.serve.config import ModelDeployment, ServeConfig
+from orchestrator.serve.services import (
+    BadRequest,
+    GenerateCall,
+    Services,
+    generate_with,
+    jobs_for,
+    model_info,
+    prediction_rows,
+)
+
+APP_NAME = "cktloop"
+QUIET = LoggingConfig(enable_access_log=False, log_level="WARNING")
+
+
+class _ModelReplica:
+    """What both model deployments share: the model, swapped in place by ``reconfigure``."""
+
+    model: Any = None
+    checkpoint: str | None = None
+
+    def __init__(self, torch_threads: int = 1, num_gpus: float = 0.0) -> None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+        self.num_gpus = num_gpus
+
+    def _device(self) -> Any:
+        from surrogate.training.device import choose_device
+
+        return choose_device("auto" if self.num_gpus > 0 else "cpu")
+
+    def _load(self, checkpoint: str) -> Any:
+        raise NotImplementedError
+
+    def _default_checkpoint(self) -> str:
+        raise NotImplementedError
+
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Load the checkpoint ``user_config`` names (the old model answers meanwhile), then swap; apply
+        the batch settings."""
+        checkpoint = str(user_config.get("checkpoint") or self._default_checkpoint())
+        if checkpoint != self.checkpoint or self.model is None:
+            model = await asyncio.to_thread(self._load, checkpoint)
+            self.model, self.checkpoint = model, checkpoint  # one step: a batch sees the old or the new model
+        batched = self._batched  # type: ignore[attr-defined]
+        batched.set_max_batch_size(int(user_config.get("max_batch_size", 16)))
+        batched.set_batch_wait_timeout_s(float(user_config.get("batch_wait_timeout_s", 0.005)))
+
+    def check_health(self) -> None:
+        if self.model is None:
+            raise RuntimeError("no model loaded")
+
+    def info(self) -> dict[str, Any]:
+        return model_info(self.model, self.checkpoint)
+
+    def replica(self) -> str:
+        """This replica's id (tests check that a model swap kept the replicas)."""
+        return serve.get_replica_context().replica_id.unique_id
+
+
+@serve.deployment(logging_config=QUIET, health_check_period_s=10)
+class GeneratorModel(_ModelReplica):
+    def _load(self, checkpoint: str) -> Any:
+        from generator.predict import Generator
+
+        return Generator.load(checkpoint, device=self._device())
+
+    def _default_checkpoint(self) -> str:
+        from generator.paths import DESIGN_CHECKPOINT
+
+        return str(DESIGN_CHECKPOINT)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    async def _batched(self, calls: list[GenerateCall]) -> list[Any]:
+        model = self.model  # the whole batch on one model, whatever reconfigure does meanwhile
+        answers = await asyncio.to_thread(generate_with, model, calls)
+        return [str(a) if isinstance(a, Exception) else (model.version, *a) for a in answers]
+
+    async def generate(self, call: GenerateCall) -> Any:
+        """(version, classes, [(class, Circuit or reason)]), or the one-line reason the call is refused."""
+        return await self._batched(call)
+
+
+@serve.deployment(logging_config=QUIET, health_check_period_s=10)
+class SurrogateModel(_ModelReplica):
+    def _load(self, checkpoint: str) -> Any:
+        from surrogate.predict import Surrogate
+
+        return Surrogate.load(checkpoint, device=self._device())
+
+    def _default_checkpoint(self) -> str:
+        from surrogate.paths import DESIGN_CHECKPOINT
+
+        return str(DESIGN_CHECKPOINT)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    async def _batched(self, calls: list[list[Circuit]]) -> list[tuple[str, list[dict[str, Any]]]]:
+        model = self.model
+        rows = await asyncio.to_thread(prediction_rows, model, [c for circuits in calls for c in circuits])
+        starts = list(itertools.accumulate((len(c) for c in calls), initial=0))
+        return [(model.version, rows[a:b]) for a, b in itertools.pairwise(starts)]
+
+    async def predict(self, circuits: list[Circuit]) -> tuple[str, list[dict[str, Any]]]:
+        return await self._batched(circuits)
+
+
+@serve.deployment(logging_config=QUIET, health_check_period_s=30, max_ongoing_requests=64)
+class Simulator:
+    """ngspice through the simulation pool: its workers are Ray actors, one ngspice process each."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
+        from orchestrator.serve.config import SimulatorDeployment
+
+        cfg = SimulatorDeployment.model_validate(settings)
+        self.pool = SimulationPool(
+            PoolConfig(
+                num_workers=cfg.workers,
+                num_cpus_per_worker=cfg.worker_cpus,
+                circuits_per_deck=cfg.circuits_per_deck,
+                timeout_s=cfg.timeout_s,
+            )
+        )
+        self.name = f"{self.pool.simulator} {self.pool.version}"
+        self._batched.set_max_batch_size(cfg.max_batch_size)
+        self._batched.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def _batched(self, calls: list[list[Circuit]]) -> list[list[Performance]]:
+        results = await asyncio.to_thread(self.pool.simulate_all, [c for circuits in calls for c in circuits])
+        starts = list(itertools.accumulate((len(c) for c in calls), initial=0))
+        return [results[a:b] for a, b in itertools.pairwise(starts)]
+
+    async def simulate(self, circuits: list[Circuit]) -> tuple[str, list[Performance]]:
+        return self.name, await self._batched(circuits)
+
+
+class HandleModels:
+    """``services.Models`` over the deployments' handles."""
+
+    def __init__(self, generator: Any, surrogate: Any, simulator: Any) -> None:
+        self.generator, self.surrogate, self.simulator = generator, surrogate, simulator
+
+    async def generate(self, call: GenerateCall) -> Any:
+        answer = await self.generator.generate.remote(call)
+        if isinstance(answer, str):
+            raise BadRequest(answer)
+        return answer
+
+    async def predict(self, circuits: Sequence[Circuit]) -> tuple[str, list[dict[str, Any]]]:
+        return await self.surrogate.predict.remote(list(circuits))
+
+    async def simulate(self, circuits: Sequence[Circuit]) -> tuple[str, list[Performance]]:
+        return await self.simulator.simulate.remote(list(circuits))
+
+    async def info(self) -> dict[str, dict[str, Any]]:
+        generator, surrogate = await asyncio.gather(self.generator.info.remote(), self.surrogate.info.remote())
+        return {"generator": generator, "surrogate": surrogate}
+
+
+@serve.deployment(logging_config=QUIET, max_ongoing_requests=256)
+@serve.ingress()
+class Ingress:
+    """The HTTP entry: ``create_app`` over the model deployments' handles."""
+
+    def __init__(
+        self, generator: Any, surrogate: Any, simulator: Any, config: dict[str, Any], token: str | None
+    ) -> None:
+        cfg = ServeConfig.model_validate(config)
+        self.services = Services(HandleModels(generator, surrogate, simulator), cfg)
+        self.services.jobs = jobs_for(cfg, self.services)
+        self.token = token
+
+    def __serve_build_asgi_app__(self) -> Any:
+        return create_app(self.services, self.token)
+
+
+def model_user_config(model: ModelDeployment) -> dict[str, Any]:
+    """The part of a model's settings that changes in place: checkpoint and batching."""
+    return {
+        "checkpoint": model.checkpoint,
+        "max_batch_size": model.max_batch_size,
+        "batch_wait_timeout_s": model.batch_wait_timeout_s,
+    }
+
+
+def _model(deployment: Any, model: ModelDeployment) -> Any:
+    return deployment.options(user_config=model_user_config(model), **model.deployment_options()).bind(
+        model.torch_threads, model.num_gpus
+    )
+
+
+def build_app(args: dict[str, Any]) -> Any:
+    """The Serve application for ``args`` (a ``ServeConfig`` as a mapping; model checkpoints, if any,
+    are the initial ``user_config``). Refuses a non-loopback host without a token."""
+    config = ServeConfig.model_validate(args or {})
+    token = config.read_token()
+    config.check_exposure(token)
+    simulator = Simulator.bind(config.simulator.model_dump())
+    return Ingress.options(
+        ray_actor_options={"num_cpus": 0},
+        max_ongoing_requests=max(256, 4 * config.caps.max_n),
+    ).bind(
+        _model(GeneratorModel, config.generator),
+        _model(SurrogateModel, config.surrogate),
+        simulator,
+        config.model_dump(),
+        token,
+    )
+
+
+def app_config(config: ServeConfig) -> dict[str, Any]:
+    """The Serve config (``ServeDeploySchema``) that runs ``config``: the builder's args hold no
+    checkpoints (changing them would replace the replicas; the deployments' ``user_config`` does) and no
+    database URL (``environment_for`` passes it)."""
+    args = config.model_dump(exclude={"db": True, "generator": {"checkpoint"}, "surrogate": {"checkpoint"}})
+    return {
+        "http_options": {"host": config.host, "port": config.port, "request_timeout_s": config.request_timeout_s},
+        "logging_config": QUIET.model_dump(),
+        "applications": [
+            {
+                "name": APP_NAME,
+                "route_prefix": "/",
+                "import_path": "orchestrator.serve.deployments:build_app",
+                "args": args,
+                "deployments": [
+                    {"name": "GeneratorModel", "user_config": model_user_config(config.generator)},
+                    {"name": "SurrogateModel", "user_config": model_user_config(config.surrogate)},
+                ],
+            }
+        ],
+    }
+
+
+def deploy(config: ServeConfig, blocking: bool = True) -> None:
+    """Apply ``app_config(config)`` to the connected Ray (Serve started on ``config.host:port`` if it is not
+    running): the first time it starts the application; later, changed checkpoints or batch settings are
+    reconfigured in place. Uses Serve's config deployment (what ``serve deploy`` does)."""
+    from ray.serve._private.api import serve_start
+    from ray.serve.schema import ServeDeploySchema
+
+    schema = ServeDeploySchema.model_validate(app_config(config))
+    client = serve_start(http_options=schema.http_options.model_dump(), global_logging_config=QUIET)
+    client.deploy_apps(schema, _blocking=blocking)
+
+
+def environment_for(config: ServeConfig) -> None:
+    """Put the store's URL where the builder (in the cluster) reads it, never into the Serve config."""
+    if config.db:
+        os.environ["CKTLOOP_DB"] = config.db
