@@ -138,6 +138,9 @@ class ModelVersion(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON_TYPE)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON_TYPE)
     created_at: Mapped[datetime] = _created_at()
+    # lineage (0008): the version fine-tuned from, and a fingerprint of the rows trained on
+    parent_version: Mapped[str | None] = mapped_column(String(64))
+    data_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
 
 class Campaign(Base):

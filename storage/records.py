@@ -124,6 +124,8 @@ class ModelInfo:
     config: dict[str, Any]
     metrics: dict[str, Any]
     created_at: datetime
+    parent_version: str | None = None  # the version it was fine-tuned from
+    data_fingerprint: str | None = None  # of the rows it trained on
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ from storage.engine import default_url, open_engine
 from storage.jobs import JobStore
 from storage.registry import RegistryStore
 from storage.simulations import SimulationStore
+from storage.verified import VerifiedStore
 
 
-class Store(DatasetStore, SimulationStore, RegistryStore, CampaignStore, CandidateStore, JobStore):
+class Store(DatasetStore, SimulationStore, RegistryStore, CampaignStore, CandidateStore, JobStore, VerifiedStore):
     """A CktLoop database. Open with ``Store.open(url)``; thread- and process-safe for writing."""
 
     @classmethod
