@@ -1,0 +1,282 @@
+"""Latency and throughput of /v1/generate against the same work done in-process, in one run.
+
+Run by hand (not a test), on a machine as idle as you can get:
+
+    .venv/bin/python benchmarks/serve_latency.py                 # starts `cktloop serve` on a free port
+    .venv/bin/python benchmarks/serve_latency.py --url http://127.0.0.1:8123   # a service already running
+
+One request is issue 17's: 10 circuits for a target (``--target``), each with the surrogate's prediction,
+a fresh seed per request. Measured, in this order:
+
+1. in-process, the plain classes the service wraps (``Generator``, ``Surrogate``, through the service's own
+   ``generate_with`` / ``prediction_rows``): one request at a time (latency), then ``generate_many`` batches
+   of 1-32 requests with one surrogate call per batch (the best circuits/s is the batched reference);
+2. the live service at 1, 5 and 20 concurrent clients: p50/p99 latency and circuits/s;
+3. ``POST /v1/echo`` with the same body at the same concurrencies: what HTTP and Serve cost by themselves.
+
+The ratios the issue asks for are printed at the end (and written with ``--json``). The models use
+``--torch-threads`` threads in-process, the service's ``torch_threads`` setting (default 1) in its replicas.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = {"gain_db": {"min": 60}, "ugbw_hz": {"min": 1e8}, "pm_deg": {"min": 60, "max": 90}}
+BATCHES = (1, 2, 4, 8, 16, 32)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0-1) by linear interpolation."""
+    xs = sorted(values)
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def summary(latencies: list[float], wall: float, circuits: int) -> dict[str, float]:
+    return {
+        "requests": len(latencies),
+        "p50_ms": 1000 * percentile(latencies, 0.5),
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+        "circuits_per_s": circuits / wall,
+        "wall_s": wall,
+    }
+
+
+def body(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    return {"target": args.target, "n": args.n, "seed": seed, "sampling": args.sampling}
+
+
+# --- in-process ---------------------------------------------------------------------------------
+
+
+def in_process(args: argparse.Namespace) -> dict[str, Any]:
+    """The same requests through the plain classes: one at a time, then batched."""
+    import torch
+
+    from generator.predict import Generator
+    from orchestrator.serve.config import load_serve_config
+    from orchestrator.serve.schemas import GenerateRequest
+    from orchestrator.serve.services import GenerateCall, generate_with, prediction_rows
+    from surrogate.predict import Surrogate
+
+    torch.set_num_threads(args.torch_threads)
+    config = load_serve_config(args.config)
+    generator = Generator.load(config.generator_checkpoint())
+    surrogate = Surrogate.load(config.surrogate_checkpoint())
+
+    def calls(seeds: range) -> list[GenerateCall]:
+        return [GenerateCall.of(GenerateRequest.model_validate(body(s, args))) for s in seeds]
+
+    def serve(batch: list[GenerateCall]) -> int:
+        answers = generate_with(generator, batch)
+        circuits = [c for a in answers if not isinstance(a, Exception) for _, c in a[1] if not isinstance(c, str)]
+        prediction_rows(surrogate, circuits)
+        return len(batch) * args.n
+
+    for call in calls(range(10_000, 10_000 + args.warmup)):
+        serve([call])
+    latencies, start = [], time.perf_counter()
+    for call in calls(range(args.requests)):
+        t = time.perf_counter()
+        serve([call])
+        latencies.append(time.perf_counter() - t)
+    one = summary(latencies, time.perf_counter() - start, args.requests * args.n)
+    batched = {}
+    for size in BATCHES:
+        rounds = max(2, args.requests // size)
+        start, done = time.perf_counter(), 0
+        for r in range(rounds):
+            done += serve(calls(range(20_000 + r * size, 20_000 + (r + 1) * size)))
+        wall = time.perf_counter() - start
+        batched[size] = {"batch": size, "rounds": rounds, "circuits_per_s": done / wall}
+    best = max(batched.values(), key=lambda b: b["circuits_per_s"])
+    return {"one_at_a_time": one, "batched": list(batched.values()), "best_batched": best}
+
+
+# --- over HTTP ----------------------------------------------------------------------------------
+
+
+async def load(
+    url: str, path: str, clients: int, requests: int, make: Any, args: argparse.Namespace
+) -> dict[str, float]:
+    """``requests`` POSTs of ``make(i)`` to ``url + path`` from ``clients`` concurrent clients; circuits/s counts
+    ``args.n`` a request (what was asked for, as in-process)."""
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    latencies: list[float] = []
+    counter = iter(range(requests))
+    failures: list[str] = []
+    circuits = 0
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        nonlocal circuits
+        for i in counter:
+            t = time.perf_counter()
+            async with session.post(url + path, json=make(i), headers=headers) as res:
+                answer = await res.json()
+                if res.status != 200:
+                    failures.append(f"{res.status} {answer}")
+                    continue
+            latencies.append(time.perf_counter() - t)
+            circuits += len(answer.get("circuits", [])) if "circuits" in answer else 0
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=600)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(clients)))
+        wall = time.perf_counter() - start
+    if failures:
+        raise SystemExit(f"{path}: {len(failures)} of {requests} requests failed, e.g. {failures[0]}")
+    result = summary(latencies, wall, requests * args.n)
+    result["requests_per_s"] = requests / wall
+    result["circuits_returned"] = circuits
+    return result
+
+
+def over_http(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"generate": {}, "echo": {}}
+    seeds = iter(range(30_000, 10**9))
+    asyncio.run(load(url, "/v1/generate", 1, args.warmup, lambda i: body(next(seeds), args), args))
+    for clients in args.clients:
+        requests = max(args.requests, 3 * clients)
+        res = asyncio.run(load(url, "/v1/generate", clients, requests, lambda i: body(next(seeds), args), args))
+        out["generate"][clients] = res
+        print(f"  generate, {clients:2d} clients: {fmt(res)}", flush=True)
+    for clients in args.clients:
+        requests = max(args.requests, 3 * clients)
+        res = asyncio.run(load(url, "/v1/echo", clients, requests, lambda i: body(i, args), args))
+        out["echo"][clients] = res
+        print(
+            f"  echo,     {clients:2d} clients: p50 {res['p50_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms, "
+            f"{res['requests_per_s']:.0f} requests/s",
+            flush=True,
+        )
+    return out
+
+
+def fmt(r: dict[str, float]) -> str:
+    return f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, {r['circuits_per_s']:.0f} circuits/s"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_service(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
+    """`cktloop serve` on a free port; its URL once /healthz answers."""
+    import urllib.request
+
+    port = free_port()
+    cmd = [str(ROOT / ".venv/bin/cktloop"), "serve", "--port", str(port)]
+    if args.config:
+        cmd += ["--config", args.config]
+    if args.db:
+        cmd += ["--db", args.db]
+    log = open(args.log, "wb")  # noqa: SIM115 (it outlives this function: the service writes to it)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + args.start_timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"cktloop serve exited with {proc.returncode}; see {args.log}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as res:
+                if res.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        time.sleep(1)
+    proc.terminate()
+    raise SystemExit(f"cktloop serve did not answer /healthz within {args.start_timeout} s; see {args.log}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a running service (default: start `cktloop serve` on a free port)")
+    parser.add_argument("--config", help="serve config file (both for the started service and the in-process models)")
+    parser.add_argument("--db", help="the started service's store (default: a fresh SQLite file under /tmp)")
+    parser.add_argument("--token", default=os.environ.get("CKTLOOP_API_TOKEN"))
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 5, 20])
+    parser.add_argument("--requests", type=int, default=200, help="requests per measurement (at least 3 per client)")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--n", type=int, default=10, help="circuits per request")
+    parser.add_argument("--sampling", default="bank")
+    parser.add_argument("--target", type=json.loads, default=TARGET, help="target bounds as JSON")
+    parser.add_argument("--torch-threads", type=int, default=1, help="in-process torch threads (the service's default)")
+    parser.add_argument("--start-timeout", type=float, default=300)
+    parser.add_argument("--log", default="/tmp/serve_latency.log", help="the started service's output")
+    parser.add_argument("--in-process-only", action="store_true", help="no service: the in-process figures alone")
+    parser.add_argument("--json", help="write every figure to this file")
+    args = parser.parse_args()
+
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
+        f"Python {platform.python_version()}",
+        flush=True,
+    )
+    proc, http = None, None
+    if args.in_process_only:
+        pass
+    elif args.url is None:
+        args.db = args.db or f"sqlite:////tmp/serve_latency-{os.getpid()}.db"
+        proc, url = start_service(args)
+        print(f"started cktloop serve at {url} (log {args.log})", flush=True)
+    else:
+        url = args.url.rstrip("/")
+    try:
+        if not args.in_process_only:
+            print("over HTTP:", flush=True)
+            http = over_http(url, args)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=120)
+    print("in-process:", flush=True)
+    local = in_process(args)
+    print(f"  one at a time: {fmt(local['one_at_a_time'])}")
+    for b in local["batched"]:
+        print(f"  batch {b['batch']:2d}: {b['circuits_per_s']:.0f} circuits/s")
+    if http is not None:
+        report(args, local, http)
+
+
+def report(args: argparse.Namespace, local: dict[str, Any], http: dict[str, Any]) -> None:
+    one, best = local["one_at_a_time"], local["best_batched"]
+    lo, hi = min(args.clients), max(args.clients)
+    at_lo, at_hi = http["generate"][lo], http["generate"][hi]
+    ratios = {
+        f"p50 at {lo} client / in-process p50 (<= 1.3)": at_lo["p50_ms"] / one["p50_ms"],
+        f"circuits/s at {hi} clients / in-process best batched (>= 0.6)": at_hi["circuits_per_s"]
+        / best["circuits_per_s"],
+        f"p99 / p50 at {hi} clients (<= 3)": at_hi["p99_ms"] / at_hi["p50_ms"],
+        f"echo p50 at {lo} client / generate p50": http["echo"][lo]["p50_ms"] / at_lo["p50_ms"],
+    }
+    print("ratios:")
+    for name, value in ratios.items():
+        print(f"  {name}: {value:.2f}")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"args": vars(args), "in_process": local, "http": http, "ratios": ratios}, indent=1, default=str)
+        )
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    main()
