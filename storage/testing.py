@@ -6,8 +6,15 @@ the writer whatever pytest's import mode.
 
 from __future__ import annotations
 
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from circuits import Circuit, Performance, Sample, SimStatus, generate
@@ -78,3 +85,71 @@ def concurrent_writer(url: str, worker: int, span: tuple[int, int], barrier: Any
     except BaseException:
         errors.put(f"worker {worker}: {traceback.format_exc()}")
         raise
+
+
+class LocalPostgres:
+    """A PostgreSQL server of its own, in a temporary folder on a free port, from the installed binaries:
+    for tests that stop and restart the server (never the machine's shared one).
+
+    ``start()`` creates the cluster (trust authentication, listening on 127.0.0.1 only) and starts it;
+    ``stop(mode)`` stops it (``immediate`` is a crash: no shutdown checkpoint, clients cut off);
+    ``close()`` stops it and removes the folder. Run as root, the server runs as user ``postgres``.
+    """
+
+    def __init__(self, bindir: Path | None = None) -> None:
+        found = bindir or self.find_bindir()
+        if found is None:
+            raise FileNotFoundError("no PostgreSQL server binaries (initdb, pg_ctl) found")
+        self.bindir = found
+        self.root = Path(tempfile.mkdtemp(prefix="cktpg"))
+        self.data = self.root / "data"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as:
+            shutil.chown(self.root, "postgres")
+
+    @staticmethod
+    def find_bindir() -> Path | None:
+        """``$CKTLOOP_PG_BIN``, else the newest /usr/lib/postgresql/*/bin, else the folder of ``pg_ctl``."""
+        candidates = [os.environ.get("CKTLOOP_PG_BIN", "")]
+        candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True)
+        candidates.append(os.path.dirname(shutil.which("pg_ctl") or ""))
+        return next((Path(c) for c in candidates if c and (Path(c) / "initdb").exists()), None)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        done = subprocess.run([*self._as, str(self.bindir / tool), *args], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines() or [f"exit status {done.returncode}"]
+            raise RuntimeError(f"{tool} {args[-1]} failed: {lines[-1]} (log: {self.root / 'server.log'})")
+
+    def start(self) -> None:
+        if not self.data.exists():
+            self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "90",
+            "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "90", "stop")
+
+    def close(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)

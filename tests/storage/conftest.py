@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
 from storage import Store
+from storage.testing import LocalPostgres
 
 PG_URL = os.environ.get("CKTLOOP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -75,3 +76,21 @@ def store(db_url: str) -> Iterator[Store]:
     s = Store.open(db_url)
     yield s
     s.close()
+
+
+@pytest.fixture
+def local_pg(request: pytest.FixtureRequest) -> Iterator[LocalPostgres]:
+    """A PostgreSQL server of the test's own (a temporary folder, a free port), started; stopped and
+    removed afterwards. Skips without the server binaries, or fails under ``--require-postgres``."""
+    try:
+        server = LocalPostgres()
+    except FileNotFoundError as exc:
+        reason = f"cannot start a PostgreSQL server of the test's own: {exc}"
+        if request.config.getoption("--require-postgres", default=False):
+            pytest.fail(f"{reason} (and --require-postgres was given)")
+        pytest.skip(reason)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
