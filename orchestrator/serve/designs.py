@@ -145,7 +145,7 @@ async def list_jobs(request: Request) -> DesignList:
 @router.get("/{job_id}", response_model=DesignJob)
 async def get_job(job_id: int, request: Request) -> DesignJob:
     """A job's status, simulations spent, and each target's verdict and winner."""
-    return DesignJob.model_validate(await _call(request, "get", job_id))
+    return DesignJob.model_validate(await _call(request, "status", job_id))
 
 
 @router.get("/{job_id}/report", response_class=HTMLResponse)

@@ -101,7 +101,7 @@ class DesignJobs:
         """Every job as a summary, newest first."""
         return [self._summary(job)[0] for job in reversed(self.store.jobs())]
 
-    def get(self, job_id: int) -> dict[str, Any]:
+    def status(self, job_id: int) -> dict[str, Any]:
         """A job's summary with its targets: state, verdict and winner (circuit, netlist, measured, predicted)."""
         summary, targets = self._summary(self._job(job_id))
         return {**summary, "targets": targets}
@@ -294,8 +294,8 @@ class LocalJobs:
     async def list(self) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self.jobs.list)
 
-    async def get(self, job_id: int) -> dict[str, Any]:
-        return await asyncio.to_thread(self.jobs.get, job_id)
+    async def status(self, job_id: int) -> dict[str, Any]:
+        return await asyncio.to_thread(self.jobs.status, job_id)
 
     async def cancel(self, job_id: int) -> dict[str, Any]:
         return await asyncio.to_thread(self.jobs.cancel, job_id)

@@ -73,7 +73,7 @@ def make(store: Store) -> Iterator[Callable[..., tuple[DesignJobs, FakeRun]]]:
 
 def wait_for(jobs: DesignJobs, job_id: int, *statuses: str) -> dict[str, Any]:
     deadline = time.monotonic() + 20
-    while (answer := jobs.get(job_id))["status"] not in statuses:
+    while (answer := jobs.status(job_id))["status"] not in statuses:
         assert time.monotonic() < deadline, f"job {job_id} still {answer['status']}"
         time.sleep(0.02)
     return answer
@@ -82,7 +82,7 @@ def wait_for(jobs: DesignJobs, job_id: int, *statuses: str) -> dict[str, Any]:
 def test_a_job_is_queued_runs_its_campaign_and_ends_done(make) -> None:
     jobs, run = make()
     job_id = jobs.submit({"name": "amp", "budget": 60, "targets": TARGETS})
-    queued = jobs.get(job_id)
+    queued = jobs.status(job_id)
     assert (queued["status"], queued["campaign"], queued["budget"], queued["simulations"]) == (
         "queued",
         f"job{job_id}-amp",
@@ -110,7 +110,7 @@ def test_jobs_beyond_the_concurrency_cap_wait_in_the_queue(make) -> None:
     jobs.start()
     wait_for(jobs, first, "running")
     time.sleep(0.2)  # several runner rounds
-    assert jobs.get(second)["status"] == "queued"
+    assert jobs.status(second)["status"] == "queued"
     run.release.set()
     wait_for(jobs, second, "done")
     assert [c.name for c in run.calls] == [f"job{first}", f"job{second}"]
@@ -149,7 +149,7 @@ def test_cancelling_a_queued_job_means_it_never_runs(make) -> None:
     assert jobs.cancel(job_id)["status"] == "cancelled"  # again: unchanged
     jobs.start()
     time.sleep(0.2)
-    assert run.calls == [] and jobs.get(job_id)["status"] == "cancelled"
+    assert run.calls == [] and jobs.status(job_id)["status"] == "cancelled"
 
 
 def test_cancelling_a_running_job_stops_its_campaign(make) -> None:
@@ -165,7 +165,7 @@ def test_cancelling_a_running_job_stops_its_campaign(make) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.02)
     time.sleep(0.1)
-    assert run.stopped == [f"job{job_id}"] and jobs.get(job_id)["status"] == "cancelled"
+    assert run.stopped == [f"job{job_id}"] and jobs.status(job_id)["status"] == "cancelled"
 
 
 def test_a_job_cancelled_in_the_store_by_another_process_stops_too(make, store: Store) -> None:
@@ -190,7 +190,7 @@ def test_a_stopped_service_leaves_its_jobs_to_the_next_one(make) -> None:
     jobs.start()
     wait_for(jobs, job_id, "running")
     jobs.stop(timeout_s=5)
-    assert jobs.get(job_id)["status"] == "running"  # not done, not failed: left for the next start
+    assert jobs.status(job_id)["status"] == "running"  # not done, not failed: left for the next start
     after, run2 = make()
     assert after.start() == [job_id]
     wait_for(after, job_id, "done")
@@ -200,7 +200,7 @@ def test_a_stopped_service_leaves_its_jobs_to_the_next_one(make) -> None:
 def test_unknown_jobs_and_impossible_moves_are_refused(make) -> None:
     jobs, _ = make()
     with pytest.raises(JobNotFound, match="no design job with id 7"):
-        jobs.get(7)
+        jobs.status(7)
     with pytest.raises(JobNotFound):
         jobs.cancel(7)
     job_id = jobs.submit({"targets": TARGETS})
