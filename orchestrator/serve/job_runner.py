@@ -8,40 +8,25 @@ down; the runs stop and their jobs stay ``running`` until the next start requeue
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from ray import serve
 from ray.exceptions import RayTaskError
 
 from circuits import CktLoopError
-from orchestrator.serve.jobs import design_jobs
+from orchestrator.serve.jobs import LocalJobs, design_jobs
 
 
 @serve.deployment(num_replicas=1, ray_actor_options={"num_cpus": 0}, max_ongoing_requests=64, health_check_period_s=10)
-class JobRunner:
-    """The service's one design-job runner (``config``: a ``ServeConfig`` as a mapping)."""
+class JobRunner(LocalJobs):
+    """The service's one design-job runner (``config``: a ``ServeConfig`` as a mapping); its calls are
+    ``LocalJobs``'."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         from orchestrator.serve.config import ServeConfig
 
-        self.jobs = design_jobs(ServeConfig.model_validate(config))
+        super().__init__(design_jobs(ServeConfig.model_validate(config)))
         self.jobs.start()
-
-    async def submit(self, request: dict[str, Any]) -> int:
-        return await asyncio.to_thread(self.jobs.submit, request)
-
-    async def list(self) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self.jobs.list)
-
-    async def status(self, job_id: int) -> dict[str, Any]:
-        return await asyncio.to_thread(self.jobs.status, job_id)
-
-    async def cancel(self, job_id: int) -> dict[str, Any]:
-        return await asyncio.to_thread(self.jobs.cancel, job_id)
-
-    async def report(self, job_id: int) -> str:
-        return await asyncio.to_thread(self.jobs.report, job_id)
 
     def check_health(self) -> None:
         if not self.jobs.alive():
