@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# A multi-node Ray cluster on one machine, for tests, benchmarks and trying the cluster path.
+#
+#   scripts/local_cluster.sh up --workers N [--port P] [--cpus C] [--object-store-mb M]
+#                                            # head + N worker nodes; the last line printed is HOST:PORT
+#   scripts/local_cluster.sh status          # each node: running or not, and the address
+#   scripts/local_cluster.sh kill-worker I   # SIGKILL worker node I (1..N) and every process it started
+#   scripts/local_cluster.sh down            # stop every node this script started
+#
+# Every node is its own `ray start --block` process in a session of its own (setsid), with its own
+# ports (derived from --port, default 26380; the GCS is never on 6379) and its own --temp-dir under
+# the state folder ($CKTLOOP_CLUSTER_DIR, default .cluster/ in the repository). `down` and
+# `kill-worker` signal only the sessions recorded there: Ray instances this script did not
+# start (another test's `ray.init()`, a `ray start` of your own) are never touched, and `ray stop`,
+# which stops every Ray on the machine, is never called. The head records its address in its own
+# temp dir, not /tmp/ray, so a plain `ray.init()` elsewhere on the machine never joins this cluster:
+# connect with the printed address.
+#
+# Resources: `sim` = --cpus on every node, `model` = 1 on the head only. Ports of node i (head 0):
+# GCS P (head), Ray client P+1 (head); node manager P+10+10i, object manager +1, dashboard agent
+# listen +2, agent gRPC +3, metrics +4, runtime-env agent +5; worker ports P+1000+200i .. +199.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+STATE="${CKTLOOP_CLUSTER_DIR:-$ROOT/.cluster}"
+RAY="${CKTLOOP_RAY:-$ROOT/.venv/bin/ray}"
+HOST=127.0.0.1
+export RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
+
+die() { echo "local_cluster.sh: $*" >&2; exit 2; }
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+port_in_use() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+# The processes of one node: its session (setsid made the `ray start` pid the session id). Ray puts
+# each worker process in a process group of its own, but they stay in the node's session.
+session_pids() { ps -eo pid=,sid=,stat= | awk -v s="$1" '$2 == s && $3 !~ /^Z/ { print $1 }'; }
+
+signal_node() {  # signal, session id
+  local pids
+  pids=$(session_pids "$2")
+  [[ -n $pids ]] || return 1
+  # shellcheck disable=SC2086
+  kill "-$1" $pids 2>/dev/null || true
+}
+
+gone_within() {  # session id, tenths of a second: 0 once no process of the session is left
+  local i
+  for ((i = 0; i < $2; i++)); do
+    [[ -n $(session_pids "$1") ]] || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# Stop one node: SIGTERM its processes, then SIGKILL what is left after a grace period.
+stop_node() {
+  signal_node TERM "$1" || return 0
+  gone_within "$1" $(($2 * 10)) && return 0
+  signal_node KILL "$1" || return 0
+  gone_within "$1" 50 || echo "local_cluster.sh: node session $1 still has processes after SIGKILL" >&2
+}
+
+node_ports() {  # node index -> the port flags of that node
+  local i=$1 base=$2 n
+  n=$((base + 10 + 10 * i))
+  echo "--node-manager-port=$n --object-manager-port=$((n + 1)) --dashboard-agent-listen-port=$((n + 2))" \
+    "--dashboard-agent-grpc-port=$((n + 3)) --metrics-export-port=$((n + 4)) --runtime-env-agent-port=$((n + 5))" \
+    "--min-worker-port=$((base + 1000 + 200 * i)) --max-worker-port=$((base + 1199 + 200 * i))"
+}
+
+start_node() {  # index, base port, cpus, object store bytes, extra flags...
+  local i=$1 base=$2 cpus=$3 store=$4 dir="$STATE/n$1" p
+  shift 4
+  for p in $(node_ports "$i" "$base" | grep -o '=[0-9]*' | tr -d =); do
+    if [[ $p -lt $((base + 1000)) ]] && port_in_use "$p"; then die "port $p (node $i) is in use; pick another --port"; fi
+  done
+  mkdir -p "$dir"
+  # shellcheck disable=SC2046
+  setsid "$RAY" start --block --node-ip-address="$HOST" --num-cpus="$cpus" --object-store-memory="$store" \
+    --temp-dir="$dir" --disable-usage-stats $(node_ports "$i" "$base") "$@" \
+    >"$dir/start.log" 2>&1 </dev/null &
+  echo $! >"$dir/pid"
+}
+
+# Nodes alive according to the GCS (a short Python call; the CLI's `ray status` needs the autoscaler).
+count_alive() {
+  "$ROOT/.venv/bin/python" - "$HOST:$1" <<'EOF' 2>/dev/null || echo 0
+import sys
+from ray._raylet import GcsClient
+nodes = GcsClient(address=sys.argv[1]).get_all_node_info(timeout=5)
+print(sum(1 for n in nodes.values() if n.state == 0))  # GcsNodeInfo.ALIVE
+EOF
+}
+
+cmd_up() {
+  local workers=2 base=26380 cpus=1 store_mb=100 i want got
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --workers) workers=$2; shift 2 ;;
+      --port) base=$2; shift 2 ;;
+      --cpus) cpus=$2; shift 2 ;;
+      --object-store-mb) store_mb=$2; shift 2 ;;
+      *) die "unknown option $1 for up (--workers N, --port P, --cpus C, --object-store-mb M)" ;;
+    esac
+  done
+  [[ $workers =~ ^[0-9]+$ ]] || die "--workers must be an integer >= 0, got '$workers'"
+  [[ $base =~ ^[0-9]+$ && $base -ge 1024 && $base -le 60000 && $base -ne 6379 ]] \
+    || die "--port must be an integer in 1024..60000 other than 6379, got '$base'"
+  [[ $((base + 1199 + 200 * workers)) -le 65535 ]] || die "--port $base leaves no room for the worker ports of $workers nodes"
+  [[ $cpus =~ ^[0-9]+$ && $cpus -ge 1 ]] || die "--cpus must be an integer >= 1, got '$cpus'"
+  [[ $store_mb =~ ^[0-9]+$ && $store_mb -ge 80 ]] || die "--object-store-mb must be an integer >= 80, got '$store_mb'"
+  if [[ -f $STATE/address ]]; then
+    for f in "$STATE"/n*/pid; do
+      [[ -f $f ]] && alive "$(cat "$f")" && die "a cluster is already up at $(cat "$STATE/address") (run down first)"
+    done
+  fi
+  rm -rf "$STATE"
+  mkdir -p "$STATE"
+  echo "$workers" >"$STATE/workers"
+  local bytes=$((store_mb * 1024 * 1024))
+  start_node 0 "$base" "$cpus" "$bytes" --head --port="$base" --ray-client-server-port=$((base + 1)) \
+    --include-dashboard=false --resources="{\"sim\": $cpus, \"model\": 1}"
+  echo "$HOST:$base" >"$STATE/address"
+  for ((i = 0; i < 600; i++)); do  # the GCS must be up before the workers join
+    port_in_use "$base" && break
+    alive "$(cat "$STATE/n0/pid")" || die "the head failed to start; see $STATE/n0/start.log"
+    sleep 0.1
+  done
+  for ((i = 1; i <= workers; i++)); do
+    start_node "$i" "$base" "$cpus" "$bytes" --address="$HOST:$base" --resources="{\"sim\": $cpus}"
+  done
+  want=$((workers + 1))
+  for ((i = 0; i < 120; i++)); do
+    got=$(count_alive "$base")
+    [[ $got -ge $want ]] && break
+    sleep 1
+  done
+  [[ ${got:-0} -ge $want ]] || die "only ${got:-0} of $want nodes came up within 120 s; see $STATE/n*/start.log"
+  echo "$want nodes up (head + $workers workers)"
+  cat "$STATE/address"
+}
+
+cmd_status() {
+  [[ -f $STATE/address ]] || { echo "no cluster (state folder $STATE)"; return 0; }
+  local f pid i
+  for f in "$STATE"/n*/pid; do
+    pid=$(cat "$f"); i=$(basename "$(dirname "$f")"); i=${i#n}
+    if alive "$pid"; then echo "node $i: running (session $pid, $(session_pids "$pid" | wc -l) processes)"
+    else echo "node $i: stopped"; fi
+  done
+  echo "alive in the GCS: $(count_alive "$(cut -d: -f2 "$STATE/address")")"
+  cat "$STATE/address"
+}
+
+cmd_kill_worker() {
+  local i=${1:-}
+  [[ $i =~ ^[0-9]+$ && $i -ge 1 ]] || die "kill-worker takes a worker index >= 1, got '$i'"
+  [[ -f $STATE/n$i/pid ]] || die "no worker node $i in $STATE"
+  local pid
+  pid=$(cat "$STATE/n$i/pid")
+  signal_node KILL "$pid" || die "worker node $i (session $pid) is not running"
+  gone_within "$pid" 50 || true
+  echo "killed worker node $i (session $pid)"
+}
+
+cmd_down() {
+  [[ -d $STATE ]] || { echo "no cluster (state folder $STATE)"; return 0; }
+  local f
+  for f in $(ls -r "$STATE"/n*/pid 2>/dev/null); do  # workers first, the head last
+    stop_node "$(cat "$f")" 10
+  done
+  rm -f "$STATE/address"
+  echo "down"
+}
+
+case ${1:-} in
+  up) shift; cmd_up "$@" ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  kill-worker) shift; cmd_kill_worker "$@" ;;
+  *) die "usage: local_cluster.sh up --workers N [--port P] [--cpus C] [--object-store-mb M] | down | status | kill-worker I" ;;
+esac
