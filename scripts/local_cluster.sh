@@ -6,6 +6,7 @@
 #   scripts/local_cluster.sh status          # each node: running or not, and the address
 #   scripts/local_cluster.sh kill-worker I   # SIGKILL worker node I (1..N) and every process it started
 #   scripts/local_cluster.sh down            # stop every node this script started
+#   scripts/local_cluster.sh commands [up's options]  # print each node's port, resource and role flags
 #
 # Every node is its own `ray start --block` process in a session of its own (setsid), with its own
 # ports (derived from --port, default 26380; the GCS is never on 6379) and its own --temp-dir under
@@ -70,16 +71,28 @@ node_ports() {  # node index -> the port flags of that node
     "--min-worker-port=$((base + 1000 + 200 * i)) --max-worker-port=$((base + 1199 + 200 * i))"
 }
 
-start_node() {  # index, base port, cpus, object store bytes, extra flags...
+# The `ray start` flags of node i (0: the head) that any machine would use: ports, resources, role.
+# `up` adds the flags that only one-machine clusters need (--block, --temp-dir, --node-ip-address,
+# --num-cpus, --object-store-memory); `commands` prints these for comparing with ray_cluster.yaml.
+node_flags() {  # index, base port, sim per node
+  local i=$1 base=$2 sim=$3
+  if [[ $i -eq 0 ]]; then
+    echo "--head --port=$base --ray-client-server-port=$((base + 1)) --include-dashboard=false" \
+      "--resources={\"sim\":$sim,\"model\":1} $(node_ports 0 "$base")"
+  else
+    echo "--address=$HOST:$base --resources={\"sim\":$sim} $(node_ports "$i" "$base")"
+  fi
+}
+
+start_node() {  # index, base port, cpus, object store bytes
   local i=$1 base=$2 cpus=$3 store=$4 dir="$STATE/n$1" p
-  shift 4
   for p in $(node_ports "$i" "$base" | grep -o '=[0-9]*' | tr -d =); do
     if [[ $p -lt $((base + 1000)) ]] && port_in_use "$p"; then die "port $p (node $i) is in use; pick another --port"; fi
   done
   mkdir -p "$dir"
   # shellcheck disable=SC2046
   setsid "$RAY" start --block --node-ip-address="$HOST" --num-cpus="$cpus" --object-store-memory="$store" \
-    --temp-dir="$dir" --disable-usage-stats $(node_ports "$i" "$base") "$@" \
+    --temp-dir="$dir" --disable-usage-stats $(node_flags "$i" "$base" "$cpus") \
     >"$dir/start.log" 2>&1 </dev/null &
   echo $! >"$dir/pid"
 }
@@ -94,23 +107,37 @@ print(sum(1 for n in nodes.values() if n.state == 0))  # GcsNodeInfo.ALIVE
 EOF
 }
 
-cmd_up() {
-  local workers=2 base=26380 cpus=1 store_mb=100 i want got
+parse_options() {  # sets WORKERS, BASE, CPUS, STORE_MB
+  WORKERS=2 BASE=26380 CPUS=1 STORE_MB=100
   while [[ $# -gt 0 ]]; do
     case $1 in
-      --workers) workers=$2; shift 2 ;;
-      --port) base=$2; shift 2 ;;
-      --cpus) cpus=$2; shift 2 ;;
-      --object-store-mb) store_mb=$2; shift 2 ;;
-      *) die "unknown option $1 for up (--workers N, --port P, --cpus C, --object-store-mb M)" ;;
+      --workers) WORKERS=${2:-}; shift 2 || shift ;;
+      --port) BASE=${2:-}; shift 2 || shift ;;
+      --cpus) CPUS=${2:-}; shift 2 || shift ;;
+      --object-store-mb) STORE_MB=${2:-}; shift 2 || shift ;;
+      *) die "unknown option $1 (--workers N, --port P, --cpus C, --object-store-mb M)" ;;
     esac
   done
-  [[ $workers =~ ^[0-9]+$ ]] || die "--workers must be an integer >= 0, got '$workers'"
-  [[ $base =~ ^[0-9]+$ && $base -ge 1024 && $base -le 60000 && $base -ne 6379 ]] \
-    || die "--port must be an integer in 1024..60000 other than 6379, got '$base'"
-  [[ $((base + 1199 + 200 * workers)) -le 65535 ]] || die "--port $base leaves no room for the worker ports of $workers nodes"
-  [[ $cpus =~ ^[0-9]+$ && $cpus -ge 1 ]] || die "--cpus must be an integer >= 1, got '$cpus'"
-  [[ $store_mb =~ ^[0-9]+$ && $store_mb -ge 80 ]] || die "--object-store-mb must be an integer >= 80, got '$store_mb'"
+  [[ $WORKERS =~ ^[0-9]+$ ]] || die "--workers must be an integer >= 0, got '$WORKERS'"
+  [[ $BASE =~ ^[0-9]+$ && $BASE -ge 1024 && $BASE -le 60000 && $BASE -ne 6379 ]] \
+    || die "--port must be an integer in 1024..60000 other than 6379, got '$BASE'"
+  [[ $((BASE + 1199 + 200 * WORKERS)) -le 65535 ]] || die "--port $BASE leaves no room for the worker ports of $WORKERS nodes"
+  [[ $CPUS =~ ^[0-9]+$ && $CPUS -ge 1 ]] || die "--cpus must be an integer >= 1, got '$CPUS'"
+  [[ $STORE_MB =~ ^[0-9]+$ && $STORE_MB -ge 80 ]] || die "--object-store-mb must be an integer >= 80, got '$STORE_MB'"
+}
+
+cmd_commands() {  # the machine-independent flags of every node, one line each
+  local i
+  parse_options "$@"
+  for ((i = 0; i <= WORKERS; i++)); do
+    echo "ray start $(node_flags "$i" "$BASE" "$CPUS")"
+  done
+}
+
+cmd_up() {
+  local workers base cpus store_mb i want got
+  parse_options "$@"
+  workers=$WORKERS base=$BASE cpus=$CPUS store_mb=$STORE_MB
   if [[ -f $STATE/address ]]; then
     for f in "$STATE"/n*/pid; do
       [[ -f $f ]] && alive "$(cat "$f")" && die "a cluster is already up at $(cat "$STATE/address") (run down first)"
@@ -120,8 +147,7 @@ cmd_up() {
   mkdir -p "$STATE"
   echo "$workers" >"$STATE/workers"
   local bytes=$((store_mb * 1024 * 1024))
-  start_node 0 "$base" "$cpus" "$bytes" --head --port="$base" --ray-client-server-port=$((base + 1)) \
-    --include-dashboard=false --resources="{\"sim\": $cpus, \"model\": 1}"
+  start_node 0 "$base" "$cpus" "$bytes"
   echo "$HOST:$base" >"$STATE/address"
   for ((i = 0; i < 600; i++)); do  # the GCS must be up before the workers join
     port_in_use "$base" && break
@@ -129,7 +155,7 @@ cmd_up() {
     sleep 0.1
   done
   for ((i = 1; i <= workers; i++)); do
-    start_node "$i" "$base" "$cpus" "$bytes" --address="$HOST:$base" --resources="{\"sim\": $cpus}"
+    start_node "$i" "$base" "$cpus" "$bytes"
   done
   want=$((workers + 1))
   for ((i = 0; i < 120; i++)); do
@@ -180,5 +206,6 @@ case ${1:-} in
   down) cmd_down ;;
   status) cmd_status ;;
   kill-worker) shift; cmd_kill_worker "$@" ;;
-  *) die "usage: local_cluster.sh up --workers N [--port P] [--cpus C] [--object-store-mb M] | down | status | kill-worker I" ;;
+  commands) shift; cmd_commands "$@" ;;
+  *) die "usage: local_cluster.sh up --workers N [--port P] [--cpus C] [--object-store-mb M] | down | status | kill-worker I | commands [up's options]" ;;
 esac
