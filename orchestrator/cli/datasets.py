@@ -103,16 +103,20 @@ def add_commands(commands: Any) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from circuits import FamilyConfig
-    from orchestrator.datasets.build import build_dataset
     from orchestrator.distributed.runtime import ensure_ray
-    from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
 
     if args.preset == "ocb101" and args.sizings_per_topology < OCB101_MIN_SIZINGS:
         raise CktLoopError(
             f"--preset ocb101 keeps the best and the worst sizing of each topology, so --sizings-per-topology "
             f"must be >= {OCB101_MIN_SIZINGS}, got {args.sizings_per_topology}"
         )
+    if args.address:  # joined first, so a cluster that does not answer is an error before anything is stored
+        ensure_ray(args.address)
+
+    from circuits import FamilyConfig
+    from orchestrator.datasets.build import build_dataset
+    from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
+
     name = args.name or (f"ocb101-seed{args.seed}" if args.preset == "ocb101" else f"ocb-seed{args.seed}")
     pool_config = PoolConfig(num_workers=args.workers, batch_size=args.batch_size, timeout_s=args.timeout)
 

@@ -24,6 +24,7 @@ DEMO = str(REPO / "orchestrator" / "campaigns" / "demo.yaml")
 SHIPPED_GENERATOR = str(REPO / "generator" / "checkpoints" / "cktgen-cpu.pt")
 CPU_SURROGATE = str(REPO / "surrogate" / "configs" / "cpu.yaml")
 UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:1/x"
+NO_RAY = "127.0.0.1:1"  # nothing listens there: joining a Ray cluster must fail at once, before the store is touched
 
 # (command line, words the error line must hold); {tmp} is a folder holding the files below.
 CASES = [
@@ -45,6 +46,11 @@ CASES = [
     (["dataset", "build", "--n", "10", "--preset", "ocb999"], ["argument --preset", "invalid choice"]),
     (["dataset", "build", "--n", "10", "--db", UNREACHABLE], ["cannot open database", "127.0.0.1:1"]),
     (["dataset", "build", "--n", "10", "--address", "head-node"], ["argument --address", "HOST:PORT", "head-node"]),
+    (["dataset", "build", "--n", "10", "--address", NO_RAY], ["cannot join the Ray cluster", NO_RAY, "refused"]),
+    (
+        ["dataset", "build", "--n", "10", "--preset", "ocb101", "--address", f"ray://{NO_RAY}"],
+        ["cannot join the Ray cluster", f"ray://{NO_RAY}"],
+    ),
     (["dataset", "build", "--n", "10", "--db", "just words"], ["argument --db", "not a database URL"]),
     (["dataset", "build", "--n", "10", "--db", "mysql://u@h/d"], ["argument --db", "unsupported", "mysql"]),
     # dataset export, stats, list
@@ -75,6 +81,10 @@ CASES = [
     (["tune", "surrogate", "--config", CPU_SURROGATE, "--data", "{tmp}/rows.jsonl"], ["rows.jsonl:1", "malformed"]),
     (["tune", "surrogate", "--config", CPU_SURROGATE, "--data", "{tmp}/empty.yaml"], ["empty.yaml", "no rows"]),
     (["tune", "generator", "--config", "{tmp}/truncated.yaml", "--trials", "-1"], ["argument --trials", "-1"]),
+    (
+        ["tune", "surrogate", "--config", CPU_SURROGATE, "--data", "{tmp}/train-only.jsonl", "--address", NO_RAY],
+        ["cannot join the Ray cluster", NO_RAY],
+    ),
     # evaluate
     (
         ["evaluate", "surrogate", "--checkpoint", "{tmp}/random.pt", "--data", "{tmp}/rows.jsonl"],
@@ -122,6 +132,10 @@ CASES = [
     (["campaign", "draw", "hard", "--dataset", "d", "--n", "0", "--out", "{tmp}/t.yaml"], ["argument --n"]),
     (["campaign", "draw", "paper", "--dataset", "d", "--seed", "-3", "--out", "{tmp}/t.yaml"], ["argument --seed"]),
     (["campaign", "list", "--db", UNREACHABLE], ["cannot open database"]),
+    # serve
+    (["serve", "--port", "0"], ["argument --port", "'0'"]),
+    (["serve", "--config", "{tmp}/truncated.yaml"], ["truncated.yaml", "malformed YAML"]),
+    (["serve", "--address", NO_RAY], ["cannot join the Ray cluster", NO_RAY]),
 ]
 
 
