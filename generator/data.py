@@ -31,6 +31,7 @@ from circuits.errors import CircuitError, CktLoopError
 from circuits.grid import value_grid
 from circuits.specs import SpecClass, SpecClasses, spec_classes
 from circuits.subgraphs import N_TYPES, subgraph_type
+from surrogate.data import NoTrainingRows
 
 TENSOR_KEYS = ("types", "pos", "mask", "topo", "adj", "values", "value_mask", "spec")
 
@@ -168,7 +169,7 @@ def build_splits(rows: Iterable[Mapping[str, Any]], spec: SpecClasses | str = "o
             test_rows.append(row)
             test_c.append(circuit)
     if not train_rows:
-        raise CktLoopError("no usable training rows (need split 'train' and status 'ok')")
+        raise NoTrainingRows("no usable training rows (need split 'train' and status 'ok')")
     train_topologies = {c.topology_key for c in train_c}
     fresh = [c.topology_key not in train_topologies for c in test_c]
     dropped["topology_in_train"] = fresh.count(False)

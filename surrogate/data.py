@@ -1,8 +1,10 @@
 """Dataset rows → tensors for the DIGIN surrogate (reference §4.1, with the clean-up of §6).
 
-Rows are the dicts ``storage.Store.dataset_rows`` yields (or lines of a ``cktloop dataset export``
-JSONL file). Circuits are put in canonical node order and encoded with ``circuits.encoding`` (PAD
-tokens, topological order), so a circuit's tensors do not depend on how its nodes were listed.
+Rows are flat dicts, as ``storage.rows.load_rows`` reads them: a line of a ``cktloop dataset export``
+JSONL file, or ``DatasetEntry.to_dict()`` of the typed records ``storage.Store.dataset_rows`` yields
+(``id``, ``split``, ``circuit`` in JSON form, ``status`` and the measured specs side by side).
+Circuits are put in canonical node order and encoded with ``circuits.encoding`` (PAD tokens,
+topological order), so a circuit's tensors do not depend on how its nodes were listed.
 
 Labels, for ``status == "ok"`` rows only (failed simulations are not data, reference §6.3):
 
@@ -31,6 +33,10 @@ from circuits.specs import SpecClasses, filter_seen
 from surrogate.nets import encode_nets
 
 REG_NAMES = ("gain_db", "ugbw_hz", "pm")  # the three regression outputs, in order
+
+
+class NoTrainingRows(CktLoopError):
+    """The rows hold nothing to train on (both models raise it; the CLI names the data it read)."""
 
 
 def pm_field(classes: SpecClasses) -> str:
@@ -234,7 +240,7 @@ def build(
     train_kept, dropped_train = _labelled((r for r in rows if r.get("split") == "train"), classes, pm_name)
     test_kept, dropped_test = _labelled((r for r in rows if r.get("split") == "test"), classes, pm_name)
     if not train_kept:
-        raise CktLoopError("the dataset has no successfully simulated training rows")
+        raise NoTrainingRows("no usable training rows (need split 'train', status 'ok' and complete labels)")
     # Held out means an unseen canonical topology (a split by topology number can put one on both sides).
     train_topologies = {k[4].topology_key for k in train_kept}
     n_test = len(test_kept)

@@ -168,29 +168,63 @@ def _add_evaluate(commands: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from circuits.config import read_yaml
+    from surrogate.data import NoTrainingRows
+
     source, dataset = data_source(args)
     out = args.out or Path("runs") / args.model
-    if args.model == "generator":
-        from generator.train import train as train_generator
-
-        result = train_generator(args.config, source, dataset, out, resume=not args.fresh)
-        version, checkpoint, metrics = result.version, result.checkpoint, dict(result.last or {})
-        metrics["validity"] = result.validity
-    else:
-        from surrogate.train import train as train_surrogate
-
-        metrics = train_surrogate(args.config, source, dataset, out, resume=not args.fresh)
-        version, checkpoint = metrics.pop("version"), metrics.pop("checkpoint")
+    made = _missing_folders(out)
+    try:
+        version, checkpoint, metrics = _train_model(args, source, dataset, out)
+    except NoTrainingRows as exc:
+        _remove_empty(made)
+        raise CktLoopError(f"{_named(source, dataset)}: {exc}") from None
+    except BaseException:
+        _remove_empty(made)  # a run that failed before writing anything leaves no empty --out behind
+        raise
     if dataset is not None:
-        import yaml
-
-        config = yaml.safe_load(args.config.read_text())
+        config = read_yaml(args.config)
         with open_store(args.db) as store:
             store.register_model(args.model, version, Path(checkpoint).resolve(), config, metrics)
     print(
         f"{args.model} {version}: checkpoint {checkpoint}, metrics {out / 'metrics.jsonl'}, plot {out / 'metrics.png'}"
     )
     return 0
+
+
+def _train_model(args: argparse.Namespace, source: str, dataset: str | None, out: Path) -> tuple[str, str, dict]:
+    """Train (or resume) ``args.model`` into ``out``: its version, checkpoint path and last metrics."""
+    if args.model == "generator":
+        from generator.train import train as train_generator
+
+        result = train_generator(args.config, source, dataset, out, resume=not args.fresh)
+        metrics = dict(result.last or {})
+        metrics["validity"] = result.validity
+        return result.version, str(result.checkpoint), metrics
+    from surrogate.train import train as train_surrogate
+
+    metrics = train_surrogate(args.config, source, dataset, out, resume=not args.fresh)
+    return metrics.pop("version"), str(metrics.pop("checkpoint")), metrics
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders (deepest first) that exist and are empty; stop at the first that is not."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return
 
 
 def _tune(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[3]
 DEMO = str(REPO / "orchestrator" / "campaigns" / "demo.yaml")
 SHIPPED_GENERATOR = str(REPO / "generator" / "checkpoints" / "cktgen-cpu.pt")
 CPU_SURROGATE = str(REPO / "surrogate" / "configs" / "cpu.yaml")
+CPU_GENERATOR = str(REPO / "generator" / "configs" / "cpu.yaml")
 UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:1/x"
 NO_RAY = "127.0.0.1:1"  # nothing listens there: joining a Ray cluster must fail at once, before the store is touched
 
@@ -85,6 +86,12 @@ CASES = [
         ["tune", "surrogate", "--config", CPU_SURROGATE, "--data", "{tmp}/train-only.jsonl", "--address", NO_RAY],
         ["cannot join the Ray cluster", NO_RAY],
     ),
+    # nothing to train on: the data file named, no empty --out (or default runs/<model>) left behind
+    (
+        ["train", "surrogate", "--config", CPU_SURROGATE, "--data", "{tmp}/empty.yaml", "--out", "{tmp}/new/run"],
+        ["empty.yaml", "no usable training rows"],
+    ),
+    (["train", "generator", "--config", CPU_GENERATOR, "--data", "{tmp}/empty.yaml"], ["empty.yaml", "no usable"]),
     # evaluate
     (
         ["evaluate", "surrogate", "--checkpoint", "{tmp}/random.pt", "--data", "{tmp}/rows.jsonl"],
