@@ -21,15 +21,19 @@ reads them in the cluster from the environment (or ``token_file``).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
 import os
+import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 from ray import serve
 from ray.serve.schema import LoggingConfig
+from sqlalchemy.engine import make_url
 
-from circuits import Circuit, Performance
+from circuits import Circuit, CktLoopError, Performance
 from orchestrator.serve.app import create_app
 from orchestrator.serve.config import ModelDeployment, ServeConfig
 from orchestrator.serve.services import (
@@ -37,7 +41,6 @@ from orchestrator.serve.services import (
     GenerateCall,
     Services,
     generate_with,
-    jobs_for,
     model_info,
     prediction_rows,
 )
@@ -57,6 +60,7 @@ class _ModelReplica:
 
         torch.set_num_threads(torch_threads)
         self.num_gpus = num_gpus
+        self.batch_sizes: deque[int] = deque(maxlen=1000)  # requests per model call, the latest last
 
     def _device(self) -> Any:
         from surrogate.training.device import choose_device
@@ -87,9 +91,9 @@ class _ModelReplica:
     def info(self) -> dict[str, Any]:
         return model_info(self.model, self.checkpoint)
 
-    def replica(self) -> str:
-        """This replica's id (tests check that a model swap kept the replicas)."""
-        return serve.get_replica_context().replica_id.unique_id
+    def stats(self) -> dict[str, Any]:
+        """This replica's id (a model swap keeps it) and its recent batch sizes."""
+        return {"replica": serve.get_replica_context().replica_id.unique_id, "batch_sizes": list(self.batch_sizes)}
 
 
 @serve.deployment(logging_config=QUIET, health_check_period_s=10)
@@ -107,6 +111,7 @@ class GeneratorModel(_ModelReplica):
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
     async def _batched(self, calls: list[GenerateCall]) -> list[Any]:
         model = self.model  # the whole batch on one model, whatever reconfigure does meanwhile
+        self.batch_sizes.append(len(calls))
         answers = await asyncio.to_thread(generate_with, model, calls)
         return [str(a) if isinstance(a, Exception) else (model.version, *a) for a in answers]
 
@@ -130,6 +135,7 @@ class SurrogateModel(_ModelReplica):
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
     async def _batched(self, calls: list[list[Circuit]]) -> list[tuple[str, list[dict[str, Any]]]]:
         model = self.model
+        self.batch_sizes.append(len(calls))
         rows = await asyncio.to_thread(prediction_rows, model, [c for circuits in calls for c in circuits])
         starts = list(itertools.accumulate((len(c) for c in calls), initial=0))
         return [(model.version, rows[a:b]) for a, b in itertools.pairwise(starts)]
@@ -198,11 +204,20 @@ class Ingress:
     """The HTTP entry: ``create_app`` over the model deployments' handles."""
 
     def __init__(
-        self, generator: Any, surrogate: Any, simulator: Any, config: dict[str, Any], token: str | None
+        self,
+        generator: Any,
+        surrogate: Any,
+        simulator: Any,
+        config: dict[str, Any],
+        token: str | None,
+        runner: Any = None,
     ) -> None:
         cfg = ServeConfig.model_validate(config)
         self.services = Services(HandleModels(generator, surrogate, simulator), cfg)
-        self.services.jobs = jobs_for(cfg, self.services)
+        if runner is not None:  # design jobs live in their one runner replica, whatever the ingress replicas
+            from orchestrator.serve.job_runner import HandleJobs
+
+            self.services.jobs = HandleJobs(runner)
         self.token = token
 
     def __serve_build_asgi_app__(self) -> Any:
@@ -231,23 +246,29 @@ def build_app(args: dict[str, Any]) -> Any:
     token = config.read_token()
     config.check_exposure(token)
     simulator = Simulator.bind(config.simulator.model_dump())
-    return Ingress.options(
-        ray_actor_options={"num_cpus": 0},
-        max_ongoing_requests=max(256, 4 * config.caps.max_n),
-    ).bind(
+    runner = None
+    if importlib.util.find_spec("orchestrator.serve.job_runner") is not None:
+        from orchestrator.serve.job_runner import JobRunner
+
+        runner = JobRunner.bind(config.model_dump())
+    return Ingress.options(ray_actor_options={"num_cpus": 0}).bind(
         _model(GeneratorModel, config.generator),
         _model(SurrogateModel, config.surrogate),
         simulator,
         config.model_dump(),
         token,
+        runner,
     )
 
 
 def app_config(config: ServeConfig) -> dict[str, Any]:
     """The Serve config (``ServeDeploySchema``) that runs ``config``: the builder's args hold no
     checkpoints (changing them would replace the replicas; the deployments' ``user_config`` does) and no
-    database URL (``environment_for`` passes it)."""
-    args = config.model_dump(exclude={"db": True, "generator": {"checkpoint"}, "surrogate": {"checkpoint"}})
+    database URL with a password (``environment_for`` passes that one in the environment)."""
+    exclude: dict[str, Any] = {"generator": {"checkpoint"}, "surrogate": {"checkpoint"}}
+    if config.db is not None and make_url(config.db).password is not None:
+        exclude["db"] = True
+    args = config.model_dump(exclude=exclude)
     return {
         "http_options": {"host": config.host, "port": config.port, "request_timeout_s": config.request_timeout_s},
         "logging_config": QUIET.model_dump(),
@@ -266,19 +287,36 @@ def app_config(config: ServeConfig) -> dict[str, Any]:
     }
 
 
-def deploy(config: ServeConfig, blocking: bool = True) -> None:
+def deploy(config: ServeConfig, timeout_s: float = 600.0) -> None:
     """Apply ``app_config(config)`` to the connected Ray (Serve started on ``config.host:port`` if it is not
-    running): the first time it starts the application; later, changed checkpoints or batch settings are
-    reconfigured in place. Uses Serve's config deployment (what ``serve deploy`` does)."""
+    running) and wait until the application runs: the first time it starts the application; later, changed
+    checkpoints or batch settings are reconfigured in place. Serve's config deployment (``serve deploy``)."""
     from ray.serve._private.api import serve_start
     from ray.serve.schema import ServeDeploySchema
 
     schema = ServeDeploySchema.model_validate(app_config(config))
     client = serve_start(http_options=schema.http_options.model_dump(), global_logging_config=QUIET)
-    client.deploy_apps(schema, _blocking=blocking)
+    client.deploy_apps(schema)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        app = serve.status().applications.get(APP_NAME)
+        status = str(app.status) if app is not None else "NOT_STARTED"
+        if status.endswith("RUNNING") and not _updating(app):
+            return
+        if status.endswith("DEPLOY_FAILED"):
+            message = " ".join((app.message or "").split())[:500] if app is not None else ""
+            raise CktLoopError(f"the service did not start: {message or 'see the Ray logs'}")
+        if time.monotonic() > deadline:
+            raise CktLoopError(f"the service is not running after {timeout_s:g} s (status {status})")
+        time.sleep(0.5)
+
+
+def _updating(app: Any) -> bool:
+    """Whether a deployment of ``app`` is still taking a new config (its replicas reconfiguring or starting)."""
+    return any(not str(d.status).endswith("HEALTHY") for d in app.deployments.values())
 
 
 def environment_for(config: ServeConfig) -> None:
-    """Put the store's URL where the builder (in the cluster) reads it, never into the Serve config."""
+    """Put the store's URL where the replicas read it when it is not in the Serve config (call before Ray starts)."""
     if config.db:
         os.environ["CKTLOOP_DB"] = config.db
