@@ -22,6 +22,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,7 @@ class DesignJobs:
 
     def list(self) -> list[dict[str, Any]]:
         """Every job as a summary, newest first."""
-        return [self._summary(job)[0] for job in reversed(self.store.jobs())]
+        return [self._summary(job, winners=False)[0] for job in reversed(self.store.jobs())]
 
     def status(self, job_id: int) -> dict[str, Any]:
         """A job's summary with its targets: state, verdict and winner (circuit, netlist, measured, predicted)."""
@@ -112,7 +113,7 @@ class DesignJobs:
         if job.status in ("done", "failed"):
             raise JobConflict(f"job {job_id} is already {job.status}")
         self._cancelled.add(job.id)
-        return self._summary(self.store.cancel_job(job.id))[0]
+        return self._summary(self.store.cancel_job(job.id), winners=False)[0]
 
     def report(self, job_id: int) -> str:
         """The campaign's HTML report (``orchestrator.reporting``), its figures inline as data URIs."""
@@ -216,13 +217,16 @@ class DesignJobs:
                 return None
             raise
 
-    def _summary(self, job: JobInfo) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """A job's summary and its targets (from the campaign once it exists, else from the request)."""
+    def _summary(self, job: JobInfo, winners: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A job's summary and its targets (from the campaign once it exists, else from the request), with
+        their winners or (cheaper, for summaries) without."""
         from orchestrator.design.export import campaign_records
 
         info = self._campaign(job)
-        if info is not None:
+        if info is not None and winners:
             targets = [_target(r) for r in campaign_records(self.store, info.id)]
+        elif info is not None:
+            targets = [_target(asdict(t)) for t in self.store.campaign_targets(info.id)]
         else:
             request = from_mapping(job.request, DesignRequest, f"job {job.id}")
             targets = [_pending(entry.target()) for entry in request.targets]
