@@ -13,6 +13,7 @@ from circuits import Circuit, CktLoopError
 from circuits.specs import SpecClasses
 from surrogate import checkpoint as ckpt
 from surrogate.data import Normalisation, classify_specs, encode_batch, pm_field, predicted_specs
+from surrogate.ensemble import STD_NAMES, load_members, spread
 from surrogate.model import DIGIN
 from surrogate.paths import DESIGN_CHECKPOINT, SHIPPED_CHECKPOINT  # noqa: F401 (re-exported)
 from surrogate.training.device import choose_device
@@ -29,9 +30,11 @@ class Surrogate:
         version: str,
         train_classes: Sequence[tuple[int, ...]] = (),
         device: torch.device | str | None = None,
+        members: Sequence[DIGIN] = (),
     ) -> None:
         self.device = torch.device(device) if device is not None else choose_device()
         self.model = model.to(self.device).eval()
+        self.members = [m.to(self.device).eval() for m in members]  # an ensemble's other members
         self.classes = classes
         self.norm = norm
         self.train_classes = [tuple(int(x) for x in c) for c in train_classes]
@@ -43,7 +46,8 @@ class Surrogate:
         device = torch.device(device) if device is not None else choose_device()
         data = ckpt.load(checkpoint, device)
         model, classes, norm = ckpt.build_model(data, checkpoint)
-        return cls(model, classes, norm, str(data["version"]), data["train_classes"], device)
+        members = load_members(data, model, classes.sizes, checkpoint)
+        return cls(model, classes, norm, str(data["version"]), data["train_classes"], device, members)
 
     @property
     def version(self) -> str:
@@ -53,8 +57,11 @@ class Surrogate:
     def predict(self, circuits: Sequence[Circuit], batch_size: int = 256) -> list[dict[str, Any]]:
         """One dict per circuit: ``spec_class`` (tuple, one index per axis), ``class_prob`` (product over axes
         of the class heads' probability of that class), ``fom``, ``gain_db``, ``ugbw_hz``, the preset's PM
-        field (e.g. ``pm_ocb_deg``) and ``embedding`` (float32 numpy vector). The class is the heads' top-1,
-        or with ``class_source: regression`` the bin the regressed specs fall in."""
+        field (e.g. ``pm_ocb_deg``), ``embedding`` (float32 numpy vector); an ensemble checkpoint adds
+        ``std``, the spread of its members' predictions (``surrogate.ensemble``): a dict with ``gain_db``,
+        ``ugbw_dec`` (decades), the PM field and ``fom`` (a plain checkpoint answers without it). The class
+        is the heads' top-1, or with ``class_source: regression`` the bin the regressed specs fall in; all
+        answers but ``std`` come from the first member."""
         if batch_size < 1:
             raise CktLoopError(f"batch_size must be >= 1, got {batch_size}")
         results: list[dict[str, Any]] = []
@@ -72,6 +79,7 @@ class Surrogate:
             fom = self.norm.fom_from_z(out["fom"]).cpu().tolist()
             specs = spec.cpu().tolist()
             emb = out["embedding"].float().cpu().numpy()
+            std = self._spread(inputs, spec, out["fom"]) if self.members else None
             for i in range(len(cls)):
                 results.append(
                     {
@@ -84,7 +92,21 @@ class Surrogate:
                         "embedding": emb[i],
                     }
                 )
+                if std is not None:
+                    results[-1]["std"] = dict(zip(self._std_names, std[i]))
         return results
+
+    @property
+    def _std_names(self) -> tuple[str, ...]:
+        return tuple(self.pm_field if n == "pm" else n for n in STD_NAMES)
+
+    def _spread(self, inputs: dict[str, torch.Tensor], spec: torch.Tensor, fom_z: torch.Tensor) -> list[list[float]]:
+        specs, foms = [spec], [self.norm.fom_from_z(fom_z)]
+        for member in self.members:
+            out, _ = member({k: v.to(self.device) for k, v in inputs.items()})
+            specs.append(predicted_specs(out["reg"], self.norm, member.config.pm_circular))
+            foms.append(self.norm.fom_from_z(out["fom"]))
+        return spread(specs, foms).cpu().tolist()
 
     @torch.no_grad()
     def embed_specs(self, spec_classes: Sequence[Sequence[int]]) -> np.ndarray:

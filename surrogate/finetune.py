@@ -1,0 +1,279 @@
+"""Fine-tuning the surrogate from the store's verified simulations (closed-loop refinement, issue 19).
+
+The training rows are the campaign candidates (refinement results included) that ngspice measured ok,
+each circuit once, from the campaigns asked for (all by default) and after the rows a registered version
+was trained on (``since``). A stable hash of each circuit's key holds a fixed share of them out
+(``holdout_fraction``): the same circuits are held out on every call, and they are the slice the new
+model is judged on. Replay rows from the original dataset's training split (``replay_ratio`` per verified
+training row, never its test split) keep the rest of the family in view.
+
+``members`` copies of the parent checkpoint are trained on the shared loop (``surrogate.training``):
+member 0 on the training rows, the others on bootstrap resamples of them, each with its own seed; the
+result is one checkpoint with every member (``surrogate.ensemble``: member 0 answers, the spread is the
+uncertainty). ``out_dir`` keeps ``rows.json`` (which candidate rows were read), one folder per member
+with its resumable checkpoint and metrics log, and the final ``surrogate.pt``; killed and re-run with the
+same arguments, the call resumes where it stopped and trains on the same rows. The model is registered
+in the store only once its checkpoint is written, with its parent version, the fingerprint of its
+training rows and its held-out metrics (the parent's beside them, on the same rows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import Field
+from tqdm import tqdm
+
+from circuits import Circuit, CktLoopError
+from circuits.config import ConfigModel
+from surrogate import checkpoint as ckpt
+from surrogate.data import Split, build
+from surrogate.ensemble import with_members
+from surrogate.evaluate import split_metrics
+from surrogate.fresh import error_metrics
+from surrogate.model import DIGIN, MODEL_NAME
+from surrogate.paths import DESIGN_CHECKPOINT
+from surrogate.predict import Surrogate
+from surrogate.train import CHECKPOINT, PANELS, TrainConfig
+from surrogate.training.checkpoints import TRAINING_STATE
+from surrogate.training.device import choose_device, set_threads
+from surrogate.training.loop import Run, seed_everything
+
+ROWS_FILE = "rows.json"
+RESULT = "surrogate.pt"
+KIND = "surrogate"
+
+
+class FinetuneConfig(ConfigModel):
+    """What to fine-tune from, on which rows, and how long."""
+
+    base: str = str(DESIGN_CHECKPOINT)  # parent checkpoint (default: the shipped design surrogate)
+    dataset: str = "ocb101-seed0"  # replay rows (its training split) and the no-forgetting check (its test split)
+    replay_ratio: float = Field(2.0, ge=0.0)  # replay rows per verified training row
+    holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # share of verified circuits held out (by key hash)
+    members: int = Field(3, ge=1, le=16)  # ensemble members
+    epochs: int = Field(6, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(3e-4, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    seed: int = Field(0, ge=0)
+    threads: int = Field(1, ge=0)
+    progress: bool = True
+
+
+def held_out(key: str, fraction: float) -> bool:
+    """Whether the circuit ``key`` is in the held-out slice: the first 8 bytes of its SHA-256 below ``fraction``."""
+    return int(hashlib.sha256(key.encode()).hexdigest()[:16], 16) < fraction * 2**64
+
+
+def _rows_spec(store: Any, out: Path, campaigns: Sequence[str], since: str | None, base: str) -> dict[str, Any]:
+    """Which candidate rows this fine-tune reads, fixed at its first call (``rows.json``) so a resumed run
+    trains on the same rows however many the store has gained since."""
+    after = 0
+    if since is not None:
+        rows = store.model_version(KIND, since).config.get("rows", {})
+        if "upto_candidate" not in rows:
+            raise CktLoopError(f"--since {since}: that version was not fine-tuned from the store's candidates")
+        after = int(rows["upto_candidate"])
+    wanted = {"campaigns": sorted(set(campaigns)), "since": since, "after_candidate": after, "base": base}
+    path = out / ROWS_FILE
+    if path.is_file():
+        have = json.loads(path.read_text())
+        if {k: have.get(k) for k in wanted} != wanted:
+            raise CktLoopError(f"{out}: holds a fine-tune of other rows ({have}); pick another --out")
+        return dict(have)
+    spec = {**wanted, "upto_candidate": store.last_candidate_id()}
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(spec, indent=1))
+    tmp.replace(path)
+    return spec
+
+
+def gather_rows(
+    store: Any, spec: dict[str, Any], config: FinetuneConfig
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(verified training rows, verified held-out rows, replay rows, the dataset's rows)."""
+    verified = [
+        r
+        for r in store.verified_rows(spec["campaigns"], after_candidate=spec["after_candidate"])
+        if r["candidate_id"] <= spec["upto_candidate"]
+    ]
+    if not verified:
+        raise CktLoopError("no verified candidates to fine-tune on (run a campaign first, or check --campaign/--since)")
+    held = [r for r in verified if held_out(r["id"], config.holdout_fraction)]
+    train = [r for r in verified if not held_out(r["id"], config.holdout_fraction)]
+    dataset = [e.to_dict() for e in store.dataset_rows(config.dataset)]
+    keys = {r["id"] for r in verified}
+    pool = [r for r in dataset if r.get("split") == "train" and r.get("status") == "ok" and r["id"] not in keys]
+    n_replay = min(len(pool), round(config.replay_ratio * len(train)))
+    pick = np.random.default_rng(config.seed).choice(len(pool), n_replay, replace=False) if n_replay else []
+    return train, held, [pool[i] for i in sorted(int(i) for i in pick)], dataset
+
+
+def _as_train(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**r, "split": "train"} for r in rows]
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (the registry stores strict JSON)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _version(parent: str, fingerprint: str, config: FinetuneConfig) -> str:
+    blob = json.dumps({"parent": parent, "rows": fingerprint, **config.to_dict(), "progress": None}, sort_keys=True)
+    return f"{MODEL_NAME}-ft-{hashlib.sha256(blob.encode()).hexdigest()[:12]}-e{config.epochs}"
+
+
+def _train_member(
+    member: int,
+    parent: Surrogate,
+    split: Split,
+    held: Split | None,
+    config: FinetuneConfig,
+    out: Path,
+    data_id: dict[str, Any],
+    extras: Any,
+) -> Path:
+    """Fine-tune one ensemble member from the parent's weights (resuming its checkpoint when there)."""
+    train_config = TrainConfig(
+        spec_classes=parent.classes.name,
+        model=parent.model.config,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        lr_schedule="cosine",
+        weight_decay=config.weight_decay,
+        seed=config.seed + member,
+        checkpoint_every=1,
+        threads=config.threads,
+        progress=config.progress,
+    )
+    device = choose_device(train_config.device)
+    seed_everything(train_config.seed)
+    model = DIGIN(parent.model.config, parent.classes.sizes)
+    model.load_state_dict(parent.model.state_dict())
+    model.to(device)
+    run = Run(train_config, ckpt.FORMAT, out / f"member-{member}" / CHECKPOINT, model, data_id, extras)
+    run.start(True, device, out)
+    n = len(split)
+    rows = torch.arange(n)
+    if member:  # a bootstrap resample, the same on every call
+        rows = torch.randint(0, n, (n,), generator=torch.Generator().manual_seed(config.seed * 7919 + member))
+    inputs = {k: v.to(device) for k, v in split.inputs.items()}
+    labels = {k: getattr(split, k).to(device) for k in ("cls", "fom", "reg", "pm")}
+
+    def train_epoch(shuffle: torch.Generator, desc: str) -> dict[str, float]:
+        model.train()
+        order = rows[torch.randperm(n, generator=shuffle)].to(device)
+        totals: dict[str, float] = {}
+        starts = range(0, n, config.batch_size)
+        for b in tqdm(starts, desc=f"member {member} {desc}", leave=False, disable=not config.progress):
+            chunk = order[b : b + config.batch_size]
+            _, loss = model({k: v[chunk] for k, v in inputs.items()}, {k: v[chunk] for k, v in labels.items()})
+            assert loss is not None
+            run.step(loss["total"])
+            for k, v in loss.items():
+                totals[k] = totals.get(k, 0.0) + float(v.detach()) / len(starts)
+        return totals
+
+    def evaluate() -> dict[str, Any]:
+        return split_metrics(model, held, parent.norm, parent.classes) if held is not None else {"n": 0}
+
+    run.fit(train_epoch, evaluate, PANELS, lambda r: f"held-out UGBW MAE {r['test'].get('ugbw_mae_dec', 0):.3f} dec")
+    return run.checkpoint
+
+
+def _dataset_metrics(
+    model: Surrogate, dataset_rows: list[dict[str, Any]], seen: set[tuple[int, ...]]
+) -> dict[str, Any]:
+    """The no-forgetting check: ``split_metrics`` on the dataset's held-out split, as ``cktloop evaluate``."""
+    data = build(dataset_rows, model.classes, norm=model.norm, encoder=model.model.config.encoder)
+    data.test.seen = torch.tensor([tuple(c) in seen for c in data.test.cls.tolist()], dtype=torch.bool)
+    metrics = split_metrics(model.model, data.test, model.norm, model.classes)
+    keep = ("n", "n_class", "joint_acc", "axis_acc", "gain_mae_db", "ugbw_mae_dec", "pm_mae_deg", "fom_mae")
+    return {k: metrics[k] for k in keep if k in metrics}
+
+
+def finetune(
+    store: Any,
+    out_dir: str | Path,
+    campaigns: Sequence[str] = (),
+    since: str | None = None,
+    config: FinetuneConfig | None = None,
+    register: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune ``config.base`` on the store's verified rows (see the module doc); returns the new version,
+    its checkpoint, the row counts and the metrics it was registered with."""
+    config = config or FinetuneConfig()
+    out = Path(out_dir)
+    set_threads(config.threads)
+    parent = Surrogate.load(config.base, device="cpu")
+    spec = _rows_spec(store, out, campaigns, since, str(Path(config.base).resolve()))
+    train, held, replay, dataset = gather_rows(store, spec, config)
+    enc = parent.model.config.encoder
+    data = build(_as_train(train + replay), parent.classes, norm=parent.norm, encoder=enc)
+    held_split = build(_as_train(held), parent.classes, norm=parent.norm, encoder=enc).train if held else None
+    version = _version(parent.version, data.fingerprint, config)
+    classes = sorted({tuple(c) for c in parent.train_classes} | set(data.train_classes))
+
+    def extras(epoch: int) -> dict[str, Any]:
+        return {
+            "version": version,
+            "spec_classes": parent.classes.to_dict(),
+            "norm": parent.norm.to_dict(),
+            "train_classes": [list(c) for c in classes],
+        }
+
+    data_id = {"parent": parent.version, "fingerprint": data.fingerprint}
+    paths = [
+        _train_member(m, parent, data.train, held_split, config, out, data_id, extras) for m in range(config.members)
+    ]
+    states = [ckpt.load(p) for p in paths]
+    payload = {k: v for k, v in states[0].items() if k not in TRAINING_STATE}
+    payload.update(parent_version=parent.version, data_fingerprint=data.fingerprint, finetune=config.to_dict())
+    result = out / RESULT
+    ckpt.save(result, with_members(payload, [s["model"] for s in states[1:]]))
+
+    child = Surrogate.load(result, device="cpu")
+    circuits = [Circuit.from_dict(r["circuit"]) for r in held]
+    seen = {tuple(c) for c in parent.train_classes}
+    metrics: dict[str, Any] = _json_safe(
+        {
+            "heldout": error_metrics(child.predict(circuits), held, child.pm_field) if held else {"n": 0},
+            "parent_heldout": error_metrics(parent.predict(circuits), held, parent.pm_field) if held else {"n": 0},
+            "dataset_test": _dataset_metrics(child, dataset, seen),
+            "parent_dataset_test": _dataset_metrics(parent, dataset, seen),
+        }
+    )
+    rows = {**spec, "n_train": len(train), "n_heldout": len(held), "n_replay": len(replay)}
+    if register:
+        store.register_model(
+            KIND,
+            version,
+            result.resolve(),
+            {"finetune": config.to_dict(), "rows": rows},
+            metrics,
+            parent_version=parent.version,
+            data_fingerprint=data.fingerprint,
+        )
+    return {
+        "version": version,
+        "checkpoint": str(result),
+        "parent_version": parent.version,
+        "data_fingerprint": data.fingerprint,
+        "rows": rows,
+        "metrics": metrics,
+    }

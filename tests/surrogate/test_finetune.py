@@ -1,0 +1,165 @@
+"""Fine-tuning from the store: the rows it reads (verified candidates, a stable held-out slice, replay
+from the dataset's training split), the ensemble checkpoint it writes, what it registers, resuming, and
+one-line errors. A tiny parent trained in-process; labels from the MNA backend, stored as ngspice's."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from circuits import Circuit, CktLoopError, generate
+from simulator.mna import MnaBackend
+from storage import CandidateRecord, DatasetRow, Store, StoreError
+from surrogate import checkpoint as ckpt
+from surrogate.finetune import RESULT, FinetuneConfig, finetune, held_out
+from surrogate.predict import Surrogate
+from surrogate.train import train
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory: pytest.TempPathFactory, jsonl: Path) -> Path:
+    from tests.surrogate.conftest import TINY_MODEL
+
+    folder = tmp_path_factory.mktemp("parent")
+    config = folder / "tiny.yaml"
+    config.write_text(
+        "epochs: 1\nbatch_size: 16\nlr: 3.0e-3\nseed: 3\ndevice: cpu\nprogress: false\nspec_classes: cktloop\n"
+        + TINY_MODEL
+    )
+    return Path(train(config, jsonl, None, folder / "run")["checkpoint"])
+
+
+def _store(url: str, rows: list[dict]) -> Store:
+    """A store with dataset 'tiny' (``rows``) and campaign 'camp' of 40 fresh circuits, all simulated."""
+    store = Store.open(url)
+    samples = {s.circuit.key: s for s in generate(120, 7)}
+    store.ensure_dataset("tiny", 7, len(rows), {})
+    store.add_dataset_circuits(
+        "tiny", [DatasetRow.from_sample(samples[r["id"]], r["split"]) for r in rows if r["id"] in samples]
+    )
+    fresh = list(dict.fromkeys(s.circuit for s in generate(60, 99)))[:40]
+    perfs = MnaBackend().simulate(fresh)
+    labels = {r["id"]: r for r in rows}
+    from circuits import Performance, SimStatus
+
+    def perf(r: dict) -> Performance:
+        return Performance(SimStatus(r["status"]), r["gain_db"], r["ugbw_hz"], r["pm_deg"], pm_ocb_deg=r["pm_ocb_deg"])
+
+    store.add_simulations("ngspice", "test", [(k, perf(labels[k]), None) for k in labels if k in samples])
+    tid = store.ensure_targets(
+        store.ensure_campaign("camp", {}), [{"name": "t", "bounds": {"gain_db": {"min": 0.0, "max": None}}}]
+    )["t"]
+    store.add_candidates(tid, [CandidateRecord(c, "generator") for c in fresh])
+    store.add_simulations("ngspice", "test", [(c.key, p, None) for c, p in zip(fresh, perfs)])
+    return store
+
+
+@pytest.fixture
+def store(tmp_path: Path, rows: list[dict]) -> Iterator[Store]:
+    s = _store(f"sqlite:///{tmp_path / 'ft.db'}", rows)
+    yield s
+    s.close()
+
+
+def _config(parent: Path, **kw: object) -> FinetuneConfig:
+    base = {"base": str(parent), "dataset": "tiny", "members": 2, "epochs": 2, "batch_size": 16, "progress": False}
+    return FinetuneConfig(**{**base, **kw})
+
+
+def test_held_out_is_a_stable_share_of_keys() -> None:
+    keys = [f"{i:032x}" for i in range(4000)]
+    picked = [k for k in keys if held_out(k, 0.2)]
+    assert 0.17 < len(picked) / len(keys) < 0.23
+    assert picked == [k for k in keys if held_out(k, 0.2)]
+    assert set(k for k in keys if held_out(k, 0.1)) <= set(picked)  # a smaller share is a subset
+
+
+@pytest.mark.slow
+def test_finetune_trains_an_ensemble_and_registers_it_with_its_lineage(
+    store: Store, parent: Path, tmp_path: Path
+) -> None:
+    config = _config(parent, replay_ratio=0.5)
+    result = finetune(store, tmp_path / "ft", config=config)
+    verified = store.verified_rows(["camp"])
+    ok = [r for r in verified if r["status"] == "ok"]
+    n_held = sum(held_out(r["id"], 0.2) for r in ok)
+    rows = result["rows"]
+    assert (rows["n_train"], rows["n_heldout"]) == (len(ok) - n_held, n_held) and n_held > 0
+    assert rows["n_replay"] == round(0.5 * rows["n_train"])
+    assert rows["upto_candidate"] == store.last_candidate_id()
+
+    info = store.model_version("surrogate", result["version"])
+    parent_model = Surrogate.load(parent, device="cpu")
+    assert info.parent_version == parent_model.version == result["parent_version"]
+    assert info.data_fingerprint == result["data_fingerprint"]
+    assert info.data_fingerprint.startswith(f"{rows['n_train'] + rows['n_replay']}:")
+    assert Path(info.path) == (tmp_path / "ft" / RESULT).resolve()
+    metrics = info.metrics
+    for part in ("heldout", "parent_heldout"):
+        assert metrics[part]["n"] == n_held
+        assert {"ugbw_mae_dec", "pm_mae_deg", "gain_mae_db", "fom_mae", "fom_spearman"} <= set(metrics[part])
+    assert "calibration" in metrics["heldout"] and "calibration" not in metrics["parent_heldout"]
+    for part in ("dataset_test", "parent_dataset_test"):
+        assert metrics[part]["n"] > 0 and 0.0 <= metrics[part]["joint_acc"] <= 1.0
+
+    model = Surrogate.load(info.path, device="cpu")
+    assert model.version == result["version"] and len(model.members) == 1
+    circuits = [Circuit.from_dict(r["circuit"]) for r in ok[:6]]
+    preds = model.predict(circuits)
+    assert all(set(p["std"]) == {"gain_db", "ugbw_dec", "pm_deg", "fom"} for p in preds)
+    assert all(v >= 0 and math.isfinite(v) for p in preds for v in p["std"].values())
+    assert any(p["std"]["fom"] > 0 for p in preds)  # members trained on different resamples disagree
+    assert not torch.equal(
+        model.model.state_dict()["fom_head.0.weight"], parent_model.model.state_dict()["fom_head.0.weight"]
+    )
+
+
+@pytest.mark.slow
+def test_a_rerun_resumes_and_registers_nothing_twice(store: Store, parent: Path, tmp_path: Path) -> None:
+    straight = finetune(store, tmp_path / "a", config=_config(parent), register=False)
+    # as if killed while member 1 trained, before the result was written and registered
+    out = tmp_path / "b"
+    real_save = ckpt.save
+
+    def dies(path: object, payload: object) -> None:
+        raise KeyboardInterrupt
+
+    ckpt.save = dies  # type: ignore[assignment]
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            finetune(store, out, config=_config(parent), register=True)
+    finally:
+        ckpt.save = real_save  # type: ignore[assignment]
+    assert not (out / RESULT).exists()
+    assert store.model_versions("surrogate") == []  # no version without its checkpoint
+    resumed = finetune(store, out, config=_config(parent))
+    assert resumed["version"] == straight["version"] and resumed["metrics"] == straight["metrics"]
+    a, b = ckpt.load(tmp_path / "a" / RESULT), ckpt.load(out / RESULT)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert len(store.model_versions("surrogate")) == 1
+    # the rows are fixed at the first call: new candidates later do not change a resumed run
+    assert finetune(store, out, config=_config(parent))["rows"] == resumed["rows"]
+
+
+@pytest.mark.slow
+def test_since_reads_only_newer_candidates(store: Store, parent: Path, tmp_path: Path) -> None:
+    first = finetune(store, tmp_path / "one", config=_config(parent, members=1, epochs=1))
+    with pytest.raises(CktLoopError, match="no verified candidates"):
+        finetune(store, tmp_path / "two", since=first["version"], config=_config(parent, members=1, epochs=1))
+    with pytest.raises(StoreError, match="no surrogate model version 'nope'"):
+        finetune(store, tmp_path / "three", since="nope", config=_config(parent, members=1, epochs=1))
+
+
+@pytest.mark.slow
+def test_bad_input_is_one_line(store: Store, parent: Path, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no campaign named 'ghost'"):
+        finetune(store, tmp_path / "x", campaigns=["ghost"], config=_config(parent))
+    with pytest.raises(CktLoopError, match="no such checkpoint"):
+        finetune(store, tmp_path / "y", config=_config(tmp_path / "missing.pt"))
+    finetune(store, tmp_path / "z", config=_config(parent, members=1, epochs=1))
+    with pytest.raises(CktLoopError, match="holds a fine-tune of other rows"):
+        finetune(store, tmp_path / "z", campaigns=["camp"], config=_config(parent, members=1, epochs=1))
