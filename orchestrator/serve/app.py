@@ -94,6 +94,8 @@ def create_app(services: Services, token: str | None = None) -> FastAPI:
         description="Specification-driven op-amp design: generate circuits for target specs, predict their specs, "
         "simulate them with ngspice, run design jobs.",
         responses=ERRORS,
+        docs_url=None,  # served below from the swagger-ui-bundle package: FastAPI's page loads Swagger UI from a CDN
+        redoc_url=None,
     )
     app.state.services = services
     install_error_handlers(app)
@@ -123,8 +125,44 @@ def create_app(services: Services, token: str | None = None) -> FastAPI:
         return await services_of(request).health()
 
     _include_parts(app)
+    _offline_docs(app, bearer=token is not None)
     app.add_middleware(Gate, token=token, max_body_bytes=services.config.caps.max_body_bytes)
     return app
+
+
+def _offline_docs(app: FastAPI, bearer: bool) -> None:
+    """Swagger UI at /docs from the files of the ``swagger-ui-bundle-v2`` package (the machines are offline);
+    with a token, the schema declares the bearer scheme, so the page's Authorize button sends it."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="CktLoop API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
+
+    if bearer:
+        plain = app.openapi
+
+        def with_bearer() -> dict[str, Any]:
+            schema = plain()
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+                "type": "http",
+                "scheme": "bearer",
+            }
+            schema["security"] = [{"bearer": []}]
+            return schema
+
+        app.openapi = with_bearer  # type: ignore[method-assign]
 
 
 def _include_parts(app: FastAPI) -> None:

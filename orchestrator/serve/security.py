@@ -1,7 +1,7 @@
 """The service's gate, as one ASGI middleware: the API token, then the request-body cap.
 
 With a token configured, every HTTP request without ``Authorization: Bearer TOKEN`` gets 401 before its
-body is read (compared in constant time), except the web page's shell (``GET /``, ``/static/...``). A
+body is read (compared in constant time), except the page's shell and the API docs (``_open``). A
 body longer than ``max_body_bytes`` gets 413, whether it announces its length or streams it: the body is
 read up to the cap and replayed to the app.
 """
@@ -69,10 +69,16 @@ class Gate:
         return f"body: {size} bytes is over the service's cap of {self.max_body_bytes} (caps.max_body_bytes)"
 
 
+OPEN_PATHS = ("/", "/docs", "/openapi.json")
+OPEN_PREFIXES = ("/static/", "/docs-assets/")
+
+
 def _open(scope: Scope) -> bool:
-    """The page's shell (``GET /`` and ``/static/...``) holds no data and a browser cannot send a header when it
-    navigates; the page then sends the token with every API call it makes."""
-    return scope.get("method") in ("GET", "HEAD") and (scope["path"] == "/" or scope["path"].startswith("/static/"))
+    """The web page's shell and the API's documentation (``GET /``, ``/static/...``, ``/docs``, its assets,
+    ``/openapi.json``) hold no data, and a browser cannot send a header when it navigates: the page and
+    Swagger UI then send the token with every API call they make."""
+    path = scope["path"]
+    return scope.get("method") in ("GET", "HEAD") and (path in OPEN_PATHS or path.startswith(OPEN_PREFIXES))
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -95,13 +95,15 @@ def test_with_a_token_every_request_without_it_gets_401() -> None:
         {"authorization": "t0k3n"},
         {"authorization": "Basic t0k3n"},
     ):
-        for method, path in (("GET", "/healthz"), ("POST", "/v1/generate"), ("GET", "/openapi.json"), ("POST", "/")):
+        for method, path in (("GET", "/healthz"), ("POST", "/v1/generate"), ("GET", "/v1/models"), ("POST", "/")):
             answer = client.request(method, path, headers=headers)
             assert answer.status_code == 401, (method, path, headers)
             assert answer.json() == {"error": "authorization: missing or wrong bearer token", "status": 401}
             assert answer.headers["www-authenticate"] == "Bearer"
     assert client.get("/healthz", headers={"authorization": "Bearer t0k3n"}).json()["generator"] == "g"
     assert client.get("/").status_code != 401  # the page's shell: it asks for the token, then sends it
+    assert client.get("/docs").status_code == 200  # so is Swagger UI, whose Authorize button sends the scheme:
+    assert client.get("/openapi.json").json()["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
 def test_the_database_password_stays_out_of_the_serve_config() -> None:
