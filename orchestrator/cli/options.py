@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 STDIO = "-"
@@ -25,28 +26,20 @@ def _number(text: str, kind: type, expected: str) -> float:
     return value
 
 
-def positive_int(text: str) -> int:
-    """A count: an integer >= 1."""
-    value = int(_number(text, int, "a positive integer"))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+def _integer_at_least(minimum: int, expected: str, doc: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(_number(text, int, expected))
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    parse.__doc__ = doc
+    return parse
 
 
-def seed(text: str) -> int:
-    """A random seed: an integer >= 0 (numpy's generators take no negative seeds)."""
-    value = int(_number(text, int, "a seed (an integer >= 0)"))
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a seed (an integer >= 0), got {text}")
-    return value
-
-
-def budget(text: str) -> int:
-    """Simulations per target: an integer >= 1."""
-    value = int(_number(text, int, "a budget of at least 1 simulation"))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a budget of at least 1 simulation, got {text}")
-    return value
+positive_int = _integer_at_least(1, "a positive integer", "A count: an integer >= 1.")
+seed = _integer_at_least(0, "a seed (an integer >= 0)", "A random seed (numpy's generators take no negative ones).")
+budget = _integer_at_least(1, "a budget of at least 1 simulation", "Simulations per target: an integer >= 1.")
 
 
 def positive_float(text: str) -> float:
