@@ -25,8 +25,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -342,6 +343,19 @@ class CktGen(nn.Module):
 
     # --- decoding (greedy or drawn) ----------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """Eval mode for the block, the mode before restored; a model already in eval mode (as served)
+        is left alone: switching walks every submodule, a few ms per call."""
+        was_training = self.training
+        if was_training:
+            self.eval()
+        try:
+            yield
+        finally:
+            if was_training:
+                self.train()
+
     @torch.no_grad()
     def decode_latents(
         self,
@@ -361,16 +375,12 @@ class CktGen(nn.Module):
         p > ``edge_threshold``. A predicted Out ends the graph; at the 8th node Out is forced (at
         position 1). When Out is placed, every earlier node without an outgoing edge is wired to it.
         """
-        was_training = self.training
-        self.eval()
-        try:
+        with self._evaluating():
             cond = self.decoder_condition(None if spec is None else spec.to(self.device))
             value_z = z if value_z is None else value_z
             if value_z.shape != z.shape:
                 raise CktLoopError(f"value_z {tuple(value_z.shape)} must match z {tuple(z.shape)}")
             return decode_graphs(self, z.to(self.device), cond, value_z.to(self.device), draw)
-        finally:
-            self.train(was_training)
 
     def decode(
         self,
@@ -420,27 +430,19 @@ class CktGen(nn.Module):
     @torch.no_grad()
     def spec_latents(self, spec: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """One draw of the spec latent per row of ``spec`` (class indices, as ``check_specs`` returns)."""
-        was_training = self.training
-        self.eval()
-        try:
+        with self._evaluating():
             mu, lv = self.encode_spec(spec)
             noise = torch.randn(mu.shape, generator=generator, device="cpu" if generator is None else generator.device)
             return mu + noise.to(mu.device) * (0.5 * lv).exp()
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def encode_mean(self, circuits: Sequence[Circuit]) -> torch.Tensor:
-        was_training = self.training
-        self.eval()
-        try:
+        with self._evaluating():
             mus = []
             for start in range(0, len(circuits), max(1, self.config.sample_batch)):
                 batch = circuit_tensors(circuits[start : start + self.config.sample_batch], self.config.grid)
                 mus.append(self.encode_circuit({k: v.to(self.device) for k, v in batch.items()})[0])
             return torch.cat(mus) if mus else torch.zeros(0, self.config.latent_dim, device=self.device)
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def reconstruct(self, circuits: Sequence[Circuit]) -> list[Circuit | CircuitError]:
