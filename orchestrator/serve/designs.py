@@ -14,6 +14,7 @@ this process or through the job runner's Serve handle) and hold no state of thei
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -21,8 +22,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from circuits import CktLoopError
+from circuits import Circuit, CktLoopError
 from orchestrator.design.campaign_file import DEFAULT_BUDGET, CampaignFile
+
+log = logging.getLogger("cktloop.serve.designs")
 
 JobName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150)]
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -145,7 +148,36 @@ async def list_jobs(request: Request) -> DesignList:
 @router.get("/{job_id}", response_model=DesignJob)
 async def get_job(job_id: int, request: Request) -> DesignJob:
     """A job's status, simulations spent, and each target's verdict and winner."""
-    return DesignJob.model_validate(await _call(request, "status", job_id))
+    job = await _call(request, "status", job_id)
+    await _predict_missing(request, job["targets"])
+    return DesignJob.model_validate(job)
+
+
+_PREDICTED: dict[str, dict[str, Any]] = {}  # circuit key -> the served surrogate's prediction
+_PREDICTED_MAX = 4096
+
+
+async def _predict_missing(request: Request, targets: list[dict[str, Any]]) -> None:
+    """Winners stored without a prediction (refined ones: refinement is judged by ngspice alone) get the
+    served surrogate's, remembered per circuit; without a surrogate they keep null."""
+    services = request.app.state.services
+    missing = [t for t in targets if t.get("circuit") and not t.get("predicted")]
+    if not missing or getattr(services, "models", None) is None:
+        return
+    keys = [Circuit.from_dict(t["circuit"]).key for t in missing]
+    todo = {k: t["circuit"] for k, t in zip(keys, missing) if k not in _PREDICTED}
+    if todo:
+        try:
+            answer = await services.predict([Circuit.from_dict(c) for c in todo.values()])
+        except Exception as exc:  # a prediction is extra: the job's answer goes out without it
+            log.warning("no surrogate prediction for design winners: %s", exc)
+            return
+        if len(_PREDICTED) > _PREDICTED_MAX:
+            _PREDICTED.clear()
+        for key, row in zip(todo, answer.predicted):
+            _PREDICTED[key] = row.model_dump(include={"gain_db", "ugbw_hz", "pm_deg", "fom"})
+    for key, target in zip(keys, missing):
+        target["predicted"] = _PREDICTED.get(key)
 
 
 @router.get("/{job_id}/report", response_class=HTMLResponse)

@@ -16,14 +16,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from circuits import Performance, SimStatus
 from orchestrator.design.campaign import CampaignSettings, run_campaign
 from orchestrator.design.search import SearchConfig
 from orchestrator.serve.app import create_app
 from orchestrator.serve.config import Caps, ServeConfig
 from orchestrator.serve.jobs import DesignJobs, LocalJobs
 from orchestrator.serve.services import Services
-from storage import Store
+from storage import CandidateRecord, Store
+from storage.testing import samples
 
+PERF = Performance(SimStatus.OK, gain_db=65.0, ugbw_hz=3e8, pm_deg=72.0)
 ROOT = Path(__file__).resolve().parents[3]
 TARGETS = [
     {
@@ -38,17 +41,37 @@ TARGETS = [
 
 
 def _stand_in(store: Any, campaign: Any, settings: Any, address: Any, should_stop: Any) -> None:
-    """Creates the campaign and its targets, as run_campaign does first, and searches nothing."""
+    """Creates the campaign and its targets, as run_campaign does first, and finishes the first target with
+    a refined winner (no prediction stored) measured by a made-up simulator."""
     targets = [
         {"name": t.name, "bounds": {f: {"min": b.low, "max": b.high} for f, b in t.bounds}} for t in campaign.targets
     ]
-    store.ensure_targets(store.ensure_campaign(campaign.name, {"stand-in": True}), targets)
+    ids = store.ensure_targets(store.ensure_campaign(campaign.name, {"stand-in": True}), targets)
+    circuit = samples(1)[0].circuit
+    (winner,) = store.add_candidates(ids[targets[0]["name"]], [CandidateRecord(circuit, "refine")])
+    store.add_simulations("ngspice", "0", [(circuit.key, PERF, None)])
+    store.finish_target(ids[targets[0]["name"]], True, winner, 7)
 
 
-def _app(store: Store, caps: Caps, run: Any = _stand_in, settings: Any = None) -> tuple[Any, DesignJobs]:
+class FakeModels:
+    """The surrogate part of ``Models``: every circuit predicted alike."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def predict(self, circuits: Any) -> tuple[str, list[dict[str, Any]]]:
+        self.calls += 1
+        return "s1", [{"spec_class": [1, 2, 3], "gain_db": 61.0, "ugbw_hz": 2e8, "pm_deg": 70.0, "fom": 100.0}] * len(
+            circuits
+        )
+
+
+def _app(
+    store: Store, caps: Caps, run: Any = _stand_in, settings: Any = None, models: Any = None
+) -> tuple[Any, DesignJobs]:
     config = ServeConfig(caps=caps)
     jobs = DesignJobs(store, settings or CampaignSettings(None, None), caps, run=run, poll_s=0.05)
-    return create_app(Services(None, config, jobs=LocalJobs(jobs))), jobs  # type: ignore[arg-type]
+    return create_app(Services(models, config, jobs=LocalJobs(jobs))), jobs
 
 
 @pytest.fixture
@@ -67,7 +90,8 @@ def _until(client: TestClient, job_id: int, status: str) -> dict[str, Any]:
 
 
 def test_a_job_is_accepted_listed_shown_reported_and_refused_as_it_should(store: Store) -> None:
-    app, jobs = _app(store, Caps(max_budget=100, max_targets_per_job=2, max_queued_jobs=5))
+    models = FakeModels()
+    app, jobs = _app(store, Caps(max_budget=100, max_targets_per_job=2, max_queued_jobs=5), models=models)
     client = TestClient(app)
     answer = client.post("/v1/designs", json={"name": "amp", "budget": 50, "targets": TARGETS})
     assert answer.status_code == 202
@@ -82,6 +106,27 @@ def test_a_job_is_accepted_listed_shown_reported_and_refused_as_it_should(store:
     jobs.start()
     done = _until(client, job_id, "done")
     assert done["campaign"] == f"job{job_id}-amp" and done["targets_total"] == 2
+    assert (done["targets_done"], done["targets_met"], done["simulations"]) == (1, 1, 7)
+    won, pending = done["targets"]
+    assert (won["status"], won["met"], won["n_simulations"], pending["status"], pending["netlist"]) == (
+        "done",
+        True,
+        7,
+        "pending",
+        None,
+    )
+    assert won["netlist"].startswith("*") and won["circuit"] == samples(1)[0].circuit.canonical().to_dict()
+    assert won["measured"] == {
+        "status": "ok",
+        "gain_db": PERF.gain_db,
+        "ugbw_hz": PERF.ugbw_hz,
+        "pm_deg": PERF.pm_deg,
+        "fom": PERF.fom,
+    }
+    # the refined winner has no stored prediction: the served surrogate's, asked once
+    assert won["predicted"] == {"status": None, "gain_db": 61.0, "ugbw_hz": 2e8, "pm_deg": 70.0, "fom": 100.0}
+    assert client.get(f"/v1/designs/{job_id}").json()["targets"][0]["predicted"]["gain_db"] == 61.0
+    assert models.calls == 1
     listed = client.get("/v1/designs").json()["designs"]
     assert [(j["id"], j["status"]) for j in listed] == [(job_id, "done")] and "targets" not in listed[0]
     report = client.get(f"/v1/designs/{job_id}/report")
