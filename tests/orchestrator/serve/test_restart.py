@@ -93,7 +93,8 @@ class Service:
         self.log.close()
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
+        """SIGTERM (SIGINT may be ignored: a background job of a shell inherits that), then ``kill``."""
+        self.proc.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=60)
         self.kill()
