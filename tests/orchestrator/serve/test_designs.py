@@ -213,3 +213,29 @@ def test_a_job_by_curl_returns_winners_that_ngspice_b_confirms(ray_session, stor
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "2 winners re-simulated" in check.stdout and "2 passed, 0 failed" in check.stdout
+
+
+@pytest.mark.ray
+@pytest.mark.ngspice
+@pytest.mark.slow
+def test_cancelling_a_running_job_stops_its_campaign_on_ray(ray_session, store) -> None:
+    settings = CampaignSettings(None, None, SearchConfig(refine_share=0.0), workers=1)
+    app, jobs = _app(store, Caps(), run=run_campaign, settings=settings)
+    client = TestClient(app)
+    many = [{"name": f"t{k}", "specs": {"gain_db": {"min": 500 + k}}} for k in range(12)]  # unmeetable: full budgets
+    job_id = client.post("/v1/designs", json={"budget": 2000, "targets": many}).json()["id"]
+    jobs.start()
+    try:
+        _until(client, job_id, "running")
+        cancelled = client.delete(f"/v1/designs/{job_id}")
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        deadline = time.monotonic() + 120
+        while any(t.is_alive() for t in jobs._running.values()):  # the run notices within a second
+            assert time.monotonic() < deadline, "the cancelled campaign is still running"
+            time.sleep(0.2)
+        job = client.get(f"/v1/designs/{job_id}").json()
+        assert job["status"] == "cancelled" and job["targets_done"] < len(many)
+    finally:
+        jobs.stop(timeout_s=30)
+    assert store.job(job_id).status == "cancelled"
+    assert store.requeue_jobs() == []  # a restart does not take it up again
