@@ -73,8 +73,8 @@ def held_out(key: str, fraction: float) -> bool:
 
 
 def _rows_spec(store: Any, out: Path, campaigns: Sequence[str], since: str | None, base: str) -> dict[str, Any]:
-    """Which candidate rows this fine-tune reads, fixed at its first call (``rows.json``) so a resumed run
-    trains on the same rows however many the store has gained since."""
+    """Which candidate rows this fine-tune reads, fixed at its first call with rows (``rows.json``) so a
+    resumed run trains on the same rows however many the store has gained since."""
     after = 0
     if since is not None:
         rows = store.model_version(KIND, since).config.get("rows", {})
@@ -88,12 +88,17 @@ def _rows_spec(store: Any, out: Path, campaigns: Sequence[str], since: str | Non
         if {k: have.get(k) for k in wanted} != wanted:
             raise CktLoopError(f"{out}: holds a fine-tune of other rows ({have}); pick another --out")
         return dict(have)
-    spec = {**wanted, "upto_candidate": store.last_candidate_id()}
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(spec, indent=1))
-    tmp.replace(path)
-    return spec
+    return {**wanted, "upto_candidate": store.last_candidate_id()}
+
+
+def _keep_rows_spec(out: Path, spec: dict[str, Any]) -> None:
+    """Write ``rows.json`` (once there are rows to train on, so an empty first try binds nothing)."""
+    path = out / ROWS_FILE
+    if not path.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(spec, indent=1))
+        tmp.replace(path)
 
 
 def gather_rows(
@@ -223,6 +228,7 @@ def finetune(
     parent = Surrogate.load(config.base, device="cpu")
     spec = _rows_spec(store, out, campaigns, since, str(Path(config.base).resolve()))
     train, held, replay, dataset = gather_rows(store, spec, config)
+    _keep_rows_spec(out, spec)
     enc = parent.model.config.encoder
     data = build(_as_train(train + replay), parent.classes, norm=parent.norm, encoder=enc)
     held_split = build(_as_train(held), parent.classes, norm=parent.norm, encoder=enc).train if held else None

@@ -20,17 +20,26 @@ from surrogate.predict import Surrogate
 from surrogate.train import train
 
 
-@pytest.fixture(scope="module")
-def parent(tmp_path_factory: pytest.TempPathFactory, jsonl: Path) -> Path:
-    from tests.surrogate.conftest import TINY_MODEL
+def _tiny_parent(folder: Path) -> Path:
+    """A tiny surrogate on the cktloop classes, trained one epoch on 96 MNA-labelled family circuits."""
+    import json
 
-    folder = tmp_path_factory.mktemp("parent")
+    from tests.surrogate.conftest import TINY_MODEL, make_rows
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in make_rows(120, n_test=24)))
     config = folder / "tiny.yaml"
     config.write_text(
         "epochs: 1\nbatch_size: 16\nlr: 3.0e-3\nseed: 3\ndevice: cpu\nprogress: false\nspec_classes: cktloop\n"
         + TINY_MODEL
     )
-    return Path(train(config, jsonl, None, folder / "run")["checkpoint"])
+    return Path(train(config, data, None, folder / "run")["checkpoint"])
+
+
+@pytest.fixture(scope="module")
+def parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_parent(tmp_path_factory.mktemp("parent"))
 
 
 def _store(url: str, rows: list[dict]) -> Store:
