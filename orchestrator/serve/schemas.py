@@ -85,8 +85,6 @@ class Bounds(Request):
 class GenerateRequest(Request):
     """Circuits for a target (bounds per spec) or for one spec class of the generator."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
-
     target: dict[str, Bounds] | None = Field(
         None, description=f"bounds per spec ({', '.join(TARGET_FIELDS)}), e.g. {{'gain_db': {{'min': 60}}}}"
     )
