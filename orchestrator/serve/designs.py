@@ -18,7 +18,7 @@ import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -111,6 +111,21 @@ class DesignList(_Answer):
     designs: list[DesignSummary]
 
 
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the job's id, as POST /v1/designs answered it")]
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    from orchestrator.serve.schemas import Problem
+
+    what = {
+        404: "no design job with that id",
+        409: "not possible in the job's state (cancelling a finished job, a report before any result)",
+        429: "caps.max_queued_jobs jobs already wait",
+        503: "this service runs no design jobs",
+    }
+    return {code: {"model": Problem, "description": what[code]} for code in (*codes, 503)}
+
+
 router = APIRouter(prefix="/v1/designs", tags=["designs"])
 
 
@@ -133,20 +148,20 @@ async def _call(request: Request, method: str, *args: Any) -> Any:
         raise HTTPException(429, str(exc)) from None
 
 
-@router.post("", status_code=202, response_model=Submitted)
+@router.post("", status_code=202, response_model=Submitted, responses=_problems(429))
 async def submit(req: DesignRequest, request: Request) -> Submitted:
     """Queue a design job; it runs as soon as fewer than ``caps.max_concurrent_jobs`` jobs run."""
     return Submitted(id=await _call(request, "submit", req.model_dump()))
 
 
-@router.get("", response_model=DesignList)
+@router.get("", response_model=DesignList, responses=_problems())
 async def list_jobs(request: Request) -> DesignList:
     """Every job, newest first."""
     return DesignList(designs=await _call(request, "list"))
 
 
-@router.get("/{job_id}", response_model=DesignJob)
-async def get_job(job_id: int, request: Request) -> DesignJob:
+@router.get("/{job_id}", response_model=DesignJob, responses=_problems(404))
+async def get_job(job_id: JobId, request: Request) -> DesignJob:
     """A job's status, simulations spent, and each target's verdict and winner."""
     job = await _call(request, "status", job_id)
     await _predict_missing(request, job["targets"])
@@ -180,13 +195,13 @@ async def _predict_missing(request: Request, targets: list[dict[str, Any]]) -> N
         target["predicted"] = _PREDICTED.get(key)
 
 
-@router.get("/{job_id}/report", response_class=HTMLResponse)
-async def report(job_id: int, request: Request) -> HTMLResponse:
+@router.get("/{job_id}/report", response_class=HTMLResponse, responses=_problems(404, 409))
+async def report(job_id: JobId, request: Request) -> HTMLResponse:
     """The campaign's HTML report (``cktloop campaign report``'s page, figures inline)."""
     return HTMLResponse(await _call(request, "report", job_id))
 
 
-@router.delete("/{job_id}", response_model=DesignSummary)
-async def cancel(job_id: int, request: Request) -> DesignSummary:
+@router.delete("/{job_id}", response_model=DesignSummary, responses=_problems(404, 409))
+async def cancel(job_id: JobId, request: Request) -> DesignSummary:
     """Cancel a queued or running job (its finished targets stay stored); 409 for a finished one."""
     return DesignSummary.model_validate(await _call(request, "cancel", job_id))

@@ -37,6 +37,10 @@ from storage import JobInfo, StoreError
 log = logging.getLogger("cktloop.serve.jobs")
 
 DEFAULT_MAX_QUEUED = 20
+# Ray CPUs each ngspice actor of a job reserves (``designs.simulator_cpus`` overrides): a fraction, so a
+# job's actors start beside the service's own simulation pool even on two cores (where whole CPUs would
+# wait for ever); they use what the cores give, and results do not depend on it.
+JOB_SIMULATOR_CPUS = 0.25
 POLL_S = 0.5  # how often the runner looks for queued jobs when nothing wakes it
 
 
@@ -48,11 +52,15 @@ def campaign_settings(config: Any) -> CampaignSettings:
     """How a job's campaign runs, from the service's config (``ServeConfig``): the served checkpoints,
     or plain random search with ``designs.random``; bandit workers and seed from ``designs``."""
     designs = getattr(config, "designs", None)
-    workers, seed = getattr(designs, "workers", 2), getattr(designs, "seed", 0)
+    knobs = {
+        "workers": getattr(designs, "workers", 2),
+        "seed": getattr(designs, "seed", 0),
+        "simulator_cpus": getattr(designs, "simulator_cpus", None) or JOB_SIMULATOR_CPUS,
+    }
     if getattr(designs, "random", False):
-        return CampaignSettings(None, None, SearchConfig(refine_share=0.0), workers=workers, seed=seed)
+        return CampaignSettings(None, None, SearchConfig(refine_share=0.0), **knobs)
     generator, surrogate = config.generator_checkpoint(), config.surrogate_checkpoint()
-    return CampaignSettings(generator, surrogate, SearchConfig(), workers=workers, seed=seed)
+    return CampaignSettings(generator, surrogate, SearchConfig(), **knobs)
 
 
 class DesignJobs:

@@ -210,3 +210,20 @@ def test_unknown_jobs_and_impossible_moves_are_refused(make) -> None:
     wait_for(jobs, job_id, "done")
     with pytest.raises(JobConflict, match=f"job {job_id} is already done"):
         jobs.cancel(job_id)
+
+
+def test_jobs_run_with_the_services_models_or_random_search_on_a_fraction_of_a_cpu() -> None:
+    from orchestrator.serve.config import ServeConfig
+    from orchestrator.serve.jobs import JOB_SIMULATOR_CPUS, campaign_settings
+
+    served = campaign_settings(ServeConfig())
+    config = ServeConfig()
+    assert (served.generator, served.surrogate) == (config.generator_checkpoint(), config.surrogate_checkpoint())
+    assert (served.source, served.workers, served.seed, served.simulator_cpus) == (
+        "generator",
+        2,
+        0,
+        JOB_SIMULATOR_CPUS,
+    )
+    random = campaign_settings(ServeConfig.model_validate({"designs": {"random": True, "workers": 1, "seed": 3}}))
+    assert (random.source, random.workers, random.seed, random.search.refine_share) == ("random", 1, 3, 0.0)
