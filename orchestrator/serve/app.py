@@ -124,7 +124,7 @@ def create_app(services: Services, token: str | None = None) -> FastAPI:
     async def healthz(request: Request) -> Health:
         return await services_of(request).health()
 
-    _include_parts(app)
+    _include_parts(app, web=services.config.web)
     _offline_docs(app, bearer=token is not None)
     app.add_middleware(Gate, token=token, max_body_bytes=services.config.caps.max_body_bytes)
     return app
@@ -165,13 +165,13 @@ def _offline_docs(app: FastAPI, bearer: bool) -> None:
         app.openapi = with_bearer  # type: ignore[method-assign]
 
 
-def _include_parts(app: FastAPI) -> None:
-    """The design-job router and the web page, where their modules exist (issue 17's other parts)."""
+def _include_parts(app: FastAPI, web: bool) -> None:
+    """The design-job router and (with ``web``) the page, where their modules exist (issue 17's other parts)."""
     if importlib.util.find_spec("orchestrator.serve.designs") is not None:
         from orchestrator.serve import designs
 
         app.include_router(designs.router)
-    if importlib.util.find_spec("orchestrator.serve.web.routes") is not None:
+    if web and importlib.util.find_spec("orchestrator.serve.web.routes") is not None:
         from fastapi.staticfiles import StaticFiles
 
         from orchestrator.serve.web import routes

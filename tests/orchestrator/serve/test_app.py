@@ -102,6 +102,9 @@ def test_models_health_and_openapi(client: TestClient, models: LocalModels) -> N
     docs = client.get("/docs").text  # Swagger UI from the package's files: no CDN
     assert "/docs-assets/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/").status_code == 200  # the page
+    bare = TestClient(create_app(Services(models, ServeConfig(web=False))))
+    assert bare.get("/").status_code == 404 and "/v1/generate" in bare.get("/openapi.json").json()["paths"]
 
 
 BAD: list[tuple[str, Any, int, list[str]]] = [
