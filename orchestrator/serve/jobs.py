@@ -23,6 +23,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -249,9 +250,9 @@ class DesignJobs:
             "targets_done": sum(t["status"] == "done" for t in targets),
             "targets_met": sum(bool(t["met"]) for t in targets),
             "simulations": sum(t["n_simulations"] or 0 for t in targets),
-            "submitted_at": job.submitted_at,
-            "started_at": job.started_at,
-            "finished_at": job.finished_at,
+            "submitted_at": _utc(job.submitted_at),
+            "started_at": _utc(job.started_at),
+            "finished_at": _utc(job.finished_at),
         }
         return summary, targets
 
@@ -275,6 +276,11 @@ def _pending(target: Any) -> dict[str, Any]:
     return _target(
         {"name": target.name, "status": "pending", "bounds": bounds, "met": None, "n_simulations": None, "reason": None}
     )
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    """A stored time as UTC (SQLite gives the server's UTC ``now()`` back without its zone)."""
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
 
 
 def _reason(exc: BaseException) -> str:

@@ -227,3 +227,11 @@ def test_jobs_run_with_the_services_models_or_random_search_on_a_fraction_of_a_c
     )
     random = campaign_settings(ServeConfig.model_validate({"designs": {"random": True, "workers": 1, "seed": 3}}))
     assert (random.source, random.workers, random.seed, random.search.refine_share) == ("random", 1, 3, 0.0)
+
+
+def test_times_are_given_in_utc(make) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    jobs, _ = make()
+    submitted = jobs.status(jobs.submit({"targets": TARGETS}))["submitted_at"]
+    assert submitted.tzinfo is not None and abs(submitted - datetime.now(UTC)) < timedelta(minutes=5)
