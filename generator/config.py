@@ -45,7 +45,7 @@ class CktGenConfig(ConfigModel):
     spec_dropout: float = Field(0.1, ge=0.0, le=1.0)
     latent_noise: float = Field(0.0, ge=0.0)
     # the value head reads the latent without latent_noise, as bank sampling's clean values do
-    # (``Generator.generate(bank_values="clean")``); false: the noisy one, as the structure heads
+    # (``Sampling("bank", bank_values="clean")``); false: the noisy one, as the structure heads
     clean_value_latent: bool = False
     # spec encoder
     spec_embed: int = Field(128, ge=1)

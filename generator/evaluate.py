@@ -26,8 +26,8 @@ from circuits import Circuit, CktLoopError, Performance
 from circuits.encoding import encode
 from generator import metrics as m
 from generator.data import Splits
-from generator.latent_bank import BANK_NOISE
 from generator.predict import Generator
+from generator.sampling import Sampling, SamplingLike
 from surrogate.predict import Surrogate
 
 Simulate = Callable[[Sequence[Circuit]], list[Performance]]
@@ -55,13 +55,11 @@ def cond_gen(
     rounds: int = 120,
     seed: int = 0,
     simulate: Simulate | None = None,
-    sampling: str = "spec",
-    bank_noise: float = BANK_NOISE,
-    bank_values: str = "clean",
+    sampling: SamplingLike = "spec",
 ) -> dict[str, Any]:
     """Conditional generation metrics on the test split's classes (see the module docstring).
 
-    ``sampling``, ``bank_noise`` and ``bank_values`` are passed to ``Generator.generate``: ``spec`` as the
+    ``sampling`` is passed to ``Generator.generate`` (a ``generator.sampling.Sampling``): ``spec`` as the
     paper samples, ``bank`` around the training circuits of each class; ``novel_circuits`` and
     ``novel_topologies`` say how many generated circuits (values included) and topologies are not in the
     training split.
@@ -79,9 +77,8 @@ def cond_gen(
     rng = np.random.default_rng(seed)
     truth = [[by_class[c][int(rng.integers(len(by_class[c])))] for c in specs] for _ in range(rounds)]
     # spec-major: spec j, round r at j·rounds + r
-    generated = generator.generate(
-        specs, rounds, seed=seed, sampling=sampling, bank_noise=bank_noise, bank_values=bank_values
-    )
+    how = Sampling.of(sampling)
+    generated = generator.generate(specs, rounds, seed=seed, sampling=how)
     grid = [[generated[j * rounds + r] for j in range(s)] for r in range(rounds)]
     flat = [c for row in grid for c in row]
     targets = [specs[j] for _ in range(rounds) for j in range(s)]
@@ -136,9 +133,9 @@ def cond_gen(
         "diversity_across_specs": m.diversity_across_specs(rounds_emb, rng=seed) if rounds_emb else 0.0,
         "diversity_within_spec": m.diversity_within_spec(per_spec, rng=seed) if rounds > 1 else 0.0,
         "unique_share": len({c.key for c in circuits}) / len(flat),
-        "sampling": sampling,
-        "bank_noise": bank_noise if sampling == "bank" else None,
-        "bank_values": bank_values if sampling == "bank" else None,
+        "sampling": how.kind,
+        "bank_noise": how.bank_noise if how.kind == "bank" else None,
+        "bank_values": how.bank_values if how.kind == "bank" else None,
         "novel_circuits": (
             m.novelty([c.key for c in circuits], (c.key for c in splits.train_circuits)) if circuits else 0.0
         ),

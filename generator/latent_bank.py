@@ -20,8 +20,7 @@ import torch
 
 from circuits.errors import CktLoopError
 from circuits.specs import SpecClass
-
-BANK_NOISE = 0.3  # noise around a bank latent, in units of the prior's per-dimension std
+from generator.sampling import BANK_NOISE  # noqa: F401 (its home until the sampling choices were named once)
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from circuits.circuit import Circuit
 from circuits.errors import CircuitError, CktLoopError
 from circuits.specs import SpecClass, SpecClasses, spec_classes
 from generator.checkpoint import load_checkpoint, model_from_checkpoint
-from generator.latent_bank import BANK_NOISE, LatentBank
+from generator.latent_bank import LatentBank
 from generator.model import CktGen
 from generator.paths import DESIGN_CHECKPOINT, SHIPPED_CHECKPOINT, VAE_CHECKPOINT  # noqa: F401 (re-exported)
-from generator.sampling import BANK_VALUES, SAMPLING
+from generator.sampling import Sampling, SamplingLike
 
 
 class Generator:
@@ -72,24 +72,13 @@ class Generator:
         return None if seed is None else torch.Generator().manual_seed(seed)
 
     def latents(
-        self,
-        specs: Sequence[SpecClass],
-        n_per_spec: int = 1,
-        seed: int | None = None,
-        sampling: str = "spec",
-        bank_noise: float = BANK_NOISE,
-        bank_values: str = "clean",
+        self, specs: Sequence[SpecClass], n_per_spec: int = 1, seed: int | None = None, sampling: SamplingLike = "spec"
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What ``generate`` decodes, row by row: (structure latents, class rows, value latents)."""
-        if sampling not in SAMPLING:
-            raise CktLoopError(f"unknown sampling {sampling!r} (known: {', '.join(SAMPLING)})")
-        if bank_noise < 0:
-            raise CktLoopError(f"bank_noise must be >= 0, got {bank_noise}")
-        if bank_values not in BANK_VALUES:
-            raise CktLoopError(f"unknown bank_values {bank_values!r} (known: {', '.join(BANK_VALUES)})")
+        how = Sampling.of(sampling)
         if n_per_spec < 0:
             raise CktLoopError(f"n_per_spec must be >= 0, got {n_per_spec}")
-        bank = sampling == "bank" and n_per_spec > 0
+        bank = how.kind == "bank" and n_per_spec > 0
         if bank and self.bank is None:
             where = self.checkpoint or "this generator"
             fix = (
@@ -105,29 +94,16 @@ class Generator:
             return z, spec, z
         banked, found = self.bank.sample(specs, n_per_spec, rng)
         banked, found = banked.to(z.device), found[:, None].to(z.device)
-        noise = torch.randn(banked.shape, generator=rng).to(z.device) * self.model.prior_std * bank_noise
+        noise = torch.randn(banked.shape, generator=rng).to(z.device) * self.model.prior_std * how.bank_noise
         structure = torch.where(found, banked + noise, z)
-        return structure, spec, torch.where(found, banked, z) if bank_values == "clean" else structure
+        return structure, spec, torch.where(found, banked, z) if how.bank_values == "clean" else structure
 
     def generate(
-        self,
-        specs: Sequence[SpecClass],
-        n_per_spec: int = 1,
-        seed: int | None = None,
-        sampling: str = "spec",
-        bank_noise: float = BANK_NOISE,
-        bank_values: str = "clean",
+        self, specs: Sequence[SpecClass], n_per_spec: int = 1, seed: int | None = None, sampling: SamplingLike = "spec"
     ) -> list[Circuit | CircuitError]:
-        """``n_per_spec`` circuits for each spec class, spec-major (all of spec 0 first).
-
-        ``sampling``: ``spec`` draws the spec latent (the paper); ``bank`` decodes around the latent of a
-        random training circuit of the class (``generator.latent_bank``) with ``bank_noise`` prior
-        standard deviations of noise, the spec latent where the class has none. ``bank_values``:
-        ``clean`` reads the device values from the unperturbed bank latent, so the noise moves the
-        structure and the sizing stays the banked circuit's (bank-sampled Sim-Spec-Acc 28 % -> 43 % at
-        the same share of new topologies, docs/models.md); ``noisy`` decodes them from the perturbed one.
-        """
-        return self.generate_many([(specs, n_per_spec, seed, sampling, bank_noise, bank_values)])[0]
+        """``n_per_spec`` circuits for each spec class, spec-major (all of spec 0 first), their latents drawn
+        as ``sampling`` says (a ``Sampling``, or the name of its kind with its defaults)."""
+        return self.generate_many([(specs, n_per_spec, seed, sampling)])[0]
 
     def generate_many(self, calls: Sequence[tuple[Any, ...]]) -> list[list[Circuit | CircuitError]]:
         """Several ``generate`` calls (each its positional arguments) decoded as one batch; each answer

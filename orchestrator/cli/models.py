@@ -151,7 +151,7 @@ def _add_evaluate(commands: Any) -> None:
         "--bank-noise",
         type=non_negative_float,
         help="cond-gen --sampling bank: noise around a bank latent, in prior standard deviations (default 0.3, "
-        "generator.latent_bank.BANK_NOISE)",
+        "generator.sampling.BANK_NOISE)",
     )
     evaluate.add_argument(
         "--bank-values",
@@ -292,7 +292,7 @@ def _named(source: str, dataset: str | None) -> str:
 def _cond_gen(args: argparse.Namespace, generator: Any, splits: Any) -> dict[str, Any]:
     """The paper's conditional-generation metrics, with Sim-Spec-Acc from an ngspice pool unless --no-sim."""
     from generator import evaluate as gen_eval
-    from generator.latent_bank import BANK_NOISE
+    from generator.sampling import BANK_NOISE, Sampling
     from surrogate.predict import SHIPPED_CHECKPOINT, Surrogate
 
     surrogate = Surrogate.load(args.surrogate or SHIPPED_CHECKPOINT, device=generator.model.device)
@@ -306,9 +306,7 @@ def _cond_gen(args: argparse.Namespace, generator: Any, splits: Any) -> dict[str
             args.rounds,
             args.seed,
             None if pool is None else pool.simulate_all,
-            args.sampling,
-            bank_noise,
-            args.bank_values,
+            Sampling(args.sampling, bank_noise, args.bank_values),
         )
     finally:
         if pool is not None:

@@ -8,6 +8,7 @@ from generator.checkpoint import load_checkpoint, save_checkpoint
 from generator.data import build_splits
 from generator.latent_bank import LatentBank
 from generator.predict import Generator
+from generator.sampling import Sampling
 from generator.train import bank_checkpoint, train
 
 from .conftest import write_config
@@ -44,7 +45,7 @@ def test_bank_noise_is_in_prior_standard_deviations_and_values_read_the_clean_la
     members = gen.bank.latents[[i for i, c in enumerate(gen.bank.classes) if c == cls]]
     seen = {}
     gen.model.decode = lambda z, spec, value_z: seen.update(z=z, value_z=value_z) or []
-    gen.generate([cls], 3000, seed=2, sampling="bank", bank_noise=0.5)
+    gen.generate([cls], 3000, seed=2, sampling=Sampling("bank", bank_noise=0.5))
     clean = seen["value_z"]
     assert all((members == row).all(1).any() for row in clean)  # every clean latent is a bank latent
     torch.testing.assert_close((seen["z"] - clean).std(0), 0.5 * gen.model.prior_std, rtol=0.1, atol=0.0)
@@ -76,15 +77,17 @@ def test_bank_sampling_decodes_the_latents_of_the_class(trained, splits):
     cls = splits.train.classes[0]
     members = [i for i, c in enumerate(gen.bank.classes) if c == cls]
     decoded = {str(r) for r in gen.model.decode(gen.bank.latents[members])}
-    out = gen.generate([cls], 20, seed=3, sampling="bank", bank_noise=0.0)
+    exact = Sampling("bank", bank_noise=0.0)
+    out = gen.generate([cls], 20, seed=3, sampling=exact)
     assert len(out) == 20 and {str(r) for r in out} <= decoded
-    assert [str(r) for r in out] == [str(r) for r in gen.generate([cls], 20, seed=3, sampling="bank", bank_noise=0.0)]
-    noisy = [str(r) for r in gen.generate([cls], 20, seed=3, sampling="bank", bank_values="noisy")]
+    assert [str(r) for r in out] == [str(r) for r in gen.generate([cls], 20, seed=3, sampling=exact)]
+    noisy = [str(r) for r in gen.generate([cls], 20, seed=3, sampling=Sampling("bank", bank_values="noisy"))]
     assert not set(noisy) <= decoded  # with noisy values the default noise moves off the training circuits
     with pytest.raises(CktLoopError, match="bank_noise must be >= 0"):
-        gen.generate([cls], 2, sampling="bank", bank_noise=-0.1)
+        Sampling("bank", bank_noise=-0.1)
     with pytest.raises(CktLoopError, match="unknown bank_values 'raw'"):
-        gen.generate([cls], 2, sampling="bank", bank_values="raw")
+        Sampling("bank", bank_values="raw")
+    assert Sampling.of("bank") == Sampling("bank") and Sampling.of(same := Sampling("bank", 0.0)) is same
     # a class the bank lacks falls back to the spec latent
     gen.bank = LatentBank(gen.bank.latents[members], tuple(cls for _ in members))
     other = next(c for c in gen.train_classes if c != cls)
@@ -95,12 +98,13 @@ def test_bank_sampling_decodes_the_latents_of_the_class(trained, splits):
 def test_clean_bank_values_move_the_structure_and_keep_the_banked_sizing(trained, splits):
     gen = Generator.load(trained.checkpoint)
     cls = splits.train.classes[0]
-    clean = gen.generate([cls], 40, seed=5, sampling="bank", bank_noise=1.0)
-    noisy = gen.generate([cls], 40, seed=5, sampling="bank", bank_noise=1.0, bank_values="noisy")
+    clean = gen.generate([cls], 40, seed=5, sampling=Sampling("bank", bank_noise=1.0))
+    noisy = gen.generate([cls], 40, seed=5, sampling=Sampling("bank", bank_noise=1.0, bank_values="noisy"))
     assert [c.topology_key for c in clean] == [c.topology_key for c in noisy]  # the same perturbed structure
     assert [c.key for c in clean] != [c.key for c in noisy]  # values read from another latent
-    exact = gen.generate([cls], 40, seed=5, sampling="bank", bank_noise=0.0, bank_values="noisy")
-    assert [c.key for c in gen.generate([cls], 40, seed=5, sampling="bank", bank_noise=0.0)] == [c.key for c in exact]
+    exact = gen.generate([cls], 40, seed=5, sampling=Sampling("bank", bank_noise=0.0, bank_values="noisy"))
+    clean_exact = gen.generate([cls], 40, seed=5, sampling=Sampling("bank", bank_noise=0.0))
+    assert [c.key for c in clean_exact] == [c.key for c in exact]
     z = torch.randn(4, gen.model.config.latent_dim, generator=torch.Generator().manual_seed(1))
     with pytest.raises(CktLoopError, match=r"value_z \(3, 16\) must match z \(4, 16\)"):
         gen.model.decode_latents(z, value_z=z[:3])
