@@ -1,16 +1,20 @@
 """The bandit worker: the process that runs whole target searches for a campaign on Ray.
 
 ``BanditWorker`` is a plain class (tests run it in one process); the campaign driver wraps it with
-``ray.remote`` and keeps one per target in flight. Its searches call the shared generator and
-surrogate actors (``orchestrator.distributed.model_actors``), which batch the calls that arrive
-together from many workers, and simulate on the worker's own ngspice pool. Every call to a model
-actor has a timeout, so a hung actor fails the target instead of stalling the campaign.
+``ray.remote`` and runs several searches in it at once, in threads. Its searches call the shared
+generator and surrogate actors (``orchestrator.distributed.model_actors``), which batch the calls that
+arrive together from many workers, and simulate on the worker's own ngspice pool. The calls its
+threads make at the same time go out as one Ray call per model and one per pool (``Coalescer``): a
+Ray call costs about a millisecond of the caller's CPU, and a search makes about 150 of them per
+target. Every call to a model actor has a timeout, so a hung actor fails the target instead of
+stalling the campaign.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from circuits import Circuit, CktLoopError, Performance
 from circuits.specs import SpecClass, SpecClasses
@@ -18,6 +22,75 @@ from circuits.targets import Target
 from orchestrator.design.search import SearchConfig, SearchOutcome, TargetSearch, family_proposer
 
 MODEL_CALL_TIMEOUT_S = 300.0
+
+Request = TypeVar("Request")
+Answer = TypeVar("Answer")
+
+
+class _Slot(Generic[Request, Answer]):
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.done = False
+        self.answer: Answer | None = None
+        self.error: BaseException | None = None
+
+
+class Coalescer(Generic[Request, Answer]):
+    """Merges the calls that threads make at the same time into one call of ``run``.
+
+    ``run`` takes a list of requests and returns one answer per request, in order; an answer that is
+    an exception is raised to its caller alone. A caller whose request finds no call of ``run`` in
+    flight makes one with every request waiting by then; the others wait, and one of those left
+    waiting when it returns makes the next. So at most one call is in flight, and it carries whatever
+    queued behind the previous one. When a merged call raises, each of its requests is run alone
+    (``isolate``, so only the culprit's caller sees the error) or every caller gets the error.
+    ``calls`` counts calls of ``run``.
+    """
+
+    def __init__(self, run: Callable[[list[Request]], Sequence[Answer | BaseException]], isolate: bool = False):
+        self.run, self.isolate = run, isolate
+        self.calls = 0
+        self._cond = threading.Condition()
+        self._queue: list[_Slot[Request, Answer]] = []
+        self._busy = False
+
+    def __call__(self, request: Request) -> Answer:
+        slot: _Slot[Request, Answer] = _Slot(request)
+        with self._cond:
+            self._queue.append(slot)
+            while not slot.done and self._busy:
+                self._cond.wait()
+            if not slot.done:
+                batch, self._queue, self._busy = self._queue, [], True
+        if not slot.done:
+            try:
+                self._run(batch)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+        if slot.error is not None:
+            raise slot.error
+        return slot.answer  # type: ignore[return-value]
+
+    def _run(self, batch: list[_Slot[Request, Answer]]) -> None:
+        try:
+            self.calls += 1
+            answers = list(self.run([s.request for s in batch]))
+            if len(answers) != len(batch):
+                raise CktLoopError(f"a merged call answered {len(answers)} of {len(batch)} requests")
+        except Exception as exc:
+            if self.isolate and len(batch) > 1:
+                for s in batch:
+                    self._run([s])
+                return
+            answers = [exc] * len(batch)
+        for s, answer in zip(batch, answers):
+            if isinstance(answer, BaseException):
+                s.error = answer
+            else:
+                s.answer = answer
+            s.done = True
 
 
 class BanditWorker:
@@ -47,24 +120,33 @@ class BanditWorker:
 
             pool = SimulationPool(PoolConfig(num_workers=simulators, num_cpus_per_worker=simulator_cpus))
             self.simulator_info = (pool.simulator, pool.version)
-            simulate = pool.simulate_all
+            # One pool call for the batches the searches ask for at once, each still its own deck(s).
+            simulate = Coalescer(pool.simulate_groups, isolate=True)
         self.simulate = simulate
+        self._generate = self._model(generator, "generate", "generate_calls")
+        self._predict = self._model(surrogate, "predict", "predict_calls")
 
     def simulator(self) -> tuple[str, str]:
         """(name, version) of the simulator that judges this worker's circuits."""
         return self.simulator_info
 
-    def _call(self, handle: Any, method: str, *args: Any) -> Any:
-        """A model call: through Ray (with the timeout) for an actor handle, directly for a plain object."""
-        fn = getattr(handle, method)
-        if not hasattr(fn, "remote"):
-            return fn(*args)
+    def _model(self, handle: Any | None, method: str, merged: str) -> Callable[..., Any]:
+        """``handle.method``: called directly on a plain object; on an actor, the calls the searches make at
+        once go as one call of ``merged`` (a list of argument tuples -> one answer or exception each),
+        with the timeout."""
+        if handle is None or not hasattr(getattr(handle, method), "remote"):
+            return lambda *args: getattr(handle, method)(*args)
         import ray
 
-        try:
-            return ray.get(fn.remote(*args), timeout=self.call_timeout_s)
-        except ray.exceptions.GetTimeoutError:
-            raise CktLoopError(f"the model actor's {method} gave no answer within {self.call_timeout_s:g} s") from None
+        def remote(calls: list[tuple[Any, ...]]) -> list[Any]:
+            try:
+                return ray.get(getattr(handle, merged).remote(calls), timeout=self.call_timeout_s)
+            except ray.exceptions.GetTimeoutError:
+                late = f"the model actor's {method} gave no answer within {self.call_timeout_s:g} s"
+                raise CktLoopError(late) from None
+
+        coalescer: Coalescer[tuple[Any, ...], Any] = Coalescer(remote)
+        return lambda *args: coalescer(args)
 
     def search(self, target: Target, config: SearchConfig) -> SearchOutcome:
         if self.generator is None:
@@ -73,11 +155,11 @@ class BanditWorker:
         else:
 
             def propose(cls: SpecClass | None, n: int, seed: int) -> list[Circuit]:
-                out = self._call(self.generator, "generate", [cls], n, seed, config.sampling)
+                out = self._generate([cls], n, seed, config.sampling)
                 return [c for c in out if isinstance(c, Circuit)]
 
             def predict(circuits: Sequence[Circuit]) -> list[dict[str, Any]]:
-                rows = self._call(self.surrogate, "predict", list(circuits))
+                rows = self._predict(list(circuits))
                 return [{k: v for k, v in r.items() if k != "embedding"} for r in rows]
 
         source = "generator" if self.generator is not None else "random"

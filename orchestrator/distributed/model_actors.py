@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from circuits import Circuit
 from circuits.specs import SpecClass
+from generator.sampling import SamplingLike
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class GeneratorHost:
         return self.model.train_classes
 
     def generate(
-        self, specs: Sequence[SpecClass], n_per_spec: int = 1, seed: int | None = None, sampling: str = "spec"
+        self, specs: Sequence[SpecClass], n_per_spec: int = 1, seed: int | None = None, sampling: SamplingLike = "spec"
     ) -> list[Circuit | str]:
         return self.generate_many([(specs, n_per_spec, seed, sampling)])[0]
 
@@ -173,6 +174,11 @@ class _BatchingActor:
         """How many batches the model has run (each one model call)."""
         return self.batcher.batches
 
+    async def _submit_all(self, requests: list[Any]) -> list[Any]:
+        """Several requests sent as one Ray call (a caller's ``Coalescer``), batched with every other
+        request as if each came alone; an error travels as that request's answer."""
+        return list(await asyncio.gather(*(self.batcher.submit(r) for r in requests), return_exceptions=True))
+
 
 class GeneratorActor(_BatchingActor):
     """``GeneratorHost`` for many concurrent callers on Ray: ``generate`` calls are batched."""
@@ -188,9 +194,13 @@ class GeneratorActor(_BatchingActor):
         return self.generator.train_classes()
 
     async def generate(
-        self, specs: Sequence[SpecClass], n_per_spec: int = 1, seed: int | None = None, sampling: str = "spec"
+        self, specs: Sequence[SpecClass], n_per_spec: int = 1, seed: int | None = None, sampling: SamplingLike = "spec"
     ) -> list[Circuit | str]:
         return await self.batcher.submit((specs, n_per_spec, seed, sampling))
+
+    async def generate_calls(self, calls: list[tuple[Any, ...]]) -> list[list[Circuit | str] | BaseException]:
+        """Several ``generate`` calls (their arguments) in one Ray call: each answer, or its error."""
+        return await self._submit_all(calls)
 
 
 class SurrogateActor(_BatchingActor):
@@ -202,6 +212,16 @@ class SurrogateActor(_BatchingActor):
 
     async def predict(self, circuits: Sequence[Circuit]) -> list[dict[str, Any]]:
         return await self.batcher.submit(circuits)
+
+    async def predict_calls(self, calls: list[tuple[Sequence[Circuit]]]) -> list[list[dict[str, Any]] | BaseException]:
+        """Several ``predict`` calls (their arguments) in one Ray call, without the embeddings (a caller
+        ranking circuits has no use for them): each answer, or its error."""
+        answers = await self._submit_all([circuits for (circuits,) in calls])
+        return [a if isinstance(a, BaseException) else [_without_embedding(r) for r in a] for a in answers]
+
+
+def _without_embedding(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "embedding"}
 
 
 def start_actor(

@@ -1,12 +1,15 @@
 """A pool of Ray actors, each owning one ngspice, that simulates circuits in batches.
 
-Batches amortise Ray's per-call cost (a few ms). Every batch runs under a timeout; a batch
+Batches amortise Ray's per-call cost (a few ms). ``simulate_groups`` sends several callers' batches
+in one call, each still simulated as its own deck(s), so a circuit's result does not depend on what
+it was sent with (ngspice's last digits depend on the deck). Every batch runs under a timeout; a batch
 whose actor hangs or dies is re-run one circuit per call on a fresh actor, so only the culprit is
 marked TIMEOUT or CRASHED and the rest of the batch goes on.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -48,9 +51,15 @@ class SimulationWorker:
     def info(self) -> tuple[str, str]:
         return self.backend.name, self.backend.version
 
-    def simulate(self, circuits: Sequence[Circuit]) -> tuple[list[Performance], float]:
+    def simulate(
+        self, circuits: Sequence[Circuit], groups: Sequence[int] | None = None
+    ) -> tuple[list[Performance], float]:
+        """Results of ``circuits``; with ``groups`` (sizes, summing to their number), each group
+        simulated on its own, as if it came alone."""
         start = time.perf_counter()
-        results = self.backend.simulate(circuits)
+        results: list[Performance] = []
+        for a, b in itertools.pairwise(itertools.accumulate(groups or [len(circuits)], initial=0)):
+            results.extend(self.backend.simulate(circuits[a:b]))
         return results, time.perf_counter() - start
 
 
@@ -70,6 +79,26 @@ class BatchResult:
     indices: list[int]
     results: list[Performance]
     seconds_per_circuit: float
+
+
+def call_batches(n: int, groups: Sequence[int] | None, size: int) -> list[tuple[list[int], list[int] | None]]:
+    """How a pool sends ``n`` circuits: (indices, group sizes or None) per call of at most ``size``
+    circuits. Without ``groups``, consecutive slices; with them (sizes summing to ``n``), whole groups
+    packed in order, and a group larger than a call split as it would be if it came alone."""
+    batches: list[tuple[list[int], list[int] | None]] = []
+    start, packed = 0, []
+    for g in groups if groups is not None else [n]:
+        if packed and sum(packed) + g > size:
+            batches.append((list(range(start - sum(packed), start)), packed))
+            packed = []
+        if g > size or groups is None:
+            batches.extend((list(range(i, min(i + size, start + g))), None) for i in range(start, start + g, size))
+        elif g:
+            packed.append(g)
+        start += g
+    if packed:
+        batches.append((list(range(start - sum(packed), start)), packed))
+    return batches
 
 
 class SimulationPool:
@@ -112,18 +141,25 @@ class SimulationPool:
             self._ray.kill(actor, no_restart=True)
         self._actors = []
 
-    def simulate_all(self, circuits: Sequence[Circuit]) -> list[Performance]:
+    def simulate_all(self, circuits: Sequence[Circuit], groups: Sequence[int] | None = None) -> list[Performance]:
         """Every circuit's result, in input order (``run`` without the streaming)."""
         results: list[Performance | None] = [None] * len(circuits)
-        for batch in self.run(circuits):
+        for batch in self.run(circuits, groups):
             for i, perf in zip(batch.indices, batch.results):
                 results[i] = perf
         return results  # type: ignore[return-value]
 
-    def run(self, circuits: Sequence[Circuit]) -> Iterator[BatchResult]:
-        """Simulate every circuit; each input index appears in exactly one yielded batch."""
-        size = self.config.batch_size
-        queue: list[list[int]] = [list(range(i, min(i + size, len(circuits)))) for i in range(0, len(circuits), size)]
+    def simulate_groups(self, groups: Sequence[Sequence[Circuit]]) -> list[list[Performance]]:
+        """Each group's results, the groups sent together but each simulated as if it came alone."""
+        flat = [c for group in groups for c in group]
+        results = self.simulate_all(flat, [len(group) for group in groups])
+        starts = list(itertools.accumulate((len(group) for group in groups), initial=0))
+        return [results[a:b] for a, b in itertools.pairwise(starts)]
+
+    def run(self, circuits: Sequence[Circuit], groups: Sequence[int] | None = None) -> Iterator[BatchResult]:
+        """Simulate every circuit; each input index appears in exactly one yielded batch. ``groups``
+        (sizes, in order) are simulated each on its own, whole groups packed into a call."""
+        queue = call_batches(len(circuits), groups, self.config.batch_size)
         queue.reverse()  # pop() from the end keeps input order
         isolate: list[int] = []  # indices to re-run alone after a failed batch
         running: dict[Any, tuple[Any, list[int], float, bool]] = {}  # ref -> (actor, indices, start, alone)
@@ -148,7 +184,7 @@ class SimulationPool:
     def _dispatch(
         self,
         circuits: Sequence[Circuit],
-        queue: list[list[int]],
+        queue: list[tuple[list[int], list[int] | None]],
         isolate: list[int],
         running: dict[Any, tuple[Any, list[int], float, bool]],
     ) -> None:
@@ -160,12 +196,12 @@ class SimulationPool:
         for actor, flags in calls.items():
             while isolate or queue:
                 if isolate and not flags:
-                    alone, indices = True, [isolate.pop()]
+                    alone, (indices, groups) = True, ([isolate.pop()], None)
                 elif queue and not any(flags) and len(flags) < self.config.in_flight_per_worker:
-                    alone, indices = False, queue.pop()
+                    alone, (indices, groups) = False, queue.pop()
                 else:
                     break
-                ref = actor.simulate.remote([circuits[i] for i in indices])
+                ref = actor.simulate.remote([circuits[i] for i in indices], groups)
                 running[ref] = (actor, indices, time.monotonic(), alone)
                 flags.append(alone)
 

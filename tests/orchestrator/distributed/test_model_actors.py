@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from circuits import Circuit, FamilyConfig, generate
+from circuits import Circuit, CktLoopError, FamilyConfig, generate
 from generator.predict import Generator
 from orchestrator.distributed.model_actors import (
     ActorResources,
@@ -113,6 +113,10 @@ def test_actors_answer_concurrent_callers_as_the_models_answer_each_call_in_fewe
                 d.key if isinstance(d, Circuit) else str(d) for d in direct
             ]
         assert ray_session.get(generator.model_calls.remote(), timeout=60) < len(calls)
+        # The same calls as one Ray call (a bandit worker's Coalescer), with a bad one: its error is its answer.
+        bad_call = ([(99, 0, 0)], 1, 0, "spec")
+        *merged, bad = ray_session.get(generator.generate_calls.remote([*calls, bad_call]), timeout=120)
+        assert merged == together and isinstance(bad, CktLoopError)
 
         batches = [[s.circuit for s in generate(n, n)] for n in (3, 10, 1, 7)]
         predicted = ray_session.get([surrogate.predict.remote(b) for b in batches], timeout=120)
@@ -121,6 +125,9 @@ def test_actors_answer_concurrent_callers_as_the_models_answer_each_call_in_fewe
             expected = surrogate_model.predict(circuits)
             assert [p["spec_class"] for p in predictions] == [e["spec_class"] for e in expected]
             assert [p["fom"] for p in predictions] == pytest.approx([e["fom"] for e in expected], rel=1e-5)
+        merged = ray_session.get(surrogate.predict_calls.remote([(b,) for b in batches]), timeout=120)
+        assert [len(m) for m in merged] == [3, 10, 1, 7] and not any("embedding" in r for m in merged for r in m)
+        assert [r["spec_class"] for m in merged for r in m] == [r["spec_class"] for p in predicted for r in p]
     finally:
         ray_session.kill(generator)
         ray_session.kill(surrogate)

@@ -5,7 +5,13 @@ from functools import partial
 import pytest
 
 from circuits import SimStatus, generate
-from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool, ngspice_factory
+from orchestrator.distributed.simulation_pool import (
+    PoolConfig,
+    SimulationPool,
+    SimulationWorker,
+    call_batches,
+    ngspice_factory,
+)
 from simulator.mna import MnaBackend
 from simulator.testing import FaultyBackend
 
@@ -62,3 +68,50 @@ def test_pool_config_rejects_nonsense():
         PoolConfig(batch_size=0)
     with pytest.raises(ValueError, match="timeout_s"):
         PoolConfig(timeout_s=0)
+
+
+def test_call_batches_pack_whole_groups_and_split_only_groups_larger_than_a_call():
+    assert call_batches(12, None, 5) == [([0, 1, 2, 3, 4], None), ([5, 6, 7, 8, 9], None), ([10, 11], None)]
+    # groups 3, 2 | 4 | 7 (split 5 + 2, as alone) | 0 (nothing) | 1
+    batches = call_batches(17, [3, 2, 4, 7, 0, 1], 5)
+    assert batches == [
+        ([0, 1, 2, 3, 4], [3, 2]),
+        ([5, 6, 7, 8], [4]),
+        ([9, 10, 11, 12, 13], None),
+        ([14, 15], None),
+        ([16], [1]),
+    ]
+    assert call_batches(0, [], 5) == [] and call_batches(0, None, 5) == []
+
+
+class Recording:
+    """A backend that records the decks it is asked to simulate."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.mna = MnaBackend()
+
+    def simulate(self, circuits):
+        self.calls.append(len(circuits))
+        return self.mna.simulate(circuits)
+
+
+def test_a_worker_simulates_each_group_on_its_own():
+    circuits = [s.circuit for s in generate(9, 23)]
+    worker = SimulationWorker(Recording)
+    results, _ = worker.simulate(circuits, [4, 0, 5])
+    assert worker.backend.calls == [4, 0, 5]
+    assert results == MnaBackend().simulate(circuits)
+    worker.simulate(circuits)
+    assert worker.backend.calls[-1] == 9
+
+
+def test_pool_groups_come_back_each_as_it_would_alone(ray_session):
+    circuits = [s.circuit for s in generate(70, 24)]
+    groups = [circuits[:3], [], circuits[3:40], circuits[40:]]
+    pool = SimulationPool(PoolConfig(num_workers=1, batch_size=40), MnaBackend)
+    try:
+        answers = pool.simulate_groups(groups)
+    finally:
+        pool.shutdown()
+    assert answers == [MnaBackend().simulate(g) for g in groups]
