@@ -218,6 +218,22 @@ class _Simulations:
         self.target = target
         self.results: dict[str, tuple[Circuit, Performance]] = {}
         self.best_fom: float | None = None
+        self.n_known = 0  # results given, not simulated here
+
+    @property
+    def n_simulated(self) -> int:
+        return len(self.results) - self.n_known
+
+    def know(self, circuit: Circuit, performance: Performance) -> None:
+        """A result measured elsewhere (the seed's, by the search that found it): never simulated again."""
+        if circuit.key not in self.results:
+            self.results[circuit.key] = (circuit, performance)
+            self.n_known += 1
+            self._note(performance)
+
+    def _note(self, perf: Performance) -> None:
+        if self.target.met_by(perf.to_dict()) and perf.fom is not None:
+            self.best_fom = perf.fom if self.best_fom is None else max(self.best_fom, perf.fom)
 
     def n_new(self, circuits: Sequence[Circuit]) -> int:
         return len({c.key for c in circuits} - self.results.keys())
@@ -233,8 +249,7 @@ class _Simulations:
                 if not isinstance(perf, Performance):
                     raise RefineError(f"evaluate returned a {type(perf).__name__}, not a Performance")
                 self.results[circuit.key] = (circuit, perf)
-                if self.target.met_by(perf.to_dict()) and perf.fom is not None:
-                    self.best_fom = perf.fom if self.best_fom is None else max(self.best_fom, perf.fom)
+                self._note(perf)
         return [self.results[c.key][1] for c in circuits]
 
 
@@ -287,13 +302,26 @@ class SizingRun:
     neighbours in one batch, moving to the best neighbour if it beats the centre and halving the step
     otherwise. NSGA-II finds the basin; the compass search climbs its last few grid steps, where the
     highest FoM usually sits on a bound. ``max_evaluations`` caps unique simulations; a batch that
-    would pass it is not run. A run's first batch always holds the seed, so its result can compare.
+    would pass it is not run. A run's first batch holds the seed, so its result can compare, unless
+    the seed's measurement is given (``known``, e.g. the search's verification of it): then it is not
+    simulated again, and ``n_evaluations`` counts only what the run simulated.
     """
 
-    def __init__(self, seed: Circuit, target: Target, evaluate: BatchEvaluate, config: RefineConfig) -> None:
+    def __init__(
+        self,
+        seed: Circuit,
+        target: Target,
+        evaluate: BatchEvaluate,
+        config: RefineConfig,
+        known: Performance | None = None,
+    ) -> None:
         _check_inputs(seed, target, evaluate, config)
+        if known is not None and not isinstance(known, Performance):
+            raise RefineError(f"known must be the seed's Performance, got {type(known).__name__}")
         self.seed, self.target, self.config = seed, target, config
         self.simulations = _Simulations(evaluate, target)
+        if known is not None:
+            self.simulations.know(seed, known)
         self.problem = SizingProblem(seed, target, self.simulations)
         grid = value_grid(seed.grid)
         self.k_min, self.k_max = grid.k_min, grid.k_max
@@ -311,7 +339,8 @@ class SizingRun:
 
     @property
     def n_evaluations(self) -> int:
-        return len(self.simulations.results)
+        """Unique simulations this run made."""
+        return self.simulations.n_simulated
 
     def _room(self, n_new: int) -> bool:
         cap = self.config.max_evaluations
@@ -433,7 +462,7 @@ def _result(
         met=met[best],
         fom_before=seed_perf.fom,
         fom_after=performance.fom,
-        n_evaluations=len(entries),
+        n_evaluations=simulations.n_simulated,
         history=history,
         front=_front(target, [entries[i] for i in range(len(entries)) if met[i]]),
     )

@@ -189,6 +189,9 @@ class TargetSearch:
         self.n_sims = 0
         self.history: list[tuple[int, float | None]] = []
         self._arm_of: dict[str, int] = {}
+        self._judged: dict[str, bool] = {}  # circuit key -> meets the target (by measurement)
+        self._best_fom: float | None = None  # best FoM of a measured circuit meeting the target
+        self._scores: dict[str, float] = {}  # circuit key -> predicted closeness
         self._seed = config.seed * 1_000_003
         self._rng = np.random.default_rng(config.seed)
 
@@ -266,6 +269,7 @@ class TargetSearch:
         self.n_sims += len(proposals)
         for p, perf in zip(proposals, results):
             p.measured = perf
+            self._meets(p)
             arm = self._arm_of.get(p.circuit.key)
             if arm is not None:
                 self._update(arm, closeness(self.target, perf) if perf.ok else 0.0)
@@ -294,7 +298,10 @@ class TargetSearch:
             return []
         reserve = int(room * self.config.polish_share)
         cfg = RefineConfig(pop_size=pop, n_generations=1, seed=self.config.seed)
-        runs = {p.circuit.key: SizingRun(p.circuit, self.target, self._evaluator(p, round_no), cfg) for p in seeds}
+        runs = {
+            p.circuit.key: SizingRun(p.circuit, self.target, self._evaluator(p, round_no), cfg, known=p.measured)
+            for p in seeds
+        }
         active, generations = list(runs.values()), 0
         while active:
             stepped = False
@@ -322,9 +329,10 @@ class TargetSearch:
             self.n_sims += len(circuits)
             for c, perf in zip(circuits, results):
                 if c.key not in self.proposals:
-                    self.proposals[c.key] = Proposal(
+                    self.proposals[c.key] = p = Proposal(
                         c, "refine", seed.spec_class, round_no, measured=perf, parent=seed.circuit.key
                     )
+                    self._meets(p)
             self.history.append((self.n_sims, self._best_met_fom()))
             return results
 
@@ -346,14 +354,20 @@ class TargetSearch:
     # --- judging --------------------------------------------------------------------------------
 
     def _meets(self, p: Proposal) -> bool:
-        return p.measured is not None and self.target.met_by(p.measured.to_dict())
-
-    def _met(self) -> bool:
-        return any(self._meets(p) for p in self.proposals.values())
+        """Whether ngspice says ``p`` meets the target; worked out once per circuit (its first call also
+        counts it towards the best met FoM, so every circuit is judged as its measurement arrives)."""
+        if p.measured is None:
+            return False
+        met = self._judged.get(p.circuit.key)
+        if met is None:
+            met = self._judged[p.circuit.key] = self.target.met_by(p.measured.to_dict())
+            fom = p.measured.fom
+            if met and fom is not None and (self._best_fom is None or fom > self._best_fom):
+                self._best_fom = fom
+        return met
 
     def _best_met_fom(self) -> float | None:
-        foms = [p.measured.fom for p in self.proposals.values() if self._meets(p) and p.measured.fom is not None]
-        return max(foms) if foms else None
+        return self._best_fom
 
     def _fom_or_closeness(self, p: Proposal) -> float:
         assert p.measured is not None
@@ -363,7 +377,11 @@ class TargetSearch:
         """A pull's evidence for one circuit: the surrogate's predicted closeness (1 without a surrogate)."""
         if p.predicted is None:
             return 1.0
-        return closeness(self.target, predicted_performance(self.target, p.predicted))
+        score = self._scores.get(p.circuit.key)
+        if score is None:
+            predicted = predicted_performance(self.target, p.predicted)
+            score = self._scores[p.circuit.key] = closeness(self.target, predicted)
+        return score
 
     def _rank(self, p: Proposal) -> tuple[float, float]:
         """Predicted closeness first, then predicted FoM: which new circuits are worth a simulation."""

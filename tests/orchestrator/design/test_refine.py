@@ -88,6 +88,23 @@ def test_one_batch_per_generation_and_no_circuit_simulated_twice(meeting_seed):
     assert all(c.topology_key == meeting_seed.topology_key for b in evaluate.batches for c in b)
 
 
+def test_a_seed_whose_measurement_is_known_is_not_simulated_again(meeting_seed):
+    evaluate = Recorder()
+    (known,) = BACKEND.simulate([meeting_seed])
+    run = SizingRun(meeting_seed, TARGET, evaluate, SMALL, known=known)
+    assert run.n_evaluations == 0 and run.best() == (meeting_seed, known)
+    for _ in range(SMALL.n_generations):
+        run.step()
+    keys = [c.key for b in evaluate.batches for c in b]
+    assert meeting_seed.key not in keys and len(keys) == len(set(keys)) == run.n_evaluations
+    assert evaluate.batches[0] and len(evaluate.batches[0]) <= SMALL.pop_size - 1  # the seed's row is not sent
+    result = run.result()
+    assert result.fom_before == known.fom and result.n_evaluations == len(keys)
+    assert result.fom_after >= known.fom
+    with pytest.raises(RefineError, match="known"):
+        SizingRun(meeting_seed, TARGET, evaluate, SMALL, known=known.to_dict())
+
+
 def test_same_seed_same_run(family):
     a = refine(family[20], TARGET, BACKEND.simulate, SMALL)
     b = refine(family[20], TARGET, BACKEND.simulate, SMALL)

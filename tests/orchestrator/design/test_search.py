@@ -76,6 +76,20 @@ def test_refinement_improves_the_winner_and_records_lineage():
     assert out.n_simulations <= 200
 
 
+def test_no_circuit_is_simulated_twice_in_a_search_and_every_simulation_counts():
+    sim = Counting()
+    seen: list[str] = []
+
+    def simulate(circuits):
+        seen.extend(c.key for c in circuits)
+        return sim(circuits)
+
+    cfg = SearchConfig(budget=300, seed=3, refine_share=0.6, refine_seeds=3)
+    out = TargetSearch(EASY, CLASSES, [], family_proposer(), None, simulate, cfg, "random").run()
+    assert len(seen) == len(set(seen)) == out.n_simulations == sum(sim.calls) <= 300
+    assert len(out.refinements) == 3  # their seeds were verified by the search, and not simulated again
+
+
 def test_successive_halving_gives_the_budget_to_the_best_seed_and_polishes_its_winner():
     s, _ = search(EASY, budget=400, refine_share=0.7, refine_seeds=4, refine_rung=1, refine_pop=10)
     out = s.run()
