@@ -20,10 +20,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from circuits import Circuit, CktLoopError
-from orchestrator.design.campaign_file import DEFAULT_BUDGET, CampaignFile
+from orchestrator.design.campaign_file import CampaignFile
 
 log = logging.getLogger("cktloop.serve.designs")
 
@@ -35,7 +35,6 @@ class DesignRequest(CampaignFile):
     """A design job: the campaign file's schema (``orchestrator.design.campaign_file``), its name optional."""
 
     name: JobName | None = None  # type: ignore[assignment]
-    budget: int = Field(DEFAULT_BUDGET, ge=1)  # simulations per target, refinement included
 
 
 class JobNotFound(CktLoopError):
