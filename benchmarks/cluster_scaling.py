@@ -1,0 +1,106 @@
+"""Cluster scaling, part 1: the orchestration's efficiency. The simulation pool alone, its workers on a
+simulator of fixed latency (``simulator.testing.FixedLatencyBackend``: 20 ms a circuit, asleep), so
+the machine's cores do not limit it: achieved throughput over the ideal ``workers / latency``.
+
+    .venv/bin/python benchmarks/cluster_scaling.py --workers 8 32 64 --batch-size 10 50
+    .venv/bin/python benchmarks/cluster_scaling.py --address 127.0.0.1:26380   # on scripts/local_cluster.sh
+
+Each worker asks Ray for ``--cpus`` (default 0.01) CPUs, so 64 of them fit one small node or a local
+cluster of 1-CPU nodes. Every run simulates ``--seconds`` of ideal work (workers / latency x seconds
+circuits, and at least 8 calls a worker); the clock starts once every worker has answered (start-up is
+reported apart; one pool serves every batch size). Efficiency = busy / overshoot (see ``measure``).
+Run by hand; CI never runs it. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from dataclasses import replace
+from functools import partial
+
+from circuits import generate
+from orchestrator.distributed.runtime import ensure_ray
+from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
+from simulator.testing import FixedLatencyBackend
+
+
+def start_pool(workers: int, latency: float, cpus: float, in_flight: int) -> tuple[SimulationPool, float]:
+    """A pool of ``workers`` fixed-latency workers, every one of them answered; and its start-up seconds."""
+    import ray
+
+    config = PoolConfig(num_workers=workers, num_cpus_per_worker=cpus, in_flight_per_worker=in_flight, timeout_s=600.0)
+    begun = time.perf_counter()
+    pool = SimulationPool(config, partial(FixedLatencyBackend, latency))
+    ray.get([actor.info.remote() for actor in pool._actors], timeout=900)
+    return pool, time.perf_counter() - begun
+
+
+def measure(pool: SimulationPool, circuits: list, batch: int, latency: float) -> dict[str, float]:
+    """Run ``circuits`` through ``pool`` in calls of ``batch``. Efficiency = achieved / ideal throughput
+    = busy / overshoot: the share of the wall time the workers spent inside ``simulate`` (what the
+    orchestration controls), over how much longer than ``latency`` a circuit took inside it (sleeps
+    woken late on a loaded machine)."""
+    pool.config = replace(pool.config, batch_size=batch)
+    workers = pool.config.num_workers
+    started, cpu = time.perf_counter(), time.process_time()
+    done = inside = 0.0
+    for b in pool.run(circuits):
+        done += len(b.indices)
+        inside += b.seconds_per_circuit * len(b.indices)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    assert done == len(circuits)
+    achieved, ideal = done / wall, workers / latency
+    return {
+        "wall_s": wall,
+        "achieved": achieved,
+        "ideal": ideal,
+        "eff": achieved / ideal,
+        "busy": inside / (workers * wall),
+        "overshoot": inside / (done * latency),
+        "driver_ms": 1000 * cpu / -(-len(circuits) // batch),  # the driver's CPU a Ray call
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[8, 32, 64])
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[10, 50], help="circuits per Ray call")
+    parser.add_argument("--latency", type=float, default=0.02, help="seconds a circuit")
+    parser.add_argument("--seconds", type=float, default=20.0, help="ideal seconds of work a run")
+    parser.add_argument("--cpus", type=float, default=0.01, help="Ray CPUs a worker asks for")
+    parser.add_argument("--address", default=None, help="a Ray cluster (HOST:PORT); default: a local Ray")
+    parser.add_argument("--in-flight", type=int, default=PoolConfig.in_flight_per_worker, help="calls queued a worker")
+    parser.add_argument("--distinct", type=int, default=2000, help="distinct circuits, cycled to the run's size")
+    args = parser.parse_args()
+
+    ensure_ray(address=args.address, num_cpus=None if args.address else 2)
+    import ray
+
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    pool_of = [s.circuit for s in generate(args.distinct, 0)]
+    print(f"# {platform.node()}, {os.cpu_count()} cores, {len(nodes)} Ray node(s), latency {args.latency * 1000:g} ms")
+    columns = "workers, circuits/call, circuits, start-up s, wall s, achieved /s, ideal /s, efficiency, busy, overshoot"
+    columns += ", driver CPU ms/call"
+    print("| " + " | ".join(columns.split(", ")) + " |")
+    print("|---" * len(columns.split(", ")) + "|")
+    for workers in args.workers:
+        pool, startup = start_pool(workers, args.latency, args.cpus, args.in_flight)
+        for batch in args.batch_size:
+            # at least 8 calls a worker: with fewer, the pool's two calls in flight per worker leave some idle
+            n = max(int(workers / args.latency * args.seconds), workers * batch * 8)
+            circuits = [pool_of[i % len(pool_of)] for i in range(n)]
+            r = measure(pool, circuits, batch, args.latency)
+            print(
+                f"| {workers} | {batch} | {n:,} | {startup:.0f} | {r['wall_s']:.1f} | {r['achieved']:,.0f}"
+                f" | {r['ideal']:,.0f} | {r['eff']:.3f} | {r['busy']:.3f} | {r['overshoot']:.3f}"
+                f" | {r['driver_ms']:.2f} |",
+                flush=True,
+            )
+        pool.shutdown()
+
+
+if __name__ == "__main__":
+    main()
