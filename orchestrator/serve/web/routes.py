@@ -13,10 +13,10 @@ import functools
 import inspect
 import io
 import json
-from pathlib import Path
+import pathlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Path, Request
 from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -24,10 +24,12 @@ from starlette.exceptions import HTTPException
 from circuits import Circuit, CktLoopError
 from orchestrator.serve.schemas import Problem
 
-STATIC = Path(__file__).parent / "static"
+STATIC = pathlib.Path(__file__).parent / "static"
 FIGURE_CACHE = 128  # rendered figures kept (a figure takes 0.1-0.5 s to draw; a page shows two per target)
 
 router = APIRouter()
+
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the design job's id")]  # an SQL BIGINT
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such job, target or winner"}}
 
@@ -47,7 +49,7 @@ async def echo(body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
     return body
 
 
-async def winner(request: Request, job_id: int, name: str) -> dict[str, Any]:
+async def winner(request: Request, job_id: JobId, name: str) -> dict[str, Any]:
     """Target ``name`` of job ``job_id`` as the jobs API answers it, when it has a winning circuit; else a 404."""
     jobs = getattr(request.app.state.services, "jobs", None)
     if jobs is None:
@@ -68,7 +70,7 @@ async def winner(request: Request, job_id: int, name: str) -> dict[str, Any]:
 
 
 @router.get("/v1/designs/{job_id}/targets/{name}/bode.svg", tags=["designs"], responses=_media("image/svg+xml"))
-async def bode_svg(job_id: int, name: str, request: Request) -> Response:
+async def bode_svg(job_id: JobId, name: str, request: Request) -> Response:
     """The winner's Bode plot (magnitude and phase, measured gain, UGBW and PM marked)."""
     target = await winner(request, job_id, name)
     svg = await run_in_threadpool(figure_svg, "bode", _key(target["circuit"]), name)
@@ -76,7 +78,7 @@ async def bode_svg(job_id: int, name: str, request: Request) -> Response:
 
 
 @router.get("/v1/designs/{job_id}/targets/{name}/topology.svg", tags=["designs"], responses=_media("image/svg+xml"))
-async def topology_svg(job_id: int, name: str, request: Request) -> Response:
+async def topology_svg(job_id: JobId, name: str, request: Request) -> Response:
     """The winner's topology: the main path left to right, side nodes on arcs, devices in physical units."""
     target = await winner(request, job_id, name)
     svg = await run_in_threadpool(figure_svg, "topology", _key(target["circuit"]), name)
@@ -84,7 +86,7 @@ async def topology_svg(job_id: int, name: str, request: Request) -> Response:
 
 
 @router.get("/v1/designs/{job_id}/targets/{name}/netlist.cir", tags=["designs"], responses=_media("text/plain"))
-async def netlist(job_id: int, name: str, request: Request) -> Response:
+async def netlist(job_id: JobId, name: str, request: Request) -> Response:
     """The winner's SPICE deck, as ``ngspice -b`` runs it."""
     target = await winner(request, job_id, name)
     text = target.get("netlist") or _deck(_key(target["circuit"]))

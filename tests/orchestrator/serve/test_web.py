@@ -9,8 +9,19 @@ and the screenshot of docs/serve.md taken.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -19,6 +30,8 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from circuits import CktLoopError
+from circuits.config import read_yaml
+from circuits.specs import SPEC_FIELDS
 from circuits.targets import Target
 from orchestrator.serve.web import routes
 
@@ -180,6 +193,13 @@ class Page:
             )
         )
 
+    def screenshot(self, path: str) -> None:
+        """The whole page, as tall as it is."""
+        height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(1280, height + 40)
+        self.driver.save_screenshot(path)
+        self.driver.set_window_size(1280, 1000)
+
     def job_rows(self) -> list[list[str]]:
         self._wait(10).until(lambda d: self._all("#job-rows tr"))
         return [[td.text for td in self._all("td", tr)] for tr in self._all("#job-rows tr")]
@@ -295,3 +315,68 @@ def test_figure_routes_answer_svg_and_404s() -> None:
     assert (
         page.status_code == 200 and "/static/app.js" in page.text and "http" not in page.text.replace("http-equiv", "")
     )
+
+
+DEMO_FIVE = ("general-purpose", "high-gain", "fast", "fast-and-stable", "very-stable")
+
+
+@contextlib.contextmanager
+def cktloop_serve(db: str) -> Iterator[str]:
+    """``cktloop serve`` on a free port with its own store, until the block ends (Ctrl-C, as a person stops it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    cmd = [sys.executable, "-m", "orchestrator.cli", "serve", "--port", str(port), "--db", db]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else "cktloop serve exited"
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2) as res:
+                    if res.status == 200:
+                        break
+            except OSError:
+                assert time.monotonic() < deadline, "cktloop serve did not answer /healthz in 300 s"
+                time.sleep(1)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.ngspice
+def test_five_demo_targets_from_the_page_of_cktloop_serve(chromium: Any, tmp_path: Any) -> None:
+    """Issue 17's done-when: the page of `cktloop serve`, five demo targets typed in designer units, winners shown.
+    With CKTLOOP_SERVE_SCREENSHOT=PATH the finished page is saved there (docs/img/serve-page.png)."""
+    demo = read_yaml(Path("orchestrator/campaigns/demo.yaml"), "campaign")
+    chosen = [t for t in demo["targets"] if t["name"] in DEMO_FIVE]
+    with cktloop_serve(f"sqlite:///{tmp_path}/serve.db") as url:
+        page = Page(chromium, url)
+        page.open()
+        for k, t in enumerate(chosen):
+            row = 0 if k == 0 else page.add_target()
+            pair = {f: (t["specs"].get(f, {}).get("min"), t["specs"].get(f, {}).get("max")) for f in SPEC_FIELDS}
+            ugbw = tuple(None if v is None else v / 1e6 for v in pair["ugbw_hz"])  # typed in MHz
+            page.fill_target(row, t["name"], gain=pair["gain_db"], ugbw=ugbw, pm=pair["pm_deg"])
+        page.set_budget(demo["budget"])
+        page.submit()
+        statuses = page.wait_for_end(timeout=900)
+        job = json.loads(page.fetch_text(url + "/v1/designs/1"))
+        assert statuses[-1] == "done", (statuses, job["error"])
+        winners = page.winners()
+        assert [w["name"] for w in winners] == list(DEMO_FIVE)
+        for w in winners:
+            assert w["met"] == "met" and w["bode_width"] > 300 and w["topology_width"] > 300, w
+            assert page.fetch_text(w["netlist"]).startswith("* cktloop circuit")
+        assert [t["bounds"]["ugbw_hz"]["min"] for t in job["targets"]] == [t["specs"]["ugbw_hz"]["min"] for t in chosen]
+        assert page.job_rows()[0][2:5] == ["done", "5", "5"]
+        if shot := os.environ.get("CKTLOOP_SERVE_SCREENSHOT"):
+            page.screenshot(shot)

@@ -308,10 +308,9 @@ async function refreshJobs() {
     const tr = document.createElement("tr");
     tr.className = "job-row";
     tr.dataset.id = job.id;
-    const targets = job.targets;
-    const count = Array.isArray(targets) ? targets.length : (job.n_targets ?? targets ?? "—");
-    const met = job.met ?? (Array.isArray(targets) ? targets.filter((t) => t.met).length : "—");
-    const when = job.created_at || job.submitted_at || job.created || "";
+    const count = job.targets_total ?? (Array.isArray(job.targets) ? job.targets.length : "—");
+    const met = job.targets_met ?? (Array.isArray(job.targets) ? job.targets.filter((t) => t.met).length : "—");
+    const when = job.submitted_at || "";
     const cells = [`#${job.id}`, job.name || "", job.status, count, met, job.simulations ?? "—",
       when ? new Date(when).toLocaleString() : ""];
     cells.forEach((text, k) => {
