@@ -21,6 +21,7 @@ from orchestrator.cli.options import (
     output_dir,
     output_file,
     output_file_or_stdout,
+    positive_float,
     positive_int,
     ray_address,
     seed,
@@ -119,7 +120,41 @@ def _search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--random", action="store_true", help="baseline: plain random sampling of the family, no models, no refinement"
     )
-    p.add_argument("--workers", type=positive_int, default=2, help="bandit workers in flight (default 2)")
+    p.add_argument("--workers", type=positive_int, default=2, help="bandit worker processes (default 2)")
+    p.add_argument(
+        "--searches-per-worker",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="targets each bandit worker searches at once, in threads; their model calls are batched (default 8)",
+    )
+    p.add_argument(
+        "--simulator-cpus",
+        type=positive_float,
+        metavar="CPUS",
+        help="CPUs Ray reserves for each ngspice actor (default: the node's CPUs shared by all of them, at most 1)",
+    )
+    p.add_argument(
+        "--target-timeout",
+        type=positive_float,
+        default=3600.0,
+        metavar="S",
+        help="seconds one target's search may take before it is failed and its worker replaced (default 3600)",
+    )
+    p.add_argument(
+        "--call-timeout",
+        type=positive_float,
+        default=300.0,
+        metavar="S",
+        help="seconds one call to the generator or surrogate actor may take (default 300)",
+    )
+    p.add_argument(
+        "--startup-timeout",
+        type=positive_float,
+        default=300.0,
+        metavar="S",
+        help="seconds the model actors and bandit workers may take to start and load their models (default 300)",
+    )
     p.add_argument("--seed", type=seed, default=0, help="campaign seed (default 0)")
     p.add_argument("--reference", help="dataset whose best FoM per target the report compares with")
     p.add_argument("--address", type=ray_address, help="Ray cluster address to join (default: start a local Ray)")
@@ -147,7 +182,12 @@ def _settings(args: argparse.Namespace) -> Any:
         surrogate=None if args.random else str(surrogate),
         search=search,
         workers=args.workers,
+        searches_per_worker=args.searches_per_worker,
+        simulator_cpus=args.simulator_cpus,
         seed=args.seed,
+        target_timeout_s=args.target_timeout,
+        call_timeout_s=args.call_timeout,
+        startup_timeout_s=args.startup_timeout,
     )
 
 

@@ -124,6 +124,10 @@ CASES = [
     # campaign run, export, report, draw, list
     (["campaign", "run", DEMO, "--budget", "-1"], ["argument --budget", "-1"]),
     (["campaign", "run", DEMO, "--workers", "0"], ["argument --workers", "0"]),
+    (["campaign", "run", DEMO, "--searches-per-worker", "1.5"], ["argument --searches-per-worker", "1.5"]),
+    (["campaign", "run", DEMO, "--call-timeout", "0"], ["argument --call-timeout", "> 0", "0"]),
+    (["campaign", "run", DEMO, "--target-timeout", "-5"], ["argument --target-timeout", "-5"]),
+    (["design", "--target", "gain_db>=60", "--simulator-cpus", "nan"], ["argument --simulator-cpus", "nan"]),
     (["campaign", "run", DEMO, "--address", "ray://head:port"], ["argument --address", "ray://head:port"]),
     (["campaign", "run", "{tmp}/truncated.yaml"], ["truncated.yaml", "malformed YAML"]),
     (["campaign", "run", "{tmp}/random.pt"], ["random.pt"]),

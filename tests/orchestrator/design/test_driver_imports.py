@@ -16,7 +16,10 @@ REPO = Path(__file__).resolve().parents[3]
 # Runs `campaign run FILE` through the CLI up to the campaign itself, which is replaced by a stand-in
 # that imports what the real one imports on the driver side (Ray, the workers' and actors' classes,
 # the store) and reports the modules loaded by then.
-DRIVER = """
+KNOBS = ("workers", "searches_per_worker", "simulator_cpus", "target_timeout_s", "call_timeout_s", "startup_timeout_s")
+DRIVER = (
+    f"KNOBS = {KNOBS!r}\n"
+    + """
 import json, sys
 import orchestrator.design.campaign as campaign
 
@@ -26,28 +29,52 @@ def run_campaign(store, spec, settings, **kwargs):
     from storage import CandidateRecord
     names = ("torch", "torch_geometric", "generator.predict", "surrogate.predict")
     heavy = sorted(m for m in names if m in sys.modules)
-    print(json.dumps({"heavy": heavy, "generator": settings.generator, "surrogate": settings.surrogate}))
+    knobs = {f: getattr(settings, f) for f in KNOBS}
+    print(json.dumps({"heavy": heavy, "generator": settings.generator, "surrogate": settings.surrogate, **knobs}))
     return {"name": spec.name, "id": 1, "met": 0, "targets": 1, "done": 0, "failed": 0, "wall_s": 0.0}
 
 campaign.run_campaign = run_campaign
 from orchestrator.cli.app import main
 sys.exit(main(sys.argv[1:]))
 """
+)
 
 
-def test_campaign_run_does_not_import_torch_in_the_driver(tmp_path):
+def drive(tmp_path: Path, *options: str) -> dict[str, object]:
+    """What the driver of ``campaign run FILE OPTIONS`` has loaded and the settings it runs with."""
     spec = tmp_path / "one.yaml"
     spec.write_text("name: one\nbudget: 10\ntargets:\n  - name: a\n    specs: {gain_db: {min: 40}}\n")
     db = f"sqlite:///{tmp_path / 'store.db'}"
     out = subprocess.run(
-        [sys.executable, "-c", DRIVER, "campaign", "run", str(spec), "--db", db, "--no-progress"],
+        [sys.executable, "-c", DRIVER, "campaign", "run", str(spec), "--db", db, "--no-progress", *options],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
     )
-    report = json.loads(out.stdout.splitlines()[0])
-    assert report == {"heavy": [], "generator": str(GENERATOR), "surrogate": str(SURROGATE)}
+    return json.loads(out.stdout.splitlines()[0])
+
+
+def test_campaign_run_does_not_import_torch_in_the_driver_and_its_defaults_are_the_settings_defaults(tmp_path):
+    from orchestrator.design.campaign import CampaignSettings
+
+    report = drive(tmp_path)
+    defaults = CampaignSettings(generator=None, surrogate=None)
+    assert report == {
+        "heavy": [],
+        "generator": str(GENERATOR),
+        "surrogate": str(SURROGATE),
+        **{f: getattr(defaults, f) for f in KNOBS},
+    }
+
+
+def test_campaign_run_options_reach_the_campaign_settings(tmp_path):
+    report = drive(
+        tmp_path,
+        *("--workers", "3", "--searches-per-worker", "5", "--simulator-cpus", "0.5"),
+        *("--target-timeout", "60", "--call-timeout", "30", "--startup-timeout", "90"),
+    )
+    assert [report[f] for f in KNOBS] == [3, 5, 0.5, 60.0, 30.0, 90.0]
 
 
 def test_the_paths_modules_name_the_checkpoints_the_models_load_from():
