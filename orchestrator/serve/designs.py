@@ -122,7 +122,9 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
         429: "caps.max_queued_jobs jobs already wait",
         503: "this service runs no design jobs",
     }
-    return {code: {"model": Problem, "description": what[code]} for code in (*codes, 503)}
+    # the JSON media type named: a route answering HTML would otherwise document its problems as HTML
+    json = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    return {code: {"model": Problem, "description": what[code], "content": json} for code in (*codes, 503)}
 
 
 router = APIRouter(prefix="/v1/designs", tags=["designs"])
