@@ -156,7 +156,8 @@ class DesignJobs:
         """Stop taking jobs and stop the runs in flight; their jobs stay running, for the next ``start``."""
         self._stopping.set()
         self._wake.set()
-        threads = [self._runner, *self._running.values()]
+        with self._lock:
+            threads = [self._runner, *self._running.values()]
         for thread in threads:
             if thread is not None:
                 thread.join(timeout_s)
