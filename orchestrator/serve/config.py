@@ -85,6 +85,7 @@ class DesignJobsConfig(ConfigModel):
     random: bool = False  # plain random search, no models (tests, the baseline)
     workers: PositiveInt = 2
     seed: int = Field(0, ge=0)
+    simulator_cpus: float | None = Field(None, gt=0)  # Ray CPUs per ngspice actor of a job (None: 0.25)
 
 
 class ServeConfig(ConfigModel):
