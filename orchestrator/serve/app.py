@@ -33,7 +33,7 @@ from orchestrator.serve.schemas import (
     SimulateAnswer,
 )
 from orchestrator.serve.security import Gate
-from orchestrator.serve.services import Services
+from orchestrator.serve.services import Services, Unavailable
 from storage.engine import mask
 
 log = logging.getLogger("cktloop.serve")
@@ -45,6 +45,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (401, "missing or wrong bearer token"),
         (413, "body over caps.max_body_bytes"),
         (422, "a field's value is refused; the message names the field and the value"),
+        (503, "a part of the service is missing on its node (e.g. ngspice)"),
     )
 }
 
@@ -67,7 +68,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return _problem(422, describe_errors(errors) or "body: invalid")
 
     async def refused(_: Request, exc: CktLoopError) -> JSONResponse:
-        return _problem(422, str(exc))
+        return _problem(503 if isinstance(exc, Unavailable) else 422, str(exc))
 
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         return _problem(exc.status_code, str(exc.detail))

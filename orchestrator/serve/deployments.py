@@ -40,6 +40,7 @@ from orchestrator.serve.services import (
     BadRequest,
     GenerateCall,
     Services,
+    Unavailable,
     generate_with,
     model_info,
     prediction_rows,
@@ -151,8 +152,15 @@ class Simulator:
     def __init__(self, settings: dict[str, Any]) -> None:
         from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
         from orchestrator.serve.config import SimulatorDeployment
+        from simulator.ngspice import NgspiceBackend
 
         cfg = SimulatorDeployment.model_validate(settings)
+        self._batched.set_max_batch_size(cfg.max_batch_size)
+        self._batched.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+        self.pool: Any = None
+        self.name = "ngspice (not installed: /v1/simulate answers 503)"
+        if not NgspiceBackend.available():  # the rest of the service still serves
+            return
         self.pool = SimulationPool(
             PoolConfig(
                 num_workers=cfg.workers,
@@ -162,8 +170,6 @@ class Simulator:
             )
         )
         self.name = f"{self.pool.simulator} {self.pool.version}"
-        self._batched.set_max_batch_size(cfg.max_batch_size)
-        self._batched.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
     async def _batched(self, calls: list[list[Circuit]]) -> list[list[Performance]]:
@@ -171,7 +177,10 @@ class Simulator:
         starts = list(itertools.accumulate((len(c) for c in calls), initial=0))
         return [results[a:b] for a, b in itertools.pairwise(starts)]
 
-    async def simulate(self, circuits: list[Circuit]) -> tuple[str, list[Performance]]:
+    async def simulate(self, circuits: list[Circuit]) -> tuple[str, list[Performance]] | str:
+        """(simulator and version, results), or why there is no simulator."""
+        if self.pool is None:
+            return "simulator: ngspice's shared library is not installed on the service's node"
         return self.name, await self._batched(circuits)
 
 
@@ -191,7 +200,10 @@ class HandleModels:
         return await self.surrogate.predict.remote(list(circuits))
 
     async def simulate(self, circuits: Sequence[Circuit]) -> tuple[str, list[Performance]]:
-        return await self.simulator.simulate.remote(list(circuits))
+        answer = await self.simulator.simulate.remote(list(circuits))
+        if isinstance(answer, str):
+            raise Unavailable(answer)
+        return answer
 
     async def info(self) -> dict[str, dict[str, Any]]:
         generator, surrogate = await asyncio.gather(self.generator.info.remote(), self.surrogate.info.remote())

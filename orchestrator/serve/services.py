@@ -41,6 +41,10 @@ class BadRequest(CktLoopError):
     """A request the service cannot answer as asked: a 422 whose message names the field and the value."""
 
 
+class Unavailable(CktLoopError):
+    """A part of the service that is not there (e.g. ngspice on this node): a 503 saying which."""
+
+
 @dataclass(frozen=True)
 class GenerateCall:
     """One /v1/generate request as a model host reads it (plain data: it travels to a replica)."""

@@ -16,7 +16,7 @@ from circuits import Circuit
 from circuits.targets import Target, class_fits
 from orchestrator.serve.app import create_app
 from orchestrator.serve.config import Caps, ServeConfig
-from orchestrator.serve.services import GenerateCall, LocalModels, Services, generate_with
+from orchestrator.serve.services import GenerateCall, LocalModels, Services, Unavailable, generate_with
 
 TARGET = {"gain_db": {"min": 60}, "ugbw_hz": {"min": 1e9}, "pm_deg": {"min": 45, "max": 90}}
 
@@ -179,3 +179,14 @@ def test_a_failure_of_ours_is_a_500_without_secrets_and_serving_goes_on(caplog: 
     assert "hunter2" not in answer.text and "hunter2" not in caplog.text
     assert "cktloop:***@db.example" in caplog.text
     assert client.post("/v1/generate", json={"class": [1, 1]}).status_code == 500  # answers again
+
+
+class NoSimulator:
+    async def simulate(self, circuits: Any) -> Any:
+        raise Unavailable("simulator: ngspice's shared library is not installed on the service's node")
+
+
+def test_a_missing_simulator_is_a_503_naming_it(amp: Any) -> None:
+    client = TestClient(create_app(Services(NoSimulator(), ServeConfig())))  # type: ignore[arg-type]
+    answer = client.post("/v1/simulate", json={"circuits": [amp().to_dict()]})
+    assert answer.status_code == 503 and answer.json()["error"].startswith("simulator: ngspice")
