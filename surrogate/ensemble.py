@@ -6,7 +6,9 @@ checkpoint with different seeds, member 0 on the training rows and the others on
 them, and ships them in one checkpoint: member 0's weights under ``model`` (its answers are the point
 predictions, so a one-member checkpoint answers exactly as before) and the others' under ``members``.
 The spread of the K members' predictions is the uncertainty: per spec, the sample standard deviation
-over members of gain (dB), UGBW (decades), the phase margin (degrees) and the FoM.
+over members of gain (dB), UGBW (decades), the phase margin (degrees) and the FoM, times a per-spec
+factor fitted on the held-out slice (``std_scale``: members that start from one parent agree more than
+their errors warrant, so the raw spread ranks errors but is too narrow).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from circuits import CktLoopError
 from surrogate.model import DIGIN
 
 MEMBERS_KEY = "members"
+SCALE_KEY = "std_scale"  # per spec name of STD_NAMES: the factor the raw spread is multiplied by (default 1)
 STD_NAMES = ("gain_db", "ugbw_dec", "pm", "fom")  # "pm" is read as the preset's PM field
 
 
@@ -52,6 +55,18 @@ def spread(specs: Sequence[torch.Tensor], foms: Sequence[torch.Tensor]) -> torch
     return s.double().std(dim=0, unbiased=True).float()
 
 
-def with_members(payload: dict[str, Any], member_states: Sequence[dict[str, torch.Tensor]]) -> dict[str, Any]:
-    """A checkpoint payload (member 0's) that also carries ``member_states``."""
-    return {**payload, MEMBERS_KEY: [dict(s) for s in member_states]}
+def with_members(
+    payload: dict[str, Any], member_states: Sequence[dict[str, torch.Tensor]], scale: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """A checkpoint payload (member 0's) that also carries ``member_states`` (and the spread's ``scale``)."""
+    return {**payload, MEMBERS_KEY: [dict(s) for s in member_states], SCALE_KEY: dict(scale or {})}
+
+
+def load_scale(data: dict[str, Any], path: str | Path) -> torch.Tensor:
+    """The (4,) factors of a checkpoint's spread, in ``STD_NAMES`` order (1 where none is stored)."""
+    scale = data.get(SCALE_KEY) or {}
+    try:
+        values = [float(scale.get(n, 1.0)) for n in STD_NAMES]
+    except (AttributeError, TypeError, ValueError):
+        raise CktLoopError(f"{path}: '{SCALE_KEY}' must map {', '.join(STD_NAMES)} to numbers") from None
+    return torch.tensor(values)

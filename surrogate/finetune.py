@@ -10,7 +10,8 @@ training row, never its test split) keep the rest of the family in view.
 ``members`` copies of the parent checkpoint are trained on the shared loop (``surrogate.training``):
 member 0 on the training rows, the others on bootstrap resamples of them, each with its own seed; the
 result is one checkpoint with every member (``surrogate.ensemble``: member 0 answers, the spread is the
-uncertainty). ``out_dir`` keeps ``rows.json`` (which candidate rows were read), one folder per member
+uncertainty, scaled per spec so that 68 % of the held-out errors lie within one deviation). ``out_dir``
+keeps ``rows.json`` (which candidate rows were read), one folder per member
 with its resumable checkpoint and metrics log, and the final ``surrogate.pt``; killed and re-run with the
 same arguments, the call resumes where it stopped and trains on the same rows. The model is registered
 in the store only once its checkpoint is written, with its parent version, the fingerprint of its
@@ -36,7 +37,7 @@ from surrogate import checkpoint as ckpt
 from surrogate.data import Split, build
 from surrogate.ensemble import with_members
 from surrogate.evaluate import split_metrics
-from surrogate.fresh import error_metrics
+from surrogate.fresh import error_metrics, std_scales
 from surrogate.model import DIGIN, MODEL_NAME
 from surrogate.paths import DESIGN_CHECKPOINT
 from surrogate.predict import Surrogate
@@ -251,14 +252,21 @@ def finetune(
     payload = {k: v for k, v in states[0].items() if k not in TRAINING_STATE}
     payload.update(parent_version=parent.version, data_fingerprint=data.fingerprint, finetune=config.to_dict())
     result = out / RESULT
-    ckpt.save(result, with_members(payload, [s["model"] for s in states[1:]]))
+    members = [s["model"] for s in states[1:]]
+    ckpt.save(result, with_members(payload, members))
+    circuits = [Circuit.from_dict(r["circuit"]) for r in held]
+    raw = Surrogate.load(result, device="cpu").predict(circuits)
+    scale = std_scales(raw, held, parent.pm_field) if members else {}
+    ckpt.save(result, with_members(payload, members, scale))  # the spread's scale, fitted on the held-out slice
 
     child = Surrogate.load(result, device="cpu")
-    circuits = [Circuit.from_dict(r["circuit"]) for r in held]
     seen = {tuple(c) for c in parent.train_classes}
+    heldout = error_metrics(child.predict(circuits), held, child.pm_field) if held else {"n": 0}
+    if members and held:
+        heldout.update(std_scale=scale, calibration_unscaled=error_metrics(raw, held, child.pm_field)["calibration"])
     metrics: dict[str, Any] = _json_safe(
         {
-            "heldout": error_metrics(child.predict(circuits), held, child.pm_field) if held else {"n": 0},
+            "heldout": heldout,
             "parent_heldout": error_metrics(parent.predict(circuits), held, parent.pm_field) if held else {"n": 0},
             "dataset_test": _dataset_metrics(child, dataset, seen),
             "parent_dataset_test": _dataset_metrics(parent, dataset, seen),

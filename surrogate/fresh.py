@@ -51,6 +51,20 @@ def calibration(err: np.ndarray, std: np.ndarray) -> dict[str, float]:
     }
 
 
+def std_scales(
+    predictions: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]], pm_name: str = "pm_deg"
+) -> dict[str, float]:
+    """Per spec, the factor that puts 68.3 % of the rows' errors within one scaled deviation (the median
+    share a Gaussian's one sigma holds): the ensemble's spread ranks errors but is narrower than they are."""
+    keep = [i for i, r in enumerate(rows) if measured_ok(r, pm_name) and "std" in predictions[i]]
+    if not keep:
+        return {}
+    err = np.abs(_matrix([predictions[i] for i in keep], pm_name) - _matrix([rows[i] for i in keep], pm_name))
+    std = np.array([[predictions[i]["std"][pm_name if n == "pm" else n] for n in ERROR_NAMES] for i in keep])
+    ratio = err / np.maximum(std, 1e-12)
+    return {n: float(np.quantile(ratio[:, j], 0.6827)) for j, n in enumerate(ERROR_NAMES)}
+
+
 def error_metrics(
     predictions: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]], pm_name: str = "pm_deg"
 ) -> dict[str, Any]:

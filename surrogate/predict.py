@@ -13,7 +13,7 @@ from circuits import Circuit, CktLoopError
 from circuits.specs import SpecClasses
 from surrogate import checkpoint as ckpt
 from surrogate.data import Normalisation, classify_specs, encode_batch, pm_field, predicted_specs
-from surrogate.ensemble import STD_NAMES, load_members, spread
+from surrogate.ensemble import STD_NAMES, load_members, load_scale, spread
 from surrogate.model import DIGIN
 from surrogate.paths import DESIGN_CHECKPOINT, SHIPPED_CHECKPOINT  # noqa: F401 (re-exported)
 from surrogate.training.device import choose_device
@@ -31,10 +31,12 @@ class Surrogate:
         train_classes: Sequence[tuple[int, ...]] = (),
         device: torch.device | str | None = None,
         members: Sequence[DIGIN] = (),
+        std_scale: torch.Tensor | None = None,
     ) -> None:
         self.device = torch.device(device) if device is not None else choose_device()
         self.model = model.to(self.device).eval()
         self.members = [m.to(self.device).eval() for m in members]  # an ensemble's other members
+        self.std_scale = std_scale if std_scale is not None else torch.ones(len(STD_NAMES))
         self.classes = classes
         self.norm = norm
         self.train_classes = [tuple(int(x) for x in c) for c in train_classes]
@@ -47,7 +49,8 @@ class Surrogate:
         data = ckpt.load(checkpoint, device)
         model, classes, norm = ckpt.build_model(data, checkpoint)
         members = load_members(data, model, classes.sizes, checkpoint)
-        return cls(model, classes, norm, str(data["version"]), data["train_classes"], device, members)
+        scale = load_scale(data, checkpoint)
+        return cls(model, classes, norm, str(data["version"]), data["train_classes"], device, members, scale)
 
     @property
     def version(self) -> str:
@@ -106,7 +109,7 @@ class Surrogate:
             out, _ = member({k: v.to(self.device) for k, v in inputs.items()})
             specs.append(predicted_specs(out["reg"], self.norm, member.config.pm_circular))
             foms.append(self.norm.fom_from_z(out["fom"]))
-        return spread(specs, foms).cpu().tolist()
+        return (spread(specs, foms).cpu() * self.std_scale).tolist()
 
     @torch.no_grad()
     def embed_specs(self, spec_classes: Sequence[Sequence[int]]) -> np.ndarray:

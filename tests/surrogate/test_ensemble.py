@@ -41,6 +41,16 @@ def test_members_add_a_std_and_leave_the_answer_alone(
     assert all(p["std"]["fom"] > 0 for p in ens)
     for p, q in zip(base, ens):  # member 0 answers
         assert p["fom"] == pytest.approx(q["fom"]) and p["spec_class"] == q["spec_class"]
+    ckpt.save(tmp_path / "scaled.pt", with_members(data, [ckpt.load(other)["model"]], {"fom": 3.0, "gain_db": 0.5}))
+    scaled = Surrogate.load(tmp_path / "scaled.pt", device="cpu").predict(circuits)
+    for p, q in zip(ens, scaled):
+        assert q["std"]["fom"] == pytest.approx(3 * p["std"]["fom"], rel=1e-5)
+        assert q["std"]["gain_db"] == pytest.approx(0.5 * p["std"]["gain_db"], rel=1e-5)
+        assert q["std"]["ugbw_dec"] == pytest.approx(p["std"]["ugbw_dec"], rel=1e-5)
+    bad_scale = with_members(data, [data["model"]], {"fom": "wide"})  # type: ignore[dict-item]
+    ckpt.save(tmp_path / "bad-scale.pt", bad_scale)
+    with pytest.raises(CktLoopError, match="'std_scale' must map"):
+        Surrogate.load(tmp_path / "bad-scale.pt", device="cpu")
     broken = with_members(data, [{"not": torch.zeros(1)}])
     ckpt.save(tmp_path / "broken.pt", broken)
     with pytest.raises(CktLoopError, match="ensemble member 1 does not fit"):

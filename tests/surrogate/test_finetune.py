@@ -112,6 +112,9 @@ def test_finetune_trains_an_ensemble_and_registers_it_with_its_lineage(
         assert metrics[part]["n"] == n_held
         assert {"ugbw_mae_dec", "pm_mae_deg", "gain_mae_db", "fom_mae", "fom_spearman"} <= set(metrics[part])
     assert "calibration" in metrics["heldout"] and "calibration" not in metrics["parent_heldout"]
+    # the spread's scale is fitted on the held-out slice: about two thirds of its errors within one deviation
+    assert set(metrics["heldout"]["std_scale"]) == {"gain_db", "ugbw_dec", "pm", "fom"}
+    assert abs(metrics["heldout"]["calibration"]["fom"]["within_1sd"] - 0.68) <= 1.5 / n_held + 0.01
     for part in ("dataset_test", "parent_dataset_test"):
         assert metrics[part]["n"] > 0 and 0.0 <= metrics[part]["joint_acc"] <= 1.0
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from surrogate.fresh import calibration, error_metrics, spearman
+from surrogate.fresh import calibration, error_metrics, spearman, std_scales
 
 
 def measured(gain: float, ugbw: float, pm: float, fom: float, status: str = "ok") -> dict:
@@ -57,3 +57,15 @@ def test_an_ensemble_answer_gets_calibration_per_spec() -> None:
     assert set(cal) == {"gain_db", "ugbw_dec", "pm", "fom"}
     assert cal["gain_db"]["within_1sd"] == pytest.approx(2 / 3)  # |1|, 0 within 1.5; 2 is not
     assert cal["pm"]["within_2sd"] == pytest.approx(2 / 3)  # the exact two within 2°; 3° is not
+
+
+def test_std_scales_put_two_thirds_of_the_errors_within_one_scaled_deviation() -> None:
+    rows = [measured(60, 1e9, 60, 100 + i) for i in range(100)]
+    std = {"gain_db": 0.5, "ugbw_dec": 0.1, "pm_deg": 2.0, "fom": 1.0}
+    preds = [{**measured(60 + i / 100, 1e9, 60, 100 + i), "std": std} for i in range(100)]  # gain off by 0..0.99
+    scales = std_scales(preds, rows)
+    assert scales["gain_db"] == pytest.approx(np.quantile(np.arange(100) / 100 / 0.5, 0.6827))
+    assert scales["pm"] == 0.0 and scales["fom"] == 0.0  # no error at all
+    scaled = [{**p, "std": {**std, "gain_db": 0.5 * scales["gain_db"]}} for p in preds]
+    assert error_metrics(scaled, rows)["calibration"]["gain_db"]["within_1sd"] == pytest.approx(0.68)
+    assert std_scales([measured(1, 1, 1, 1)], [rows[0]]) == {}  # no spread: nothing to scale
