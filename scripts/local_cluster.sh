@@ -135,7 +135,7 @@ cmd_commands() {  # the machine-independent flags of every node, one line each
 }
 
 cmd_up() {
-  local workers base cpus store_mb i want got
+  local workers base cpus store_mb i want
   parse_options "$@"
   workers=$WORKERS base=$BASE cpus=$CPUS store_mb=$STORE_MB
   if [[ -f $STATE/address ]]; then
@@ -154,18 +154,27 @@ cmd_up() {
     alive "$(cat "$STATE/n0/pid")" || die "the head failed to start; see $STATE/n0/start.log"
     sleep 0.1
   done
+  # One node at a time, each awaited: on a loaded machine a raylet that cannot register with the GCS
+  # within Ray's fixed 30 s gives up, so a node whose `ray start` died is started once more.
   for ((i = 1; i <= workers; i++)); do
-    start_node "$i" "$base" "$cpus" "$bytes"
+    await_node "$i" "$base" "$cpus" "$bytes" || await_node "$i" "$base" "$cpus" "$bytes" \
+      || die "worker node $i did not come up (twice); see $STATE/n$i/start.log"
   done
   want=$((workers + 1))
-  for ((i = 0; i < 120; i++)); do
-    got=$(count_alive "$base")
-    [[ $got -ge $want ]] && break
-    sleep 1
-  done
-  [[ ${got:-0} -ge $want ]] || die "only ${got:-0} of $want nodes came up within 120 s; see $STATE/n*/start.log"
   echo "$want nodes up (head + $workers workers)"
   cat "$STATE/address"
+}
+
+await_node() {  # index, base port, cpus, object store bytes: start worker node i and wait until it is alive
+  local i=$1 t
+  start_node "$@"
+  for ((t = 0; t < 120; t++)); do
+    [[ $(count_alive "$2") -ge $((i + 1)) ]] && return 0
+    alive "$(cat "$STATE/n$i/pid")" || { echo "local_cluster.sh: worker node $i exited during start-up; retrying" >&2; return 1; }
+    sleep 1
+  done
+  stop_node "$(cat "$STATE/n$i/pid")" 5
+  return 1
 }
 
 cmd_status() {
