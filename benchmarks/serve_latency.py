@@ -6,16 +6,19 @@ Run by hand (not a test), on a machine as idle as you can get:
     .venv/bin/python benchmarks/serve_latency.py --url http://127.0.0.1:8123   # a service already running
 
 One request is issue 17's: 10 circuits for a target (``--target``), each with the surrogate's prediction,
-a fresh seed per request. Measured, in this order:
+a fresh seed per request. On a shared machine the load changes from minute to minute, so the two sides
+are measured in alternation, ``--rounds`` times, each round:
 
 1. in-process, the plain classes the service wraps (``Generator``, ``Surrogate``, through the service's own
-   ``generate_with`` / ``prediction_rows``): one request at a time (latency), then ``generate_many`` batches
-   of 1-32 requests with one surrogate call per batch (the best circuits/s is the batched reference);
+   ``generate_with`` / ``prediction_rows``): one request at a time (latency), and ``generate_many`` batches of
+   1-32 requests with one surrogate call per batch (the best circuits/s is the batched reference);
 2. the live service at 1, 5 and 20 concurrent clients: p50/p99 latency and circuits/s;
 3. ``POST /v1/echo`` with the same body at the same concurrencies: what HTTP and Serve cost by themselves.
 
-The ratios the issue asks for are printed at the end (and written with ``--json``). The models use
-``--torch-threads`` threads in-process, the service's ``torch_threads`` setting (default 1) in its replicas.
+Each ratio the issue asks for is taken within a round; the median over rounds is reported, with every
+round's figures (``--json`` writes them all). The models use ``--torch-threads`` threads in-process, the
+service's ``torch_threads`` setting (default 1) in its replicas. The service idles while the in-process
+side runs, and the in-process models idle while the service is measured.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -62,48 +67,58 @@ def body(seed: int, args: argparse.Namespace) -> dict[str, Any]:
 # --- in-process ---------------------------------------------------------------------------------
 
 
-def in_process(args: argparse.Namespace) -> dict[str, Any]:
-    """The same requests through the plain classes: one at a time, then batched."""
-    import torch
+class InProcess:
+    """The same requests through the plain classes the service wraps."""
 
-    from generator.predict import Generator
-    from orchestrator.serve.config import load_serve_config
-    from orchestrator.serve.schemas import GenerateRequest
-    from orchestrator.serve.services import GenerateCall, generate_with, prediction_rows
-    from surrogate.predict import Surrogate
+    def __init__(self, args: argparse.Namespace) -> None:
+        import torch
 
-    torch.set_num_threads(args.torch_threads)
-    config = load_serve_config(args.config)
-    generator = Generator.load(config.generator_checkpoint())
-    surrogate = Surrogate.load(config.surrogate_checkpoint())
+        from generator.predict import Generator
+        from orchestrator.serve.config import load_serve_config
+        from surrogate.predict import Surrogate
 
-    def calls(seeds: range) -> list[GenerateCall]:
-        return [GenerateCall.of(GenerateRequest.model_validate(body(s, args))) for s in seeds]
+        torch.set_num_threads(args.torch_threads)
+        config = load_serve_config(args.config)
+        self.args = args
+        self.generator = Generator.load(config.generator_checkpoint())
+        self.surrogate = Surrogate.load(config.surrogate_checkpoint())
+        self.seeds = iter(range(10**6, 10**9))
+        self.serve(self.calls(args.warmup))
 
-    def serve(batch: list[GenerateCall]) -> int:
-        answers = generate_with(generator, batch)
+    def calls(self, count: int) -> list[Any]:
+        from orchestrator.serve.schemas import GenerateRequest
+        from orchestrator.serve.services import GenerateCall
+
+        return [
+            GenerateCall.of(GenerateRequest.model_validate(body(next(self.seeds), self.args))) for _ in range(count)
+        ]
+
+    def serve(self, batch: list[Any]) -> int:
+        """``batch`` as one generator call and one surrogate call; the circuits asked for."""
+        from orchestrator.serve.services import generate_with, prediction_rows
+
+        answers = generate_with(self.generator, batch)
         circuits = [c for a in answers if not isinstance(a, Exception) for _, c in a[1] if not isinstance(c, str)]
-        prediction_rows(surrogate, circuits)
-        return len(batch) * args.n
+        prediction_rows(self.surrogate, circuits)
+        return len(batch) * self.args.n
 
-    for call in calls(range(10_000, 10_000 + args.warmup)):
-        serve([call])
-    latencies, start = [], time.perf_counter()
-    for call in calls(range(args.requests)):
-        t = time.perf_counter()
-        serve([call])
-        latencies.append(time.perf_counter() - t)
-    one = summary(latencies, time.perf_counter() - start, args.requests * args.n)
-    batched = {}
-    for size in BATCHES:
-        rounds = max(2, args.requests // size)
-        start, done = time.perf_counter(), 0
-        for r in range(rounds):
-            done += serve(calls(range(20_000 + r * size, 20_000 + (r + 1) * size)))
-        wall = time.perf_counter() - start
-        batched[size] = {"batch": size, "rounds": rounds, "circuits_per_s": done / wall}
-    best = max(batched.values(), key=lambda b: b["circuits_per_s"])
-    return {"one_at_a_time": one, "batched": list(batched.values()), "best_batched": best}
+    def one_at_a_time(self, requests: int) -> tuple[list[float], float]:
+        latencies, start = [], time.perf_counter()
+        for call in self.calls(requests):
+            t = time.perf_counter()
+            self.serve([call])
+            latencies.append(time.perf_counter() - t)
+        return latencies, time.perf_counter() - start
+
+    def batched(self, requests: int) -> list[dict[str, float]]:
+        """circuits/s at each batch size, ``requests`` requests (at least two batches) each."""
+        out = []
+        for size in BATCHES:
+            batches = [self.calls(size) for _ in range(max(2, requests // size))]
+            start = time.perf_counter()
+            done = sum(self.serve(batch) for batch in batches)
+            out.append({"batch": size, "circuits_per_s": done / (time.perf_counter() - start)})
+        return out
 
 
 # --- over HTTP ----------------------------------------------------------------------------------
@@ -148,25 +163,48 @@ async def load(
     return result
 
 
-def over_http(url: str, args: argparse.Namespace) -> dict[str, Any]:
-    out: dict[str, Any] = {"generate": {}, "echo": {}}
-    seeds = iter(range(30_000, 10**9))
-    asyncio.run(load(url, "/v1/generate", 1, args.warmup, lambda i: body(next(seeds), args), args))
+def over_http(url: str, args: argparse.Namespace, path: str, clients: int, seeds: Any) -> dict[str, float]:
+    requests = max(args.requests, 3 * clients)
+    return asyncio.run(load(url, path, clients, requests, lambda i: body(next(seeds), args), args))
+
+
+def one_round(k: int, url: str, local: InProcess, args: argparse.Namespace, seeds: Any) -> dict[str, Any]:
+    """In-process one at a time, the service at each concurrency, in-process batched, echo: one round's figures."""
+    out: dict[str, Any] = {"round": k, "load_average": os.getloadavg()[0], "generate": {}, "echo": {}}
+    latencies, wall = local.one_at_a_time(args.requests)
+    out["in_process"] = summary(latencies, wall, args.requests * args.n)
+    print(f"round {k}: load average {out['load_average']:.1f}", flush=True)
+    print(f"  in-process, one at a time: {fmt(out['in_process'])}", flush=True)
     for clients in args.clients:
-        requests = max(args.requests, 3 * clients)
-        res = asyncio.run(load(url, "/v1/generate", clients, requests, lambda i: body(next(seeds), args), args))
-        out["generate"][clients] = res
+        out["generate"][clients] = res = over_http(url, args, "/v1/generate", clients, seeds)
         print(f"  generate, {clients:2d} clients: {fmt(res)}", flush=True)
+    out["batched"] = local.batched(args.requests)
+    out["best_batched"] = max(out["batched"], key=lambda b: b["circuits_per_s"])
+    sizes = ", ".join(f"{b['batch']}: {b['circuits_per_s']:.0f}" for b in out["batched"])
+    print(f"  in-process batched, circuits/s by batch size: {sizes}", flush=True)
     for clients in args.clients:
-        requests = max(args.requests, 3 * clients)
-        res = asyncio.run(load(url, "/v1/echo", clients, requests, lambda i: body(i, args), args))
-        out["echo"][clients] = res
+        out["echo"][clients] = res = over_http(url, args, "/v1/echo", clients, seeds)
         print(
             f"  echo,     {clients:2d} clients: p50 {res['p50_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms, "
             f"{res['requests_per_s']:.0f} requests/s",
             flush=True,
         )
+    out["ratios"] = ratios(out, args)
+    for name, value in out["ratios"].items():
+        print(f"  {name}: {value:.2f}", flush=True)
     return out
+
+
+def ratios(r: dict[str, Any], args: argparse.Namespace) -> dict[str, float]:
+    lo, hi = min(args.clients), max(args.clients)
+    at_lo, at_hi = r["generate"][lo], r["generate"][hi]
+    return {
+        f"p50 at {lo} client / in-process p50 (<= 1.3)": at_lo["p50_ms"] / r["in_process"]["p50_ms"],
+        f"circuits/s at {hi} clients / in-process best batched (>= 0.6)": at_hi["circuits_per_s"]
+        / r["best_batched"]["circuits_per_s"],
+        f"p99 / p50 at {hi} clients (<= 3)": at_hi["p99_ms"] / at_hi["p50_ms"],
+        f"echo p50 / generate p50 at {lo} client": r["echo"][lo]["p50_ms"] / at_lo["p50_ms"],
+    }
 
 
 def fmt(r: dict[str, float]) -> str:
@@ -214,7 +252,7 @@ def main() -> None:
     parser.add_argument("--db", help="the started service's store (default: a fresh SQLite file under /tmp)")
     parser.add_argument("--token", default=os.environ.get("CKTLOOP_API_TOKEN"))
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 5, 20])
-    parser.add_argument("--requests", type=int, default=200, help="requests per measurement (at least 3 per client)")
+    parser.add_argument("--requests", type=int, default=60, help="requests per measurement (at least 3 per client)")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--n", type=int, default=10, help="circuits per request")
     parser.add_argument("--sampling", default="bank")
@@ -222,7 +260,7 @@ def main() -> None:
     parser.add_argument("--torch-threads", type=int, default=1, help="in-process torch threads (the service's default)")
     parser.add_argument("--start-timeout", type=float, default=300)
     parser.add_argument("--log", default="/tmp/serve_latency.log", help="the started service's output")
-    parser.add_argument("--in-process-only", action="store_true", help="no service: the in-process figures alone")
+    parser.add_argument("--rounds", type=int, default=3, help="alternations of in-process and service measurements")
     parser.add_argument("--json", help="write every figure to this file")
     args = parser.parse_args()
 
@@ -231,50 +269,28 @@ def main() -> None:
         f"Python {platform.python_version()}",
         flush=True,
     )
-    proc, http = None, None
-    if args.in_process_only:
-        pass
-    elif args.url is None:
+    proc = None
+    if args.url is None:
         args.db = args.db or f"sqlite:////tmp/serve_latency-{os.getpid()}.db"
         proc, url = start_service(args)
         print(f"started cktloop serve at {url} (log {args.log})", flush=True)
     else:
         url = args.url.rstrip("/")
     try:
-        if not args.in_process_only:
-            print("over HTTP:", flush=True)
-            http = over_http(url, args)
+        local = InProcess(args)
+        seeds = iter(range(30_000, 10**6))
+        over_http(url, args, "/v1/generate", 1, seeds)  # warm-up
+        rounds = [one_round(k, url, local, args, seeds) for k in range(1, args.rounds + 1)]
     finally:
         if proc is not None:
-            proc.terminate()
+            proc.send_signal(signal.SIGINT)
             proc.wait(timeout=120)
-    print("in-process:", flush=True)
-    local = in_process(args)
-    print(f"  one at a time: {fmt(local['one_at_a_time'])}")
-    for b in local["batched"]:
-        print(f"  batch {b['batch']:2d}: {b['circuits_per_s']:.0f} circuits/s")
-    if http is not None:
-        report(args, local, http)
-
-
-def report(args: argparse.Namespace, local: dict[str, Any], http: dict[str, Any]) -> None:
-    one, best = local["one_at_a_time"], local["best_batched"]
-    lo, hi = min(args.clients), max(args.clients)
-    at_lo, at_hi = http["generate"][lo], http["generate"][hi]
-    ratios = {
-        f"p50 at {lo} client / in-process p50 (<= 1.3)": at_lo["p50_ms"] / one["p50_ms"],
-        f"circuits/s at {hi} clients / in-process best batched (>= 0.6)": at_hi["circuits_per_s"]
-        / best["circuits_per_s"],
-        f"p99 / p50 at {hi} clients (<= 3)": at_hi["p99_ms"] / at_hi["p50_ms"],
-        f"echo p50 at {lo} client / generate p50": http["echo"][lo]["p50_ms"] / at_lo["p50_ms"],
-    }
-    print("ratios:")
-    for name, value in ratios.items():
+    print(f"median over {len(rounds)} rounds:")
+    medians = {name: statistics.median(r["ratios"][name] for r in rounds) for name in rounds[0]["ratios"]}
+    for name, value in medians.items():
         print(f"  {name}: {value:.2f}")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps({"args": vars(args), "in_process": local, "http": http, "ratios": ratios}, indent=1, default=str)
-        )
+        Path(args.json).write_text(json.dumps({"args": vars(args), "rounds": rounds, "medians": medians}, indent=1))
 
 
 if __name__ == "__main__":
