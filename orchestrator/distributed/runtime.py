@@ -54,7 +54,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     try:
         with _one_join_attempt(bool(address)):
             ray.init(**kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # Ray raises plain Exception too (a local node that does not register within 30 s)
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise CktLoopError(f"cannot start or join {where}: {str(exc).splitlines()[0]}") from None
 

@@ -51,3 +51,16 @@ def test_one_join_attempt_while_joining_and_the_users_choice_kept(monkeypatch):
     with runtime._one_join_attempt(joining=True):
         assert os.environ[runtime.JOIN_ATTEMPTS_ENV] == "7"
     assert os.environ[runtime.JOIN_ATTEMPTS_ENV] == "7"
+
+
+@pytest.mark.parametrize("error", [Exception, RuntimeError, ConnectionError])
+def test_a_ray_that_fails_to_start_is_one_error_not_a_traceback(monkeypatch, error):
+    import ray
+
+    def init(**kwargs):
+        raise error("The current node timed out during startup.\nThis could happen because ...")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    with pytest.raises(CktLoopError, match=r"^cannot start or join a local Ray instance: The current node timed out"):
+        runtime.ensure_ray(num_cpus=1)
