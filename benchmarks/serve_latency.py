@@ -245,6 +245,17 @@ def start_service(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], st
     raise SystemExit(f"cktloop serve did not answer /healthz within {args.start_timeout} s; see {args.log}")
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as a person stops the service (Serve and Ray shut down); SIGTERM, then SIGKILL, if it lingers."""
+    for sig, wait_s in ((signal.SIGINT, 90), (signal.SIGTERM, 30), (signal.SIGKILL, 30)):
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running service (default: start `cktloop serve` on a free port)")
@@ -283,8 +294,7 @@ def main() -> None:
         rounds = [one_round(k, url, local, args, seeds) for k in range(1, args.rounds + 1)]
     finally:
         if proc is not None:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=120)
+            stop(proc)
     print(f"median over {len(rounds)} rounds:")
     medians = {name: statistics.median(r["ratios"][name] for r in rounds) for name in rounds[0]["ratios"]}
     for name, value in medians.items():

@@ -343,12 +343,13 @@ def cktloop_serve(db: str) -> Iterator[str]:
                 time.sleep(1)
         yield url
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):  # Ctrl-C first; harder if it lingers
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=90)
+                break
+            except subprocess.TimeoutExpired:
+                continue
 
 
 @pytest.mark.slow
