@@ -45,6 +45,7 @@ from orchestrator.serve.services import (
     model_info,
     prediction_rows,
 )
+from storage.engine import mask
 
 APP_NAME = "cktloop"
 QUIET = LoggingConfig(enable_access_log=False, log_level="WARNING")
@@ -185,28 +186,42 @@ class Simulator:
 
 
 class HandleModels:
-    """``services.Models`` over the deployments' handles."""
+    """``services.Models`` over the deployments' handles. A replica that fails (an error of ours or of its
+    node, never the request's: refusals come back as answers) is a 503 naming the part."""
 
     def __init__(self, generator: Any, surrogate: Any, simulator: Any) -> None:
         self.generator, self.surrogate, self.simulator = generator, surrogate, simulator
 
+    @staticmethod
+    async def _ask(part: str, method: Any, *args: Any) -> Any:
+        from ray.exceptions import RayError
+
+        try:
+            return await method.remote(*args)
+        except RayError as exc:
+            cause = getattr(exc, "cause", None) or exc
+            lines = str(cause).strip().splitlines() or [type(cause).__name__]
+            raise Unavailable(f"{part}: {mask(lines[0])[:300]}") from None
+
     async def generate(self, call: GenerateCall) -> Any:
-        answer = await self.generator.generate.remote(call)
+        answer = await self._ask("generator", self.generator.generate, call)
         if isinstance(answer, str):
             raise BadRequest(answer)
         return answer
 
     async def predict(self, circuits: Sequence[Circuit]) -> tuple[str, list[dict[str, Any]]]:
-        return await self.surrogate.predict.remote(list(circuits))
+        return await self._ask("surrogate", self.surrogate.predict, list(circuits))
 
     async def simulate(self, circuits: Sequence[Circuit]) -> tuple[str, list[Performance]]:
-        answer = await self.simulator.simulate.remote(list(circuits))
+        answer = await self._ask("simulator", self.simulator.simulate, list(circuits))
         if isinstance(answer, str):
             raise Unavailable(answer)
         return answer
 
     async def info(self) -> dict[str, dict[str, Any]]:
-        generator, surrogate = await asyncio.gather(self.generator.info.remote(), self.surrogate.info.remote())
+        generator, surrogate = await asyncio.gather(
+            self._ask("generator", self.generator.info), self._ask("surrogate", self.surrogate.info)
+        )
         return {"generator": generator, "surrogate": surrogate}
 
 

@@ -190,3 +190,33 @@ def test_a_missing_simulator_is_a_503_naming_it(amp: Any) -> None:
     client = TestClient(create_app(Services(NoSimulator(), ServeConfig())))  # type: ignore[arg-type]
     answer = client.post("/v1/simulate", json={"circuits": [amp().to_dict()]})
     assert answer.status_code == 503 and answer.json()["error"].startswith("simulator: ngspice")
+
+
+class Failing:
+    """A deployment handle's method whose replica raised (as Ray raises it at the caller)."""
+
+    def __init__(self, cause: Exception) -> None:
+        self.cause = cause
+
+    async def _raise(self, *_: Any) -> Any:
+        from ray.exceptions import RayTaskError
+
+        raise RayTaskError("simulate", "Traceback ...\nline 2", self.cause)
+
+    def remote(self, *args: Any) -> Any:
+        return self._raise(*args)
+
+
+def test_a_failed_replica_is_a_503_naming_the_part_without_secrets(amp: Any) -> None:
+    from types import SimpleNamespace
+
+    from circuits import CktLoopError
+    from orchestrator.serve.deployments import HandleModels
+
+    url = "postgresql+psycopg://u:hunter2@db/x"
+    pool = SimpleNamespace(simulate=Failing(CktLoopError(f"no simulation worker started within 120 s ({url})")))
+    client = TestClient(create_app(Services(HandleModels(None, None, pool), ServeConfig())))
+    answer = client.post("/v1/simulate", json={"circuits": [amp().to_dict()]})
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"].startswith("simulator: no simulation worker started within 120 s")
+    assert "hunter2" not in answer.text
