@@ -38,6 +38,16 @@ def start_pool(workers: int, latency: float, cpus: float, in_flight: int) -> tup
     return pool, time.perf_counter() - begun
 
 
+def placement(pool: SimulationPool) -> str:
+    """How many workers each alive node hosts, head first, e.g. ``40+12+12`` (from the GCS's actor table)."""
+    import ray
+    from ray._private import state
+
+    order = [n["NodeID"] for n in sorted(ray.nodes(), key=lambda n: n["NodeManagerPort"]) if n["Alive"]]
+    hosts = [state.actors(actor._actor_id.hex())["Address"]["NodeID"] for actor in pool._actors]
+    return "+".join(str(hosts.count(node)) for node in order)
+
+
 def measure(pool: SimulationPool, circuits: list, batch: int, latency: float) -> dict[str, float]:
     """Run ``circuits`` through ``pool`` in calls of ``batch``. Efficiency = achieved / ideal throughput
     = busy / overshoot: the share of the wall time the workers spent inside ``simulate`` (what the
@@ -82,19 +92,20 @@ def main() -> None:
     nodes = [n for n in ray.nodes() if n["Alive"]]
     pool_of = [s.circuit for s in generate(args.distinct, 0)]
     print(f"# {platform.node()}, {os.cpu_count()} cores, {len(nodes)} Ray node(s), latency {args.latency * 1000:g} ms")
-    columns = "workers, circuits/call, circuits, start-up s, wall s, achieved /s, ideal /s, efficiency, busy, overshoot"
-    columns += ", driver CPU ms/call"
+    columns = "workers, per node, circuits/call, circuits, start-up s, wall s, achieved /s, ideal /s, efficiency"
+    columns += ", busy, overshoot, driver CPU ms/call"
     print("| " + " | ".join(columns.split(", ")) + " |")
     print("|---" * len(columns.split(", ")) + "|")
     for workers in args.workers:
         pool, startup = start_pool(workers, args.latency, args.cpus, args.in_flight)
+        where = placement(pool)
         for batch in args.batch_size:
             # at least 8 calls a worker: with fewer, the pool's two calls in flight per worker leave some idle
             n = max(int(workers / args.latency * args.seconds), workers * batch * 8)
             circuits = [pool_of[i % len(pool_of)] for i in range(n)]
             r = measure(pool, circuits, batch, args.latency)
             print(
-                f"| {workers} | {batch} | {n:,} | {startup:.0f} | {r['wall_s']:.1f} | {r['achieved']:,.0f}"
+                f"| {workers} | {where} | {batch} | {n:,} | {startup:.0f} | {r['wall_s']:.1f} | {r['achieved']:,.0f}"
                 f" | {r['ideal']:,.0f} | {r['eff']:.3f} | {r['busy']:.3f} | {r['overshoot']:.3f}"
                 f" | {r['driver_ms']:.2f} |",
                 flush=True,
