@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--db", required=True)
     parser.add_argument("--version", required=True, help="a registered fine-tuned surrogate")
     parser.add_argument("--campaign", action="append", required=True)
+    parser.add_argument("--baseline", action="append", default=[], help="another checkpoint to score alongside")
     args = parser.parse_args()
     with Store.open(args.db) as store:
         info = store.model_version("surrogate", args.version)
@@ -30,11 +31,14 @@ def main() -> None:
         fraction = info.config["finetune"]["holdout_fraction"]
         trained = {
             r["id"]
-            for r in store.verified_rows(rows["campaigns"], after_candidate=rows["after_candidate"])
+            for r in store.verified_rows(
+                rows["campaigns"], after_candidate=rows["after_candidate"], upto_simulation=rows.get("upto_simulation")
+            )
             if r["candidate_id"] <= rows["upto_candidate"] and not held_out(r["id"], fraction)
         }
         child = Surrogate.load(info.path, device="cpu")
         parent = Surrogate.load(info.config["finetune"]["base"], device="cpu")
+        baselines = {b: Surrogate.load(b, device="cpu") for b in args.baseline}
         out = {}
         for name in args.campaign:
             fresh = [r for r in store.verified_rows([name]) if r["id"] not in trained]
@@ -43,6 +47,7 @@ def main() -> None:
                 "n_trained_left_out": len(store.verified_rows([name])) - len(fresh),
                 "parent": error_metrics(parent.predict(circuits), fresh, parent.pm_field),
                 "finetuned": error_metrics(child.predict(circuits), fresh, child.pm_field),
+                **{b: error_metrics(m.predict(circuits), fresh, m.pm_field) for b, m in baselines.items()},
             }
     print(json.dumps(out, indent=1))
 

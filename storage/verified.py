@@ -27,16 +27,19 @@ class VerifiedStore(Database):
         after_candidate: int = 0,
         simulator: str = "ngspice",
         status: str | None = "ok",
+        upto_simulation: int | None = None,
     ) -> list[dict[str, Any]]:
         """One row per distinct circuit among the candidates of ``campaign_names`` (all campaigns when empty)
-        with ids above ``after_candidate`` that ``simulator`` measured (with ``status``; None: any), in the
-        order first proposed: ``id`` (circuit key), ``circuit``, the measured fields, ``candidate_id`` and
-        ``campaign``. An unknown campaign name is a ``StoreError``."""
+        with ids above ``after_candidate`` that ``simulator`` measured (with ``status``; None: any) in a
+        simulation row up to ``upto_simulation`` (a circuit can be measured later, for another campaign), in
+        the order first proposed: ``id`` (circuit key), ``circuit``, the measured fields, ``candidate_id``,
+        ``simulation_id`` and ``campaign``. An unknown campaign name is a ``StoreError``."""
         sim = simulations.alias("s")
         stmt = (
             select(
                 candidates.c.id.label("candidate_id"),
                 campaigns.c.name.label("campaign"),
+                sim.c.id.label("simulation_id"),
                 circuits.c.key,
                 circuits.c.circuit,
                 *(sim.c[f] for f in MEASURED_FIELDS),
@@ -50,6 +53,8 @@ class VerifiedStore(Database):
         )
         if status is not None:
             stmt = stmt.where(sim.c.status == status)
+        if upto_simulation is not None:
+            stmt = stmt.where(sim.c.id <= upto_simulation)
         names = sorted(set(campaign_names))
         if names:
             stmt = stmt.where(campaigns.c.name.in_(names))
@@ -71,6 +76,7 @@ class VerifiedStore(Database):
                     "circuit": r.circuit,
                     **measured,
                     "candidate_id": int(r.candidate_id),
+                    "simulation_id": int(r.simulation_id),
                     "campaign": r.campaign,
                 }
         return list(out.values())
@@ -78,3 +84,7 @@ class VerifiedStore(Database):
     def last_candidate_id(self) -> int:
         """The highest candidate id so far (0 in a store without candidates): where ``--since`` resumes."""
         return int(self._read(lambda conn: conn.execute(select(func.max(candidates.c.id))).scalar()) or 0)
+
+    def last_simulation_id(self) -> int:
+        """The highest simulation id so far (0 in a store without simulations)."""
+        return int(self._read(lambda conn: conn.execute(select(func.max(simulations.c.id))).scalar()) or 0)

@@ -74,8 +74,9 @@ def held_out(key: str, fraction: float) -> bool:
 
 
 def _rows_spec(store: Any, out: Path, campaigns: Sequence[str], since: str | None, base: str) -> dict[str, Any]:
-    """Which candidate rows this fine-tune reads, fixed at its first call with rows (``rows.json``) so a
-    resumed run trains on the same rows however many the store has gained since."""
+    """Which candidate rows this fine-tune reads (candidate and simulation ids up to the store's last at its
+    first call with rows, kept in ``rows.json``), so a resumed run trains on the same rows however many
+    candidates and measurements the store has gained since."""
     after = 0
     if since is not None:
         rows = store.model_version(KIND, since).config.get("rows", {})
@@ -89,7 +90,7 @@ def _rows_spec(store: Any, out: Path, campaigns: Sequence[str], since: str | Non
         if {k: have.get(k) for k in wanted} != wanted:
             raise CktLoopError(f"{out}: holds a fine-tune of other rows ({have}); pick another --out")
         return dict(have)
-    return {**wanted, "upto_candidate": store.last_candidate_id()}
+    return {**wanted, "upto_candidate": store.last_candidate_id(), "upto_simulation": store.last_simulation_id()}
 
 
 def _keep_rows_spec(out: Path, spec: dict[str, Any]) -> None:
@@ -108,7 +109,9 @@ def gather_rows(
     """(verified training rows, verified held-out rows, replay rows, the dataset's rows)."""
     verified = [
         r
-        for r in store.verified_rows(spec["campaigns"], after_candidate=spec["after_candidate"])
+        for r in store.verified_rows(
+            spec["campaigns"], after_candidate=spec["after_candidate"], upto_simulation=spec["upto_simulation"]
+        )
         if r["candidate_id"] <= spec["upto_candidate"]
     ]
     if not verified:

@@ -45,9 +45,15 @@ def test_verified_rows_are_measured_circuits_once_in_proposal_order(store: Store
     first_a = rows[0]["candidate_id"]
     assert [r["id"] for r in store.verified_rows(after_candidate=first_a)] == [c.key, a.key]
     assert store.verified_rows(after_candidate=store.last_candidate_id()) == []
+    # d measured later (for another campaign, say) joins the rows, unless they stop at an earlier simulation
+    upto = store.last_simulation_id()
+    store.add_simulations("ngspice", "43", [(d.key, ok, 0.1)])
+    assert [r["id"] for r in store.verified_rows()] == [a.key, c.key, d.key]
+    assert [r["id"] for r in store.verified_rows(upto_simulation=upto)] == [a.key, c.key]
+    assert rows[0]["simulation_id"] <= upto < store.last_simulation_id()
     with pytest.raises(StoreError, match="no campaign named 'three'"):
         store.verified_rows(["one", "three"])
 
 
 def test_an_empty_store_has_no_verified_rows(store: Store) -> None:
-    assert store.verified_rows() == [] and store.last_candidate_id() == 0
+    assert store.verified_rows() == [] and store.last_candidate_id() == 0 == store.last_simulation_id()

@@ -132,6 +132,9 @@ def test_finetune_trains_an_ensemble_and_registers_it_with_its_lineage(
 
 @pytest.mark.slow
 def test_a_rerun_resumes_and_registers_nothing_twice(store: Store, parent: Path, tmp_path: Path) -> None:
+    tid = store.campaign_targets("camp")[0].id
+    late = [s.circuit for s in generate(30, 123)][:3]
+    store.add_candidates(tid, [CandidateRecord(c, "generator") for c in late])  # not measured yet
     straight = finetune(store, tmp_path / "a", config=_config(parent), register=False)
     # as if killed while member 1 trained, before the result was written and registered
     out = tmp_path / "b"
@@ -153,8 +156,11 @@ def test_a_rerun_resumes_and_registers_nothing_twice(store: Store, parent: Path,
     a, b = ckpt.load(tmp_path / "a" / RESULT), ckpt.load(out / RESULT)
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert len(store.model_versions("surrogate")) == 1
-    # the rows are fixed at the first call: new candidates later do not change a resumed run
-    assert finetune(store, out, config=_config(parent))["rows"] == resumed["rows"]
+    # the rows are fixed at the first call: candidates added or measured later do not change a resumed run
+    store.add_candidates(tid, [CandidateRecord(s.circuit, "generator") for s in generate(40, 321)][-2:])
+    store.add_simulations("ngspice", "test", [(c.key, p, None) for c, p in zip(late, MnaBackend().simulate(late))])
+    again = finetune(store, out, config=_config(parent))
+    assert again["rows"] == resumed["rows"] and again["data_fingerprint"] == resumed["data_fingerprint"]
 
 
 @pytest.mark.slow
