@@ -227,12 +227,9 @@ function renderJob(job) {
   report.hidden = job.status !== "done";
   report.href = `/v1/designs/${encodeURIComponent(job.id)}/report`;
   $("#cancel-job").hidden = ENDED.has(job.status);
-  for (const t of job.targets || []) {
-    if (targetEnded(t) && !state.cards.has(t.name)) {
-      const card = winnerCard(job.id, t);
-      state.cards.set(t.name, card);
-      $("#winners").appendChild(card);
-    }
+  for (const t of job.targets || []) { // cards in the job's target order, each added once its target ends
+    if (targetEnded(t) && !state.cards.has(t.name)) state.cards.set(t.name, winnerCard(job.id, t));
+    if (state.cards.has(t.name)) $("#winners").appendChild(state.cards.get(t.name));
   }
 }
 
