@@ -114,3 +114,16 @@ def test_bad_input_through_serve_is_a_4xx_and_serving_goes_on(service: httpx.Cli
     over = service.post("/v1/generate", json={"class": [6, 7, 4], "n": 21})
     assert over.status_code == 422 and "caps.max_n" in over.json()["error"]
     assert service.post("/v1/generate", json={"class": [6, 7, 4], "n": 2}).status_code == 200
+
+
+def test_access_logs_are_off(service: httpx.Client) -> None:
+    """After this module's requests, no Serve log of this Ray session (proxy, replicas) has an access line."""
+    from pathlib import Path
+
+    import ray
+
+    assert service.post("/v1/generate", json={"class": [6, 7, 4], "n": 1}).status_code == 200
+    logs = Path(ray._private.worker._global_node.get_logs_dir_path()) / "serve"
+    files = sorted(logs.glob("*.log"))
+    assert any("Ingress" in f.name for f in files)
+    assert [f.name for f in files if "/v1/generate" in f.read_text(errors="replace")] == []
