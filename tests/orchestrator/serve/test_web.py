@@ -195,8 +195,10 @@ class Page:
 
     def screenshot(self, path: str) -> None:
         """The whole page, as tall as it is."""
-        height = self.driver.execute_script("return document.documentElement.scrollHeight")
-        self.driver.set_window_size(1280, height + 40)
+        height, chrome = self.driver.execute_script(
+            "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]"
+        )
+        self.driver.set_window_size(1280, height + chrome + 20)
         self.driver.save_screenshot(path)
         self.driver.set_window_size(1280, 1000)
 
