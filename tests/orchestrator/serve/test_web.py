@@ -131,6 +131,16 @@ class Page:
         box.clear()
         box.send_keys(str(budget))
 
+    def models_text(self) -> str:
+        self._wait(10).until(lambda d: self._css("#models").text != "connecting…")
+        return str(self._css("#models").text)
+
+    def set_token(self, token: str) -> None:
+        box = self._css("#token")
+        box.clear()
+        box.send_keys(token)
+        self.driver.execute_script("arguments[0].dispatchEvent(new Event('change'))", box)
+
     def submit(self) -> None:
         self._css("#submit").click()
 
@@ -236,6 +246,26 @@ def scripted_app(jobs: ScriptedJobs) -> FastAPI:
     app.mount("/static", StaticFiles(directory=routes.STATIC), name="static")
     app.include_router(routes.router)
     return app
+
+
+@pytest.mark.slow
+def test_behind_a_token_the_page_sends_it_with_every_call_and_figure(chromium: Any, serve_live: Any) -> None:
+    from orchestrator.serve.security import Gate
+
+    jobs = ScriptedJobs()
+    app = scripted_app(jobs)
+    app.add_middleware(Gate, token="s3cret", max_body_bytes=100_000)
+    with serve_live(app) as url:
+        page = Page(chromium, url)
+        page.open()  # the page and its script load without the token
+        assert "authorization" in page.models_text()
+        page.set_token("s3cret")
+        page.fill_target(0, "gp", gain=(60, None))
+        page.submit()
+        assert page.wait_for_end()[-1] == "done"
+        (winner,) = page.winners()
+        assert winner["bode_width"] > 300 and winner["topology_width"] > 300
+        assert winner["netlist"].startswith("blob:")  # fetched with the header, offered from memory
 
 
 @pytest.fixture(scope="module")
