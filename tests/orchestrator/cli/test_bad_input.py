@@ -143,6 +143,11 @@ CASES = [
     (["campaign", "draw", "hard", "--dataset", "d", "--n", "0", "--out", "{tmp}/t.yaml"], ["argument --n"]),
     (["campaign", "draw", "paper", "--dataset", "d", "--seed", "-3", "--out", "{tmp}/t.yaml"], ["argument --seed"]),
     (["campaign", "list", "--db", UNREACHABLE], ["cannot open database"]),
+    # finetune
+    (["finetune", "surrogate", "--holdout", "1"], ["argument --holdout", "between 0 and 1", "1"]),
+    (["finetune", "surrogate", "--members", "0"], ["argument --members", "0"]),
+    (["finetune", "surrogate", "--campaign", "nosuch"], ["no campaign named 'nosuch'"]),
+    (["finetune", "surrogate", "--base", "{tmp}/missing.pt"], ["argument --base", "missing.pt: no such file"]),
     # serve
     (["serve", "--port", "0"], ["argument --port", "'0'"]),
     (["serve", "--config", "{tmp}/truncated.yaml"], ["truncated.yaml", "malformed YAML"]),
