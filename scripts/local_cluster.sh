@@ -30,7 +30,11 @@ export RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
 
 die() { echo "local_cluster.sh: $*" >&2; exit 2; }
 
-alive() { kill -0 "$1" 2>/dev/null; }
+alive() {  # a process that is running (a zombie left unreaped by a container's init is not)
+  local stat
+  stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ -n $stat && $stat != Z* ]]
+}
 
 port_in_use() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 
