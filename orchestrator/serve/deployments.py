@@ -297,7 +297,8 @@ def build_app(args: dict[str, Any]) -> Any:
     config = ServeConfig.model_validate(args or {})
     token = config.read_token()
     config.check_exposure(token)
-    simulator = Simulator.bind(config.simulator.model_dump())
+    # the replica only holds the pool; its ngspice workers reserve their own CPUs
+    simulator = Simulator.options(ray_actor_options={"num_cpus": 0}).bind(config.simulator.model_dump())
     runner = None
     if importlib.util.find_spec("orchestrator.serve.job_runner") is not None:
         from orchestrator.serve.job_runner import JobRunner
