@@ -5,4 +5,5 @@
 - ``design``: the design algorithms and the campaign driver (bandits, search, refinement, campaign files, export).
 - ``datasets``: building SPICE-labelled datasets and their statistics.
 - ``reporting``: the campaign's HTML report and topology drawings.
+- ``serve``: the Ray Serve endpoint (HTTP app, deployments, design jobs, the web page).
 """

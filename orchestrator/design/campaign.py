@@ -67,7 +67,10 @@ class CampaignSettings:
 
     def describe(self) -> dict[str, Any]:
         """What must not change between a campaign's runs (it is stored with the campaign)."""
-        return {"source": self.source, "search": asdict(self.search), "seed": self.seed}
+        search = asdict(self.search)
+        if search["verify"] == "rank":  # the default, left out so campaigns stored before the option resume
+            del search["verify"], search["ucb_kappa"]
+        return {"source": self.source, "search": search, "seed": self.seed}
 
 
 def target_seed(campaign_seed: int, name: str) -> int:
@@ -104,6 +107,10 @@ def run_campaign(
         "campaign": {"name": campaign.name, "budget": campaign.budget, "targets": targets},
         "settings": settings.describe(),
     }
+    if address:  # an unreachable cluster fails here, before anything is stored
+        from orchestrator.distributed.runtime import ensure_ray
+
+        ensure_ray(address)
     campaign_id = store.ensure_campaign(campaign.name, config)
     ids = store.ensure_targets(campaign_id, targets)
     pending = {row.name for row in store.unfinished_targets(campaign_id)}

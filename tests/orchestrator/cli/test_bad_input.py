@@ -129,6 +129,8 @@ CASES = [
     (["campaign", "run", DEMO, "--target-timeout", "-5"], ["argument --target-timeout", "-5"]),
     (["design", "--target", "gain_db>=60", "--simulator-cpus", "nan"], ["argument --simulator-cpus", "nan"]),
     (["campaign", "run", DEMO, "--address", "ray://head:port"], ["argument --address", "ray://head:port"]),
+    (["campaign", "run", DEMO, "--random", "--address", NO_RAY], ["cannot join the Ray cluster", NO_RAY]),
+    (["design", "--target", "gain_db>=60", "--random", "--address", NO_RAY], ["cannot join the Ray cluster", NO_RAY]),
     (["campaign", "run", "{tmp}/truncated.yaml"], ["truncated.yaml", "malformed YAML"]),
     (["campaign", "run", "{tmp}/random.pt"], ["random.pt"]),
     (["campaign", "run", "{tmp}/missing.yaml"], ["argument file", "no such file"]),
