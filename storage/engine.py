@@ -102,11 +102,27 @@ def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     try:
         cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        cur.execute("PRAGMA journal_mode = WAL")
+        _set_wal(cur)
         cur.execute("PRAGMA synchronous = NORMAL")
         cur.execute("PRAGMA foreign_keys = ON")
     finally:
         cur.close()
+
+
+def _set_wal(cur: sqlite3.Cursor) -> None:
+    """Switch to WAL. On a fresh file opened by several processes at once the switch can meet
+    SQLITE_BUSY without SQLite calling its busy handler, so the busy timeout is applied here by hand."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    attempt = 0
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(backoff_s(attempt) / 10)
+            attempt += 1
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
