@@ -15,7 +15,9 @@ keeps ``rows.json`` (which candidate rows were read), one folder per member
 with its resumable checkpoint and metrics log, and the final ``surrogate.pt``; killed and re-run with the
 same arguments, the call resumes where it stopped and trains on the same rows. The model is registered
 in the store only once its checkpoint is written, with its parent version, the fingerprint of its
-training rows and its held-out metrics (the parent's beside them, on the same rows).
+training rows and its held-out metrics (the parent's beside them, on the same rows). With ``since``, the
+earlier verified rows of the same campaigns are replayed too (``earlier_ratio`` per new training row), so a
+loop's later rounds do not forget what the earlier ones taught.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class FinetuneConfig(ConfigModel):
     base: str = str(DESIGN_CHECKPOINT)  # parent checkpoint (default: the shipped design surrogate)
     dataset: str = "ocb101-seed0"  # replay rows (its training split) and the no-forgetting check (its test split)
     replay_ratio: float = Field(2.0, ge=0.0)  # replay rows per verified training row
+    earlier_ratio: float = Field(1.0, ge=0.0)  # with ``since``: earlier verified rows replayed per new training row
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # share of verified circuits held out (by key hash)
     members: int = Field(3, ge=1, le=16)  # ensemble members
     epochs: int = Field(6, ge=1)
@@ -120,10 +123,35 @@ def gather_rows(
     train = [r for r in verified if not held_out(r["id"], config.holdout_fraction)]
     dataset = [e.to_dict() for e in store.dataset_rows(config.dataset)]
     keys = {r["id"] for r in verified}
+    earlier = _earlier_rows(store, spec, config, keys)
+    keys |= {r["id"] for r in earlier}
     pool = [r for r in dataset if r.get("split") == "train" and r.get("status") == "ok" and r["id"] not in keys]
-    n_replay = min(len(pool), round(config.replay_ratio * len(train)))
-    pick = np.random.default_rng(config.seed).choice(len(pool), n_replay, replace=False) if n_replay else []
-    return train, held, [pool[i] for i in sorted(int(i) for i in pick)], dataset
+    replay = _sample(pool, config.replay_ratio * len(train), config.seed)
+    return train, held, _sample(earlier, config.earlier_ratio * len(train), config.seed + 1) + replay, dataset
+
+
+def _sample(rows: list[dict[str, Any]], n: float, seed: int) -> list[dict[str, Any]]:
+    """``n`` (rounded, at most all) of ``rows`` drawn by ``seed``, in their order."""
+    k = min(len(rows), round(n))
+    pick = np.random.default_rng(seed).choice(len(rows), k, replace=False) if k else []
+    return [rows[i] for i in sorted(int(i) for i in pick)]
+
+
+def _earlier_rows(
+    store: Any, spec: dict[str, Any], config: FinetuneConfig, new: set[str]
+) -> list[dict[str, Any]]:
+    """With ``since``: the verified rows of the same campaigns up to the ones that version read, held-out
+    circuits and the new rows' circuits left out (replayed so the earlier rounds are not forgotten)."""
+    if not spec["after_candidate"] or not config.earlier_ratio:
+        return []
+    rows = store.verified_rows(spec["campaigns"], upto_simulation=spec["upto_simulation"])
+    return [
+        r
+        for r in rows
+        if r["candidate_id"] <= spec["after_candidate"]
+        and r["id"] not in new
+        and not held_out(r["id"], config.holdout_fraction)
+    ]
 
 
 def _as_train(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -205,7 +233,7 @@ def _train_member(
     return run.checkpoint
 
 
-def _dataset_metrics(
+def dataset_metrics(
     model: Surrogate, dataset_rows: list[dict[str, Any]], seen: set[tuple[int, ...]]
 ) -> dict[str, Any]:
     """The no-forgetting check: ``split_metrics`` on the dataset's held-out split, as ``cktloop evaluate``."""
@@ -271,8 +299,8 @@ def finetune(
         {
             "heldout": heldout,
             "parent_heldout": error_metrics(parent.predict(circuits), held, parent.pm_field) if held else {"n": 0},
-            "dataset_test": _dataset_metrics(child, dataset, seen),
-            "parent_dataset_test": _dataset_metrics(parent, dataset, seen),
+            "dataset_test": dataset_metrics(child, dataset, seen),
+            "parent_dataset_test": dataset_metrics(parent, dataset, seen),
         }
     )
     rows = {**spec, "n_train": len(train), "n_heldout": len(held), "n_replay": len(replay)}

@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from orchestrator.cli import circuits, datasets, design, finetune, models, serve
+    from orchestrator.cli import circuits, datasets, design, finetune, loop, models, serve
 
     parser = Parser(
         prog="cktloop",
@@ -45,6 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
         "generator and the surrogate, design op-amps for target specs and run campaigns of many targets.",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for area in (datasets, circuits, models, finetune, design, serve):
+    for area in (datasets, circuits, models, finetune, design, loop, serve):
         area.add_commands(commands)
     return parser

@@ -118,6 +118,13 @@ def _search_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--surrogate", type=input_file, help="surrogate checkpoint (default: the shipped one)")
     p.add_argument(
+        "--verify",
+        choices=("rank", "ucb"),
+        default="rank",
+        help="which half of each verification round the surrogate picks: the best predicted (rank, default) or "
+        "the best optimistic, each spec moved up to 2 deviations of an ensemble surrogate towards the target (ucb)",
+    )
+    p.add_argument(
         "--random", action="store_true", help="baseline: plain random sampling of the family, no models, no refinement"
     )
     p.add_argument("--workers", type=positive_int, default=2, help="bandit worker processes (default 2)")
@@ -175,7 +182,7 @@ def _settings(args: argparse.Namespace) -> Any:
     search = (
         SearchConfig(policy=args.policy, refine_share=0.0)
         if args.random
-        else SearchConfig(policy=args.policy, sampling=args.sampling)
+        else SearchConfig(policy=args.policy, sampling=args.sampling, verify=args.verify)
     )
     return CampaignSettings(
         generator=None if args.random else str(generator),

@@ -46,17 +46,44 @@ def add_commands(commands: Any) -> None:
     p.add_argument("--since", metavar="VERSION", help="only candidates newer than those the registered VERSION used")
     p.add_argument("--base", type=input_file, help="parent checkpoint (default: the shipped design surrogate)")
     p.add_argument("--dataset", default="ocb101-seed0", help="replay and no-forgetting dataset (default ocb101-seed0)")
-    p.add_argument("--replay-ratio", type=non_negative_float, default=2.0, help="replay rows per verified row (2)")
-    p.add_argument("--holdout", type=_fraction, default=0.2, help="share of verified circuits held out (0.2)")
-    p.add_argument("--members", type=positive_int, default=3, help="ensemble members (3; 1: no uncertainty)")
-    p.add_argument("--epochs", type=positive_int, default=6, help="epochs per member (6)")
+    training_options(p)
     p.add_argument("--seed", type=seed, default=0, help="training seed (0)")
-    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (1)")
     p.add_argument("--out", type=output_dir, help=f"run folder (default: under {DEFAULT_OUT}, one per request)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     db_option(p)
     p.set_defaults(run=_finetune_surrogate)
+
+
+def training_options(p: argparse.ArgumentParser) -> None:
+    """The fine-tune's knobs (shared with ``cktloop loop``)."""
+    p.add_argument("--replay-ratio", type=non_negative_float, default=2.0, help="replay rows per verified row (2)")
+    earlier = "with --since (and in the loop): verified rows from before VERSION replayed per new row (1)"
+    p.add_argument("--earlier-ratio", type=non_negative_float, default=1.0, help=earlier)
+    p.add_argument("--holdout", type=_fraction, default=0.2, help="share of verified circuits held out (0.2)")
+    p.add_argument("--members", type=positive_int, default=3, help="ensemble members (3; 1: no uncertainty)")
+    p.add_argument("--epochs", type=positive_int, default=6, help="epochs per member (6)")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (1)")
+
+
+def training_config(args: argparse.Namespace, base: Path | str | None) -> Any:
+    """A ``FinetuneConfig`` from ``training_options`` and ``--dataset``/``--seed``/``--no-progress``."""
+    from surrogate.finetune import FinetuneConfig
+
+    options = {
+        "dataset": args.dataset,
+        "replay_ratio": args.replay_ratio,
+        "earlier_ratio": args.earlier_ratio,
+        "holdout_fraction": args.holdout,
+        "members": args.members,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "threads": args.threads,
+        "progress": not args.no_progress,
+    }
+    if base is not None:
+        options["base"] = str(Path(base).resolve())
+    return FinetuneConfig(**options)
 
 
 def _default_out(args: argparse.Namespace, config: Any, last_candidate: int) -> Path:
@@ -67,21 +94,9 @@ def _default_out(args: argparse.Namespace, config: Any, last_candidate: int) -> 
 
 def _finetune_surrogate(args: argparse.Namespace) -> int:
     from storage import Store
-    from surrogate.finetune import FinetuneConfig, finetune
+    from surrogate.finetune import finetune
 
-    options = {
-        "dataset": args.dataset,
-        "replay_ratio": args.replay_ratio,
-        "holdout_fraction": args.holdout,
-        "members": args.members,
-        "epochs": args.epochs,
-        "seed": args.seed,
-        "threads": args.threads,
-        "progress": not args.no_progress,
-    }
-    if args.base is not None:
-        options["base"] = str(args.base.resolve())
-    config = FinetuneConfig(**options)
+    config = training_config(args, args.base)
     with Store.open(args.db) as store:
         out = args.out or _default_out(args, config, store.last_candidate_id())
         result = finetune(store, out, args.campaign, args.since, config)

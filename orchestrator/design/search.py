@@ -12,7 +12,11 @@ class and scoring them with the surrogate (reward = the best predicted closeness
 in [0, 1]); then the ``verify_per_round`` best-ranked new circuits are simulated, and each verified
 circuit rewards its arm again with its measured closeness, so a surrogate that is wrong about a class
 cannot hold the bandit there; half of each verification round is drawn at random from the rest, so
-a poor surrogate cannot starve the search of diversity. Rounds go on until the search share of the
+a poor surrogate cannot starve the search of diversity. With ``verify="ucb"`` and an ensemble surrogate
+(one that answers a ``std``), the ranked half goes by an optimistic closeness instead: each predicted
+spec moved up to ``ucb_kappa`` deviations towards the target's bounds, so circuits the surrogate is unsure
+of but that could meet a narrow window are simulated too (issue 19; docs/loop.md compares the two).
+Rounds go on until the search share of the
 budget is spent, even after a circuit meets the target: more verified topologies give refinement
 better seeds, and on 100 paper-style targets that took the winners whose FoM beats the dataset's
 best from 44 to 80. Refinement (``orchestrator.design.refine``) then resizes the best verified distinct
@@ -39,6 +43,7 @@ from generator.sampling import SAMPLING
 from orchestrator.design.bandit import POLICIES
 from orchestrator.design.refine import RefineConfig, SizingRun, constraint_values
 
+VERIFY = ("rank", "ucb")
 Propose = Callable[[SpecClass | None, int, int], list[Circuit]]
 Predict = Callable[[Sequence[Circuit]], list[dict[str, Any]]]
 Simulate = Callable[[Sequence[Circuit]], list[Performance]]
@@ -61,6 +66,8 @@ class SearchConfig:
     polish_share: float = 0.3  # of the refinement budget, kept for the compass polish of the best sizing
     family_arm: bool = True  # one more arm: plain random circuits of the family, so the generator must earn its pulls
     sampling: str = "bank"  # generator latents: "bank" (around training circuits of the class) or "spec" (the paper)
+    verify: str = "rank"  # the ranked share: "rank" (best predicted) or "ucb" (best optimistic, by the surrogate's std)
+    ucb_kappa: float = 2.0  # deviations a prediction may move towards the target under "ucb"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -68,6 +75,10 @@ class SearchConfig:
             raise ValueError(f"unknown bandit policy {self.policy!r} (known: {', '.join(POLICIES)})")
         if self.sampling not in SAMPLING:
             raise ValueError(f"unknown generator sampling {self.sampling!r} (known: {', '.join(SAMPLING)})")
+        if self.verify not in VERIFY:
+            raise ValueError(f"unknown verification rule {self.verify!r} (known: {', '.join(VERIFY)})")
+        if not self.ucb_kappa >= 0.0:
+            raise ValueError(f"SearchConfig.ucb_kappa must be >= 0, got {self.ucb_kappa}")
         for name in (
             "budget",
             "pull_size",
@@ -100,6 +111,7 @@ class Proposal:
     spec_class: SpecClass | None
     round: int
     predicted: dict[str, float] | None = None
+    std: dict[str, float] | None = None  # an ensemble surrogate's spread (gain_db, ugbw_dec, the PM field, fom)
     measured: Performance | None = None
     parent: str | None = None  # circuit key of the refined seed
 
@@ -137,6 +149,33 @@ def predicted_performance(target: Target, predicted: dict[str, Any]) -> Performa
     for k in SPEC_FIELDS:
         values.setdefault(k, fill.get(k) if fill.get(k) is not None else 0.0)
     return Performance(SimStatus.OK, *(values[k] for k in SPEC_FIELDS))
+
+
+def _decades(hz: float) -> float:
+    return math.log10(hz) if hz > 0 else -math.inf
+
+
+def optimistic(target: Target, predicted: dict[str, float], std: dict[str, float], kappa: float) -> dict[str, float]:
+    """``predicted`` with each bounded spec moved up to ``kappa`` of its deviation in ``std`` towards its
+    bounds (UGBW in decades; a PM bound reads whichever PM field ``std`` has), never past them."""
+    out = dict(predicted)
+    for name, bound in target.bounds:
+        value = predicted.get(name)
+        spread = std.get("ugbw_dec" if name == "ugbw_hz" else name)
+        if spread is None and name == "pm_deg":
+            spread = next((v for k, v in std.items() if k.startswith("pm")), None)
+        if value is None or spread is None or not math.isfinite(value) or (name == "ugbw_hz" and value <= 0):
+            continue
+        scale = _decades if name == "ugbw_hz" else float
+        x = scale(value)
+        low = None if bound.low is None else scale(bound.low)
+        high = None if bound.high is None else scale(bound.high)
+        if low is not None and x < low:
+            x = min(low, x + kappa * spread)
+        elif high is not None and x > high:
+            x = max(high, x - kappa * spread)
+        out[name] = 10**x if name == "ugbw_hz" else x
+    return out
 
 
 def family_proposer(config: FamilyConfig | None = None) -> Propose:
@@ -192,6 +231,7 @@ class TargetSearch:
         self._judged: dict[str, bool] = {}  # circuit key -> meets the target (by measurement)
         self._best_fom: float | None = None  # best FoM of a measured circuit meeting the target
         self._scores: dict[str, float] = {}  # circuit key -> predicted closeness
+        self._optimistic: dict[str, float] = {}  # circuit key -> optimistic closeness ("ucb")
         self._seed = config.seed * 1_000_003
         self._rng = np.random.default_rng(config.seed)
 
@@ -235,12 +275,13 @@ class TargetSearch:
             if self.predict is not None and new:
                 for p, pred in zip(fresh[-len(new) :], self.predict(new)):
                     p.predicted = {k: float(pred[k]) for k in TARGET_FIELDS if pred.get(k) is not None}
+                    p.std = {k: float(v) for k, v in pred["std"].items()} if pred.get("std") else None
             scores = [self._score(p) for p in fresh[-len(new) :]] if new else [0.0]
             self._update(arm, max(scores))
         pending = [p for p in self.proposals.values() if p.measured is None]
         if not pending:
             return False
-        pending.sort(key=self._rank, reverse=True)
+        pending.sort(key=self._ucb_rank if self.config.verify == "ucb" else self._rank, reverse=True)
         n = min(self.config.verify_per_round, self.config.search_budget - self.n_sims)
         ranked = n - int(n * self.config.explore_share) if self.predict is not None else 0
         rest = pending[ranked:]
@@ -382,6 +423,18 @@ class TargetSearch:
             predicted = predicted_performance(self.target, p.predicted)
             score = self._scores[p.circuit.key] = closeness(self.target, predicted)
         return score
+
+    def _ucb_rank(self, p: Proposal) -> tuple[float, float, float]:
+        """Optimistic closeness first (each predicted spec moved up to ``ucb_kappa`` deviations towards its
+        bounds: a circuit the surrogate is unsure of may well meet a narrow window), then the plain rank."""
+        score = self._optimistic.get(p.circuit.key)
+        if score is None:
+            score = self._score(p)
+            if p.predicted is not None and p.std:
+                moved = optimistic(self.target, p.predicted, p.std, self.config.ucb_kappa)
+                score = closeness(self.target, predicted_performance(self.target, moved))
+            self._optimistic[p.circuit.key] = score
+        return (score, *self._rank(p))
 
     def _rank(self, p: Proposal) -> tuple[float, float]:
         """Predicted closeness first, then predicted FoM: which new circuits are worth a simulation."""

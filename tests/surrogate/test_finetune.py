@@ -181,3 +181,21 @@ def test_bad_input_is_one_line(store: Store, parent: Path, tmp_path: Path) -> No
     finetune(store, tmp_path / "z", config=_config(parent, members=1, epochs=1))
     with pytest.raises(CktLoopError, match="holds a fine-tune of other rows"):
         finetune(store, tmp_path / "z", campaigns=["camp"], config=_config(parent, members=1, epochs=1))
+
+
+def test_since_replays_the_earlier_verified_rows_but_never_their_held_out_ones(store: Store, parent: Path) -> None:
+    from surrogate.finetune import gather_rows
+
+    everything = store.verified_rows()
+    after = everything[len(everything) // 2]["candidate_id"]
+    spec = {"campaigns": [], "after_candidate": after, "upto_candidate": store.last_candidate_id()}
+    spec["upto_simulation"] = store.last_simulation_id()
+    config = _config(parent, earlier_ratio=0.5, replay_ratio=1.0, holdout_fraction=0.3)
+    train, held, replay, _ = gather_rows(store, spec, config)
+    earlier = [r for r in replay if "candidate_id" in r]
+    assert train and all(r["candidate_id"] > after for r in train + held)
+    assert len(earlier) == round(0.5 * len(train)) and all(r["candidate_id"] <= after for r in earlier)
+    assert not any(held_out(r["id"], 0.3) for r in earlier)
+    assert len(replay) - len(earlier) == len(train)  # the dataset's share, as before
+    _, _, none, _ = gather_rows(store, spec, _config(parent, earlier_ratio=0.0, replay_ratio=1.0, holdout_fraction=0.3))
+    assert not [r for r in none if "candidate_id" in r]

@@ -150,6 +150,13 @@ CASES = [
     (["finetune", "surrogate", "--members", "0"], ["argument --members", "0"]),
     (["finetune", "surrogate", "--campaign", "nosuch"], ["no campaign named 'nosuch'"]),
     (["finetune", "surrogate", "--base", "{tmp}/missing.pt"], ["argument --base", "missing.pt: no such file"]),
+    # loop
+    (["loop", "--n", "0"], ["argument --n", "positive integer"]),
+    (["loop", "--draw", "hard"], ["argument --draw", "invalid choice: 'hard'"]),
+    (["loop", "--gate-points", "0"], ["argument --gate-points", "> 0"]),
+    (["loop", "--random"], ["--random", "a random search has none"]),
+    (["loop", "--surrogate", "{tmp}/random.pt"], ["random.pt"]),
+    (["loop", "--dataset", "nosuch", "--out", "{tmp}/loop"], ["nosuch"]),
     # serve
     (["serve", "--port", "0"], ["argument --port", "'0'"]),
     (["serve", "--config", "{tmp}/truncated.yaml"], ["truncated.yaml", "malformed YAML"]),

@@ -7,7 +7,7 @@ import pytest
 from circuits import Circuit
 from circuits.specs import spec_classes
 from circuits.targets import Target
-from orchestrator.design.search import SearchConfig, TargetSearch, closeness, family_proposer
+from orchestrator.design.search import SearchConfig, TargetSearch, closeness, family_proposer, optimistic
 from simulator.mna import MnaBackend
 
 CLASSES = spec_classes("ocb")
@@ -150,6 +150,8 @@ def test_arms_are_the_classes_inside_the_target():
         ({"refine_seeds": 0}, "refine_seeds"),
         ({"refine_rung": 0}, "refine_rung"),
         ({"polish_share": -0.1}, "polish_share"),
+        ({"verify": "best"}, "unknown verification rule"),
+        ({"ucb_kappa": -1.0}, "ucb_kappa"),
     ],
 )
 def test_bad_search_configs_are_named(kwargs, message):
@@ -172,3 +174,38 @@ def test_the_family_arm_takes_over_from_a_useless_generator():
     out = s.run()
     assert out.arm_pulls[-1] > sum(out.arm_pulls[:-1])
     assert out.met and any(p.source == "random" for p in out.proposals.values())
+
+
+def test_optimistic_moves_each_prediction_towards_its_bounds_by_at_most_kappa_deviations():
+    bounds = ["gain_db>=40", "gain_db<=43", "ugbw_hz>=1e8", "ugbw_hz<=1.2e8", "pm_deg>=60"]
+    window = Target.from_expressions("w", bounds)
+    predicted = {"gain_db": 50.0, "ugbw_hz": 1e7, "pm_deg": 59.0, "fom": 3.0}
+    std = {"gain_db": 2.0, "ugbw_dec": 0.25, "pm_deg": 4.0, "fom": 1.0}
+    moved = optimistic(window, predicted, std, kappa=2.0)
+    assert moved["gain_db"] == 46.0  # 2 x 2 dB down, still above the window
+    assert moved["ugbw_hz"] == pytest.approx(10**7.5)  # half a decade up, still below
+    assert moved["pm_deg"] == 60.0  # reaches the bound, not past it
+    assert moved["fom"] == 3.0 and optimistic(window, predicted, std, kappa=0.0) == predicted
+
+
+def unsure_surrogate(circuits):
+    """The oracle's specs pushed 1 dB low, with a spread that is large on every other circuit."""
+    out = []
+    for i, row in enumerate(oracle(circuits)):
+        spread = 5.0 if i % 2 else 0.01
+        row = {**row, "gain_db": row["gain_db"] - 1.0}
+        out.append({**row, "std": {"gain_db": spread, "ugbw_dec": 0.01, "pm_deg": 0.1, "fom": 0.1}})
+    return out
+
+
+def test_ucb_verification_simulates_circuits_the_surrogate_is_unsure_of():
+    window = Target.from_expressions("w", ["gain_db>=45", "gain_db<=48"])
+    cfg = {"refine_share": 0.0, "budget": 10, "verify_per_round": 10, "pulls_per_round": 10, "explore_share": 0.0}
+    ranked, _ = search(window, predict=unsure_surrogate, **cfg)
+    ucb, _ = search(window, predict=unsure_surrogate, verify="ucb", **cfg)
+    r, u = ranked.run(), ucb.run()
+    assert list(r.proposals) == list(u.proposals)  # the same circuits proposed; a different choice simulated
+    spread = {k: p.std["gain_db"] for k, p in u.proposals.items()}
+    unsure = [spread[p.circuit.key] > 1 for p in u.simulated()]
+    assert all(p.std is not None for p in u.proposals.values())
+    assert sum(unsure) >= 8 and sum(spread[p.circuit.key] > 1 for p in r.simulated()) <= 6, (unsure, r.simulated())

@@ -1,0 +1,86 @@
+"""The loop's pieces without Ray: the promotion gate, fresh draws, the state file (the loop end to end,
+killed and resumed, is in tests/orchestrator/cli/test_loop.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from circuits import CktLoopError
+from orchestrator.design.loop import LoopConfig, LoopState, draw_round, gate
+
+SHIPPED = {"joint_acc": 0.56, "gain_mae_db": 3.0, "ugbw_mae_dec": 0.12, "pm_mae_deg": 36.8, "fom_mae": 10.6}
+PARENT = {"ugbw_mae_dec": 0.05, "pm_mae_deg": 14.0, "fom_mae": 12.0}
+
+
+def metrics(held: dict, **dataset: float) -> dict:
+    return {"heldout": held, "parent_heldout": PARENT, "dataset_test": {**SHIPPED, **dataset}}
+
+
+def test_the_gate_promotes_a_model_better_on_the_new_rows_that_forgets_nothing():
+    better = {"ugbw_mae_dec": 0.03, "pm_mae_deg": 10.0, "fom_mae": 7.0}
+    decision = gate(metrics(better, joint_acc=0.552, pm_mae_deg=37.1), SHIPPED, points=1.0)
+    assert decision["promoted"] and decision["why_not"] == []
+    assert decision["fresh_mae_ratio"] == pytest.approx((0.6 + 10 / 14 + 7 / 12) / 3)
+
+
+@pytest.mark.parametrize(
+    ("held", "dataset", "why"),
+    [
+        ({"ugbw_mae_dec": 0.05, "pm_mae_deg": 14.0, "fom_mae": 12.0}, {}, "not better on the new held-out rows"),
+        ({"ugbw_mae_dec": 0.03}, {}, "not better"),  # a figure missing is no evidence
+        ({"ugbw_mae_dec": 0.03, "pm_mae_deg": 10.0, "fom_mae": 7.0}, {"joint_acc": 0.545}, "joint-class accuracy"),
+        ({"ugbw_mae_dec": 0.03, "pm_mae_deg": 10.0, "fom_mae": 7.0}, {"gain_mae_db": 3.04}, "gain_mae_db"),
+    ],
+)
+def test_the_gate_keeps_the_current_model_and_says_why(held: dict, dataset: dict, why: str):
+    decision = gate(metrics(held, **dataset), SHIPPED, points=1.0)
+    assert not decision["promoted"] and any(why in w for w in decision["why_not"]), decision
+
+
+def rows(n: int) -> list[dict]:
+    return [
+        {
+            "id": f"c{i}",
+            "split": "test",
+            "status": "ok",
+            "gain_db": 40.0 + i % 7,
+            "ugbw_hz": 1e7 * (1 + i),
+            "pm_deg": 30.0 + i % 50,
+            "fom": 1.0,
+        }
+        for i in range(n)
+    ]
+
+
+def test_window_rounds_never_draw_around_a_circuit_an_earlier_round_used():
+    config = LoopConfig(name="l", n=8, rounds=3)
+    data, used = rows(20), set()
+    for k in (1, 2):
+        sources = {t.name.split("-", 2)[2] for t in draw_round(data, config, k, used)}
+        assert len(sources) == 8 and not sources & used
+        used |= sources
+    assert len(draw_round(data, config, 3, used)) == 4  # what is left
+    with pytest.raises(CktLoopError, match="round 4: no window targets left"):
+        draw_round(data, config, 4, {f"c{i}" for i in range(20)})
+
+
+def test_a_loop_folder_refuses_other_settings(tmp_path):
+    start = {"version": "v0", "checkpoint": "/m.pt", "finetuned": False}
+    LoopState(tmp_path, LoopConfig(name="l", n=5), start)
+    assert json.loads((tmp_path / "state.json").read_text())["current"] == start
+    LoopState(tmp_path, LoopConfig(name="l", n=5), start)  # the same: resumes
+    with pytest.raises(CktLoopError, match="holds a loop with other settings"):
+        LoopState(tmp_path, LoopConfig(name="l", n=6), start)
+
+
+@pytest.mark.parametrize(("kw", "message"), [({"draw": "hard"}, "unknown draw"), ({"rounds": 0}, "rounds")])
+def test_bad_loop_configs_are_named(kw: dict, message: str):
+    with pytest.raises(CktLoopError, match=message):
+        LoopConfig(name="l", **kw)
+
+
+def test_no_figure_is_nan_safe():
+    assert math.isnan(gate(metrics({}), SHIPPED, 1.0)["fresh_mae_ratio"])
