@@ -96,6 +96,7 @@ class Simulation(Base):
     error: Mapped[str | None] = mapped_column(Text)
     seconds: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = _created_at()
+    node: Mapped[str | None] = mapped_column(String(64))  # the Ray node that ran it (0009), NULL when unknown
 
 
 class Dataset(Base):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from operator import itemgetter
 
 from sqlalchemy import Connection
@@ -18,10 +18,15 @@ class SimulationStore(Database):
     """Simulators' verdicts on stored circuits."""
 
     def add_simulations(
-        self, simulator: str, version: str, results: Sequence[tuple[str, Performance, float | None]]
+        self,
+        simulator: str,
+        version: str,
+        results: Sequence[tuple[str, Performance, float | None]],
+        nodes: Mapping[str, str] | None = None,
     ) -> None:
-        """Record results as (circuit key, performance, seconds). A circuit already simulated by
-        ``simulator`` keeps its first result; an unknown key fails the whole batch."""
+        """Record results as (circuit key, performance, seconds), each with the node that ran it when
+        ``nodes`` (circuit key -> Ray node id) names one. A circuit already simulated by ``simulator``
+        keeps its first result; an unknown key fails the whole batch."""
         nonempty(simulator, "simulator", 64)
         nonempty(version, "simulator version", 64)
         if not results:
@@ -47,6 +52,7 @@ class SimulationStore(Database):
                         "fom": finite(perf.fom),
                         "error": perf.error,
                         "seconds": finite(seconds),
+                        "node": (nodes or {}).get(key),
                     }
                     for key, perf, seconds in results
                 ),

@@ -81,6 +81,18 @@ def test_adding_the_same_rows_twice_changes_nothing(store: Store) -> None:
     assert {e.measured.error for e in store.dataset_rows("d")} == {fake_performance(k).error for k in keys}
 
 
+def test_a_simulation_records_the_node_that_ran_it_when_named(store: Store) -> None:
+    data = rows(6)
+    store.add_dataset_circuits(store.ensure_dataset("d", 1, 6, CONFIG), data)
+    keys = [r.circuit.key for r in data]
+    store.add_simulations("ngspice", "43", results_for(keys[:4]), nodes={keys[0]: "a" * 56, keys[1]: "b" * 56})
+    store.add_simulations("ngspice", "43", results_for(keys[4:]))
+    store.add_simulations("ngspice", "43", results_for(keys[2:3]), nodes={keys[2]: "c"})  # the first result stays
+    with store.engine.connect() as conn:
+        got = dict(conn.execute(select(circuits.c.key, simulations.c.node).join(circuits)).all())
+    assert got == {keys[0]: "a" * 56, keys[1]: "b" * 56, **{k: None for k in keys[2:]}}
+
+
 def test_circuits_are_shared_between_datasets(store: Store) -> None:
     data = rows(40)
     a = store.ensure_dataset("a", 1, 40, CONFIG)
