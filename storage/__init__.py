@@ -5,7 +5,7 @@ by Alembic migrations that ``Store.open`` applies automatically. Reads return th
 ``storage.records``.
 """
 
-from storage.engine import StoreError, default_url
+from storage.engine import CommitUnknown, StoreError, default_url
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.records import (
     CampaignInfo,
@@ -26,6 +26,7 @@ __all__ = [
     "CampaignInfo",
     "CandidateInfo",
     "CandidateRecord",
+    "CommitUnknown",
     "DatasetEntry",
     "DatasetInfo",
     "DatasetRow",

@@ -111,7 +111,8 @@ class CampaignStore(Database):
         return self._write(work)
 
     def add_campaign_time(self, campaign: int | str, seconds: float) -> None:
-        """Add ``seconds`` of running time to a campaign's ``wall_s`` (each run adds its own share)."""
+        """Add ``seconds`` of running time to a campaign's ``wall_s`` (each run adds its own share). Not
+        retried once its commit was sent: a connection lost then raises ``CommitUnknown``."""
         if not math.isfinite(seconds) or seconds < 0:
             raise StoreError(f"campaign time must be a finite number of seconds >= 0, got {seconds!r}")
 
@@ -119,7 +120,7 @@ class CampaignStore(Database):
             cid = campaign_row(conn, campaign).id
             conn.execute(update(campaigns).where(campaigns.c.id == cid).values(wall_s=campaigns.c.wall_s + seconds))
 
-        self._write(work)
+        self._write(work, idempotent=False)  # run twice, it would add the time twice
 
     def ensure_targets(self, campaign: int | str, targets: Sequence[Target | Mapping[str, Any]]) -> dict[str, int]:
         """Ids by name of the campaign's targets, creating the new ones as pending.

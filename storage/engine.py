@@ -70,6 +70,11 @@ class StoreError(CktLoopError):
     """The database cannot be opened, or a request contradicts what it holds."""
 
 
+class CommitUnknown(StoreError):
+    """The connection was lost while a write that must not run twice was committing: whether it was
+    recorded is unknown, so it was not run again."""
+
+
 def default_url() -> str:
     """The database URL: ``$CKTLOOP_DB`` when set, else ``sqlite:///cktloop.db`` in the working directory."""
     return os.environ.get(ENV_VAR) or DEFAULT_URL
@@ -252,7 +257,7 @@ class Database:
                     trans.commit()
                 except SQLAlchemyError as exc:
                     if not idempotent and connection_lost(exc):
-                        raise StoreError(
+                        raise CommitUnknown(
                             f"database error on {self.url}: the connection was lost while committing"
                             f" ({cause(exc)}); the write may or may not have been recorded"
                         ) from None

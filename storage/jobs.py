@@ -5,7 +5,8 @@ A job is ``queued`` when submitted, ``running`` once a runner takes it, and ends
 IN ...``), so a runner finishing a job that was cancelled meanwhile changes nothing, and of two
 runners taking the same queued job only one gets it. A runner that starts up puts the jobs left
 ``running`` by a killed predecessor back in the queue (``requeue_jobs``); their campaigns resume per
-target, so nothing is done twice.
+target, so nothing is done twice. These writes are not re-run after a connection lost while committing
+(their answer, or the job count, would be wrong): that raises ``CommitUnknown``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class JobStore(Database):
             conn.execute(update(design_jobs).where(design_jobs.c.id == job_id).values(campaign=campaign))
             return _job(conn, job_id)
 
-        return self._write(work)
+        return self._write(work, idempotent=False)  # run twice, it would queue two jobs
 
     def job(self, job_id: int) -> JobInfo:
         """One job, or a StoreError naming the id."""
@@ -112,7 +113,7 @@ class JobStore(Database):
             conn.execute(update(design_jobs).where(running).values(status="queued"))
             return ids
 
-        return self._write(work)
+        return self._write(work, idempotent=False)  # run again, it would answer no ids
 
     def _move(self, job_id: int, sources: tuple[str, ...], **values: Any) -> bool:
         jid = row_id(job_id, "a job")
@@ -122,7 +123,7 @@ class JobStore(Database):
             where = (design_jobs.c.id == jid, design_jobs.c.status.in_(sources))
             return conn.execute(update(design_jobs).where(*where).values(**values)).rowcount == 1
 
-        return self._write(work)
+        return self._write(work, idempotent=False)  # run again, a move that landed would answer False
 
 
 def _job(conn: Connection, job_id: int) -> JobInfo:

@@ -145,6 +145,40 @@ def test_a_server_that_stays_down_is_a_one_line_error(local_pg: LocalPostgres, m
     store.close()
 
 
+def test_writes_that_must_not_run_twice_say_so(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adding campaign time, queueing a job and moving one answer wrongly (or count twice) when re-run after
+    their commit landed: they ask ``_write`` not to retry then; the idempotent writes let it."""
+    store = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
+    cid = store.ensure_campaign("c", {})
+    job = store.add_job({"name": "c2", "budget": 10, "targets": []})
+    tid = store.ensure_targets(cid, [{"name": "t", "bounds": {"gain_db": {"min": 1.0, "max": None}}}])["t"]
+    seen: list[bool] = []  # the idempotent flag of each _write
+    write = store._write
+
+    def spy(work, *, idempotent=True):  # type: ignore[no-untyped-def]
+        seen.append(idempotent)
+        return write(work, idempotent=idempotent)
+
+    monkeypatch.setattr(store, "_write", spy)
+    calls = {
+        "add_campaign_time": lambda: store.add_campaign_time(cid, 1.5),
+        "add_job": lambda: store.add_job({"name": "c3", "budget": 10, "targets": []}),
+        "start_job": lambda: store.start_job(job.id),
+        "end_job": lambda: store.end_job(job.id, "done"),
+        "cancel_job": lambda: store.cancel_job(job.id),
+        "requeue_jobs": store.requeue_jobs,
+        "ensure_campaign": lambda: store.ensure_campaign("c", {}),
+        "fail_target": lambda: store.fail_target(tid, "x"),
+    }
+    flags = {}
+    for name, call in calls.items():
+        seen.clear()
+        call()
+        flags[name] = list(seen)
+    store.close()
+    assert flags == {name: [name in ("ensure_campaign", "fail_target")] for name in calls}
+
+
 @pytest.mark.postgres
 def test_a_lost_commit_of_a_non_idempotent_write_is_not_repeated(
     local_pg: LocalPostgres, monkeypatch: pytest.MonkeyPatch
