@@ -99,39 +99,51 @@ class Circuit:
     @cached_property
     def _canonical(self) -> Circuit:
         spine_rank = {node: rank for rank, node in enumerate(self._spine)}
+        span: list[list[int]] = [[] for _ in self.nodes]  # spine ranks of predecessors, then of successors
+        for u, v in self.edges:
+            span[v].append(spine_rank.get(u, -1))
+        for u, v in self.edges:
+            span[u].append(spine_rank.get(v, -1))
 
         def sort_key(i: int) -> tuple[Any, ...]:
             n = self.nodes[i]
-            span = tuple(spine_rank.get(u, -1) for u in self.predecessors(i) + self.successors(i))
-            return (n.pos, n.type, n.values(), span)
+            return (n.pos, n.type, n.values(), tuple(span[i]))
 
         order = sorted(range(len(self.nodes)), key=sort_key)
         if order == list(range(len(self.nodes))):
             return self
         new_index = {old: new for new, old in enumerate(order)}
-        return Circuit(
-            nodes=tuple(self.nodes[i] for i in order),
-            edges=tuple((new_index[u], new_index[v]) for u, v in self.edges),
-            grid=self.grid,
+        # A renumbering of a valid circuit is valid: built without checking it again.
+        return _unchecked(
+            tuple(self.nodes[i] for i in order),
+            tuple(sorted((new_index[u], new_index[v]) for u, v in self.edges)),
+            self.grid,
         )
 
     @cached_property
     def key(self) -> str:
         """Content hash: identical for the same circuit whatever its node order."""
-        return _digest(self.canonical().to_dict())
+        return _hash(_key_json(self.canonical()))
 
     @cached_property
     def topology_key(self) -> str:
         """Hash of the topology alone (types, positions, edges), ignoring device values."""
         c = self.canonical()
-        return _digest({"nodes": [[n.type, n.pos] for n in c.nodes], "edges": [list(e) for e in c.edges]})
+        nodes = ",".join(f"[{n.type},{n.pos}]" for n in c.nodes)
+        return _hash(f'{{"edges":[{_edges_json(c.edges)}],"nodes":[{nodes}]}}')
 
     def with_values(self, values: Sequence[tuple[int, int, int]]) -> Circuit:
-        """The same topology with new (r, c, gm) grid indices, one triple per node."""
+        """The same topology with new (r, c, gm) grid indices, one triple per node (only the values
+        are checked again: the structure is this circuit's)."""
         if len(values) != len(self.nodes):
             raise CircuitError(f"expected {len(self.nodes)} value triples, got {len(values)}")
         nodes = tuple(replace(n, r=int(r), c=int(c), gm=int(g)) for n, (r, c, g) in zip(self.nodes, values))
-        return Circuit(nodes=nodes, edges=self.edges, grid=self.grid)
+        grid = value_grid(self.grid)
+        for i, node in enumerate(nodes):
+            problems = _value_problems(i, node, subgraph_type(node.type), grid)
+            if problems:
+                raise CircuitError(problems[0])
+        return _unchecked(nodes, self.edges, self.grid)
 
     # --- serialisation ----------------------------------------------------------------------
 
@@ -196,8 +208,30 @@ def _node_from_dict(i: int, raw: Any) -> Node:
 
 
 def _digest(data: dict[str, Any]) -> str:
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(blob).hexdigest()[:32]
+    return _hash(json.dumps(data, sort_keys=True, separators=(",", ":")))
+
+
+def _hash(blob: str) -> str:
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _edges_json(edges: Iterable[tuple[int, int]]) -> str:
+    return ",".join(f"[{u},{v}]" for u, v in edges)
+
+
+def _key_json(c: Circuit) -> str:
+    """``_digest``'s text of ``c.to_dict()`` (keys sorted, no spaces), written out directly: the
+    circuit key is hashed for every circuit a search meets, and ``json.dumps`` was most of its cost."""
+    nodes = ",".join(f'{{"c":{n.c},"gm":{n.gm},"pos":{n.pos},"r":{n.r},"type":{n.type}}}' for n in c.nodes)
+    return f'{{"edges":[{_edges_json(c.edges)}],"grid":{json.dumps(c.grid)},"nodes":[{nodes}]}}'
+
+
+def _unchecked(nodes: tuple[Node, ...], edges: tuple[tuple[int, int], ...], grid: str) -> Circuit:
+    """A circuit known to be valid (sorted distinct edges), built without ``__post_init__``'s checks."""
+    c = object.__new__(Circuit)
+    for name, value in (("nodes", nodes), ("edges", edges), ("grid", grid), ("_spine", _spine(nodes, edges))):
+        object.__setattr__(c, name, value)
+    return c
 
 
 def _spine(nodes: Sequence[Node], edges: Iterable[tuple[int, int]]) -> tuple[int, ...]:
@@ -236,13 +270,7 @@ def structure_problems(nodes: Sequence[Node], edges: Sequence[tuple[int, int]], 
             problems.append(f"node {i}: feedback type {t.name} on the main path (position {node.pos})")
         if node.pos in MAIN_POSITIONS and t.is_passive:
             problems.append(f"node {i}: passive type {t.name} on the main path (position {node.pos}); stages need a gm")
-        for name, k in zip(DEVICE_FIELDS, node.values()):
-            if name in t.devices and not (_is_int(k) and g.contains(k)):
-                problems.append(
-                    f"node {i}: {name} value {k!r} is off the {g.name!r} grid ({g.k_min}..{g.k_max}) for type {t.name}"
-                )
-            elif name not in t.devices and k != 0:
-                problems.append(f"node {i}: type {t.name} has no {name} device but {name}={k!r}")
+        problems.extend(_value_problems(i, node, t, g))
     if problems:
         return problems
     positions = [node.pos for node in nodes]
@@ -292,4 +320,17 @@ def structure_problems(nodes: Sequence[Node], edges: Sequence[tuple[int, int]], 
             problems.append(f"side node {i} ends at the last stage, whose output net is Out's: connect it to Out")
         elif b == spine[-1] and a == spine[-2]:
             problems.append(f"side node {i} spans the last stage's output and Out, which are the same net")
+    return problems
+
+
+def _value_problems(i: int, node: Node, t: Any, g: Any) -> list[str]:
+    """What is wrong with node ``i``'s device values for its type ``t`` on grid ``g``."""
+    problems = []
+    for name, k in zip(DEVICE_FIELDS, node.values()):
+        if name in t.devices and not (_is_int(k) and g.contains(k)):
+            problems.append(
+                f"node {i}: {name} value {k!r} is off the {g.name!r} grid ({g.k_min}..{g.k_max}) for type {t.name}"
+            )
+        elif name not in t.devices and k != 0:
+            problems.append(f"node {i}: type {t.name} has no {name} device but {name}={k!r}")
     return problems

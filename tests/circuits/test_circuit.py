@@ -1,5 +1,6 @@
 """Circuit: validation rules, canonical identity, JSON round trip, topological order."""
 
+import hashlib
 import json
 import re
 
@@ -110,6 +111,22 @@ def test_key_is_invariant_under_every_node_permutation_of_generated_circuits():
             assert p.key == c.key
             assert p.topology_key == c.topology_key
             assert p.canonical() == c.canonical()
+
+
+def test_keys_hash_the_sorted_json_of_the_canonical_circuit():
+    """The keys are written out by hand for speed; they must stay the hash of the canonical JSON
+    (stored keys name circuits across stores), e.g. this circuit's since the first store."""
+    assert three_stage().key == "e1f36993ada624dc1c779a5977b1b132"
+    assert three_stage().topology_key == "23e94d7a2e7c4ff9b626eaed17798700"
+
+    def digest(data: object) -> str:
+        return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+
+    for c in sample_circuits(300, seed=3):
+        canon = c.canonical()
+        assert c.key == digest(canon.to_dict())
+        assert c.topology_key == digest({"nodes": [[n.type, n.pos] for n in canon.nodes], "edges": canon.edges})
+        assert canon == Circuit(canon.nodes, canon.edges, canon.grid)  # the renumbered circuit is a valid one
 
 
 def test_key_is_invariant_with_duplicate_side_nodes():
