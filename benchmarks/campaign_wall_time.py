@@ -6,9 +6,11 @@
 Each round runs ``cktloop campaign run FILE`` once with the old code (``PYTHONPATH=OLD``, the same
 Python) and once with this checkout, alternating which goes first, each into a fresh SQLite store,
 with each CLI's own defaults (``--args`` adds options to both). It prints per run the process wall
-time, the campaign's recorded wall time, the CPU seconds of its process tree, the targets met and the
-simulations spent, then for wall time and CPU seconds each pair's ratio (new / old), the median of
-those ratios and the ratio of the medians. Run by hand; the figures are only as quiet as the machine.
+time, the campaign's recorded wall time, the CPU seconds of its process tree, the targets met, the
+simulations spent and the load average before and during the run (a run that fails, e.g. because Ray
+did not start on an overloaded machine, is run again, and says so), then for wall time and CPU
+seconds each pair's ratio (new / old), the median of those ratios and the ratio of the medians.
+Run by hand; the figures are only as quiet as the machine.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ def _tree_cpu(root: int, seen: dict[int, float]) -> None:
         seen[pid] = max(seen.get(pid, 0.0), times[pid])
 
 
+class RunFailed(Exception):
+    """A campaign run ended with a non-zero status (on an overloaded machine Ray can fail to start)."""
+
+
 def run_campaign(code: Path, campaign: Path, db: Path, extra: list[str]) -> dict[str, float]:
     """One campaign run with the code at ``code``: its wall time, the CPU seconds of its whole process
     tree (sampled every 0.2 s, so a machine shared with other work can be judged by it too) and its
@@ -67,10 +73,12 @@ def run_campaign(code: Path, campaign: Path, db: Path, extra: list[str]) -> dict
     process = subprocess.Popen([*command, *extra], cwd=code, env=env, stdout=subprocess.DEVNULL)
     cpu: dict[int, float] = {}
     done = threading.Event()
+    loads: list[float] = []
 
     def sample() -> None:
         while not done.wait(0.2):
             _tree_cpu(process.pid, cpu)
+            loads.append(os.getloadavg()[0])
 
     sampler = threading.Thread(target=sample)
     sampler.start()
@@ -79,7 +87,7 @@ def run_campaign(code: Path, campaign: Path, db: Path, extra: list[str]) -> dict
     done.set()
     sampler.join()
     if status:
-        raise SystemExit(f"the campaign run with {code} failed (exit status {status})")
+        raise RunFailed(f"the campaign run with {code} failed (exit status {status})")
     with sqlite3.connect(db) as conn:
         (campaign_wall,) = conn.execute("SELECT wall_s FROM campaigns").fetchone()
         met, total, sims = conn.execute(
@@ -92,7 +100,19 @@ def run_campaign(code: Path, campaign: Path, db: Path, extra: list[str]) -> dict
         "met": met,
         "targets": total,
         "simulations": sims,
+        "load": statistics.mean(loads) if loads else os.getloadavg()[0],
     }
+
+
+def _run_with_retries(code: Path, campaign: Path, tmp: Path, name: str, extra: list[str], tries: int = 3) -> dict:
+    """``run_campaign`` into a fresh store, run again (said so) when it fails, up to ``tries`` times."""
+    for attempt in range(1, tries + 1):
+        load = os.getloadavg()[0]
+        try:
+            return {**run_campaign(code, campaign, tmp / f"{name}-{attempt}.db", extra), "load_before": load}
+        except RunFailed as exc:
+            print(f"{name}: {exc} at load {load:.1f} (try {attempt} of {tries})", flush=True)
+    raise SystemExit(f"{name}: every try failed")
 
 
 def main() -> None:
@@ -109,13 +129,12 @@ def main() -> None:
         for i in range(args.rounds):
             order = [("old", args.old), ("new", REPO)] if i % 2 == 0 else [("new", REPO), ("old", args.old)]
             for name, code in order:
-                load = os.getloadavg()[0]
-                r = run_campaign(code.resolve(), args.campaign.resolve(), Path(tmp) / f"{name}-{i}.db", extra)
+                r = _run_with_retries(code.resolve(), args.campaign.resolve(), Path(tmp), f"{name}-{i}", extra)
                 results[name].append(r)
                 print(
                     f"round {i + 1} {name}: {r['wall_s']:.1f} s (campaign {r['campaign_s']:.1f} s), "
                     f"{r['cpu_s']:.0f} CPU s, {r['met']}/{r['targets']} met, {r['simulations']} simulations, "
-                    f"load before {load:.1f}",
+                    f"load before {r['load_before']:.1f}, mean load during {r['load']:.1f}",
                     flush=True,
                 )
     for what in ("wall_s", "cpu_s"):
