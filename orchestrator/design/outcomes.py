@@ -1,10 +1,12 @@
 """What a campaign achieved, as issue 19 counts it: targets met, simulations, simulations to the first
 met circuit, and a surrogate's errors on the campaign's verified candidates it never trained on.
 
-Simulations to the first met circuit count per target the distinct circuits measured by ngspice, in the
-order they were proposed (candidate order), up to and including the first one that meets the target
-(``inf`` when none does). Read right after the campaign ran: a circuit a later campaign measures would
-count as measured too.
+Simulations to the first met circuit count, per target, what the search itself simulated, in the order
+it simulated them, up to the end of the batch (at most ``verify_per_round``, 20, circuits) in which the
+first circuit meeting the target came back (``inf`` when none did), from the history the search stored.
+Counting the candidates in the store instead would count circuits measured for another campaign, or for
+the dataset's pool, that this search never simulated. The errors on verified candidates (``fresh_errors``)
+take every measured candidate circuit, whoever measured it: read them right after the campaign.
 """
 
 from __future__ import annotations
@@ -15,22 +17,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from circuits import Circuit
-from circuits.targets import Target
 
 
-def _target(name: str, bounds: dict[str, Any]) -> Target:
-    return Target.from_mapping(name, {f: {k: v for k, v in b.items() if v is not None} for f, b in bounds.items()})
-
-
-def first_met(store: Any, target_id: int, target: Target) -> float:
-    """Distinct measured circuits, in candidate order, up to the first one meeting ``target`` (inf: none)."""
-    seen: set[str] = set()
-    for c in store.candidates(target_id):
-        if c.measured.status is None or c.key in seen:
-            continue
-        seen.add(c.key)
-        if target.met_by(c.measured.to_dict()):
-            return float(len(seen))
+def first_met(summary: dict[str, Any] | None) -> float:
+    """Simulations the search had spent when the batch holding its first met circuit came back (its
+    ``history``: simulations so far and the best met FoM after each batch); inf when none met."""
+    for n, best in (summary or {}).get("history", []):
+        if best is not None:
+            return float(n)
     return math.inf
 
 
@@ -38,7 +32,7 @@ def campaign_outcome(store: Any, campaign: str) -> dict[str, Any]:
     """``targets``, ``met``, ``simulations``, ``median_sims_to_first_met`` (None when fewer than half are
     met), ``mean_sims_to_first_met_of_met`` and the models the targets' searches recorded."""
     rows = store.campaign_targets(campaign)
-    firsts = [first_met(store, r.id, _target(r.name, r.bounds)) for r in rows]
+    firsts = [first_met(r.summary) for r in rows]
     met_firsts = [f for f in firsts if math.isfinite(f)]
     median = statistics.median(firsts) if firsts else math.inf
     models = sorted({str((r.summary or {}).get("surrogate")) for r in rows if r.status == "done"})

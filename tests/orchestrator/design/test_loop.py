@@ -86,20 +86,8 @@ def test_no_figure_is_nan_safe():
     assert math.isnan(gate(metrics({}), SHIPPED, 1.0)["fresh_mae_ratio"])
 
 
-def test_simulations_to_the_first_met_circuit_count_distinct_measured_circuits_in_proposal_order():
-    from types import SimpleNamespace
-
-    from circuits.targets import Target
+def test_simulations_to_the_first_met_circuit_are_read_from_the_search_history():
     from orchestrator.design.outcomes import first_met
-    from storage.records import Measured
 
-    def cand(key: str, gain: float | None) -> SimpleNamespace:
-        measured = Measured() if gain is None else Measured("ok", gain, 1e8, 60.0, 1.0)
-        return SimpleNamespace(key=key, measured=measured)
-
-    target = Target.from_expressions("t", ["gain_db>=50", "gain_db<=52"])
-    found = [cand("a", 40), cand("b", None), cand("a", 40), cand("c", 45), cand("d", 51), cand("e", 51)]
-    store = SimpleNamespace(candidates=lambda target_id: found)
-    assert first_met(store, 1, target) == 3  # a and c, then d; b was never simulated, a counts once
-    store = SimpleNamespace(candidates=lambda target_id: found[:4])
-    assert math.isinf(first_met(store, 1, target))
+    assert first_met({"history": [[20, None], [40, None], [60, 3.5], [80, 4.0]]}) == 60
+    assert math.isinf(first_met({"history": [[20, None], [40, None]]})) and math.isinf(first_met(None))
