@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from typing import Any
 
@@ -36,6 +37,10 @@ def add_commands(commands: Any) -> None:
     serve.set_defaults(run=_serve)
 
 
+class _Stop(Exception):
+    """SIGTERM or SIGINT arrived: the service shuts down."""
+
+
 def _serve(args: argparse.Namespace) -> int:
     from orchestrator.distributed.runtime import ensure_ray
     from orchestrator.serve.config import load_serve_config
@@ -50,13 +55,66 @@ def _serve(args: argparse.Namespace) -> int:
     config.check_exposure(config.read_token())  # before anything starts: one line, exit status 2
     environment_for(config)
     ensure_ray(config.address)
-    deploy(config)
-    print(f"cktloop: serving on http://{config.host}:{config.port}/ (API docs /docs; store {mask(config.db_url())})")
-    print("cktloop: Ctrl-C stops the service", flush=True)
+    joined = config.address is not None
+    serve_was_running = joined and _serve_running()
+    signals = _on_stop_signals()  # after ray.init, which puts its own SIGTERM handler in place
     try:
+        deploy(config)
+        store = mask(config.db_url())
+        print(f"cktloop: serving on http://{config.host}:{config.port}/ (API docs /docs; store {store})")
+        print("cktloop: Ctrl-C or SIGTERM stops the service", flush=True)
         while True:
             time.sleep(3600)
+    except _Stop:
+        pass
     finally:
-        from ray import serve
+        for sig in signals:  # a second signal does not cut the shutdown short
+            signal.signal(sig, signal.SIG_IGN)
+        what = _shut_down(joined, serve_was_running)
+    print(f"cktloop: stopped: {what}", flush=True)
+    return 0
 
+
+def _on_stop_signals() -> list[int]:
+    """SIGTERM and SIGINT raise ``_Stop`` in the main thread. A SIGINT ignored when the command started (a
+    background job of a script) stays ignored, as for any command."""
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise _Stop(signal.Signals(signum).name)
+
+    signals = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signals.append(signal.SIGINT)
+    for sig in signals:
+        signal.signal(sig, stop)
+    return signals
+
+
+def _serve_running() -> bool:
+    """Whether Serve already runs on the connected cluster (its controller actor exists)."""
+    import ray
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+    try:
+        ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+    except ValueError:
+        return False
+    return True
+
+
+def _shut_down(joined: bool, serve_was_running: bool) -> str:
+    """Stop what this command started: Serve (only this application where Serve ran before it), then the local
+    Ray instance it started (a cluster joined with --address is left running); what was done, in words."""
+    import ray
+    from ray import serve
+
+    from orchestrator.serve.deployments import APP_NAME
+
+    if serve_was_running:
+        serve.delete(APP_NAME)
+        what = f"application {APP_NAME!r} deleted, Serve left running"
+    else:
         serve.shutdown()
+        what = "Serve shut down"
+    ray.shutdown()  # a Ray this process started: its processes stop; a joined cluster: disconnects only
+    return f"{what}; " + ("the Ray cluster joined left running" if joined else "the local Ray instance stopped")
