@@ -20,7 +20,6 @@ import platform
 import time
 from dataclasses import replace
 from functools import partial
-from typing import Any
 
 from circuits import generate
 from orchestrator.distributed.runtime import ensure_ray
@@ -28,21 +27,13 @@ from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
 from simulator.testing import FixedLatencyBackend
 
 
-class SpreadPool(SimulationPool):
-    """The pool with its workers spread over the nodes (Ray's SPREAD strategy), for ``--spread``: a
-    preview of placement, which the pool itself does not do yet."""
-
-    def _spawn(self) -> Any:
-        return self._actor_cls.options(scheduling_strategy="SPREAD").remote(self._factory)
-
-
-def start_pool(workers: int, latency: float, cpus: float, in_flight: int, spread: bool) -> tuple[SimulationPool, float]:
+def start_pool(workers: int, latency: float, cpus: float, in_flight: int) -> tuple[SimulationPool, float]:
     """A pool of ``workers`` fixed-latency workers, every one of them answered; and its start-up seconds."""
     import ray
 
     config = PoolConfig(num_workers=workers, num_cpus_per_worker=cpus, in_flight_per_worker=in_flight, timeout_s=600.0)
     begun = time.perf_counter()
-    pool = (SpreadPool if spread else SimulationPool)(config, partial(FixedLatencyBackend, latency))
+    pool = SimulationPool(config, partial(FixedLatencyBackend, latency))  # spread over the nodes
     ray.get([actor.info.remote() for actor in pool._actors], timeout=900)
     return pool, time.perf_counter() - begun
 
@@ -92,7 +83,6 @@ def main() -> None:
     parser.add_argument("--cpus", type=float, default=0.01, help="Ray CPUs a worker asks for")
     parser.add_argument("--address", default=None, help="a Ray cluster (HOST:PORT); default: a local Ray")
     parser.add_argument("--in-flight", type=int, default=PoolConfig.in_flight_per_worker, help="calls queued a worker")
-    parser.add_argument("--spread", action="store_true", help="spread the workers over the nodes (SPREAD)")
     parser.add_argument("--distinct", type=int, default=2000, help="distinct circuits, cycled to the run's size")
     args = parser.parse_args()
 
@@ -107,7 +97,7 @@ def main() -> None:
     print("| " + " | ".join(columns.split(", ")) + " |")
     print("|---" * len(columns.split(", ")) + "|")
     for workers in args.workers:
-        pool, startup = start_pool(workers, args.latency, args.cpus, args.in_flight, args.spread)
+        pool, startup = start_pool(workers, args.latency, args.cpus, args.in_flight)
         where = placement(pool)
         for batch in args.batch_size:
             # at least 8 calls a worker: with fewer, the pool's two calls in flight per worker leave some idle

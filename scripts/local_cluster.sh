@@ -151,13 +151,11 @@ cmd_up() {
   mkdir -p "$STATE"
   echo "$workers" >"$STATE/workers"
   local bytes=$((store_mb * 1024 * 1024))
-  start_node 0 "$base" "$cpus" "$bytes"
+  # The GCS must be up before the workers join. On a loaded machine a head can give up during start-up
+  # (its own processes not answering in Ray's fixed time): it is started once more.
+  await_head "$base" "$cpus" "$bytes" || await_head "$base" "$cpus" "$bytes" \
+    || die "the head failed to start (twice); see $STATE/n0/start.log"
   echo "$HOST:$base" >"$STATE/address"
-  for ((i = 0; i < 600; i++)); do  # the GCS must be up before the workers join
-    port_in_use "$base" && break
-    alive "$(cat "$STATE/n0/pid")" || die "the head failed to start; see $STATE/n0/start.log"
-    sleep 0.1
-  done
   # One node at a time, each awaited: on a loaded machine a raylet that cannot register with the GCS
   # within Ray's fixed 30 s gives up, so a node whose `ray start` died is started once more.
   for ((i = 1; i <= workers; i++)); do
@@ -167,6 +165,23 @@ cmd_up() {
   want=$((workers + 1))
   echo "$want nodes up (head + $workers workers)"
   cat "$STATE/address"
+}
+
+await_head() {  # base port, cpus, object store bytes: start the head and wait until its GCS port listens
+  local i
+  [[ -f $STATE/n0/start.log ]] && mv "$STATE/n0/start.log" "$STATE/n0/start.log.1"
+  start_node 0 "$@"
+  for ((i = 0; i < 1200; i++)); do
+    port_in_use "$1" && return 0
+    if ! alive "$(cat "$STATE/n0/pid")"; then
+      echo "local_cluster.sh: the head exited during start-up" >&2
+      stop_node "$(cat "$STATE/n0/pid")" 5  # whatever it started and left behind
+      return 1
+    fi
+    sleep 0.1
+  done
+  stop_node "$(cat "$STATE/n0/pid")" 5
+  return 1
 }
 
 await_node() {  # index, base port, cpus, object store bytes: start worker node i and wait until it is alive

@@ -290,7 +290,8 @@ def _campaign_run(args: argparse.Namespace) -> int:
     print(
         f"campaign {summary['name']!r} (id {summary['id']}): {summary['met']} of {summary['targets']} targets met, "
         f"{summary['done']} done, {summary['failed']} failed, {summary['wall_s']:.1f} s. "
-        f"Report: cktloop campaign report {summary['name']} --out report/"
+        + (f"{summary['rerun']} searches run again after their bandit worker was lost. " if summary["rerun"] else "")
+        + f"Report: cktloop campaign report {summary['name']} --out report/"
     )
     return 0
 

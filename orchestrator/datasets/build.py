@@ -110,14 +110,16 @@ def _simulate_into(store: Store, pool: SimulationPool, pending: list, report: Bu
     circuits = [circuit for _, circuit in pending]
     statuses: Counter[str] = Counter()
     buffer: list = []
+    nodes: dict[str, str] = {}  # circuit key -> the Ray node that simulated it
     last_write = time.monotonic()
 
     def flush() -> None:
         nonlocal buffer, last_write
         if buffer:
-            store.add_simulations(pool.simulator, pool.version, buffer)
+            store.add_simulations(pool.simulator, pool.version, buffer, nodes)
             report.simulated += len(buffer)
             buffer = []
+            nodes.clear()
         last_write = time.monotonic()
 
     with tqdm(total=len(circuits), unit="sim", desc="simulating", disable=not progress, smoothing=0.1) as bar:
@@ -125,6 +127,8 @@ def _simulate_into(store: Store, pool: SimulationPool, pending: list, report: Bu
             for batch in pool.run(circuits):
                 for i, perf in zip(batch.indices, batch.results):
                     buffer.append((keys[i], perf, batch.seconds_per_circuit))
+                    if batch.node is not None:
+                        nodes[keys[i]] = batch.node
                     statuses[perf.status.value] += 1
                 bar.update(len(batch.indices))
                 if len(buffer) >= WRITE_EVERY or time.monotonic() - last_write > WRITE_INTERVAL_S:

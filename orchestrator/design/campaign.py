@@ -1,7 +1,8 @@
 """Design campaigns on Ray: many targets, one bandit worker per target in flight, results in the store.
 
-Layout on Ray: one generator actor and one surrogate actor shared by every worker (nothing is
-loaded twice; each batches the calls that arrive together), ``workers`` bandit workers
+Layout on Ray (where each goes: ``orchestrator.distributed.placement``): one generator actor and one
+surrogate actor shared by the workers (one pair per node offering ``model``; each batches the calls
+that arrive together), ``workers`` bandit workers
 (``orchestrator.distributed.bandit_worker.BanditWorker``), each searching ``searches_per_worker``
 targets at once in threads (their model calls overlap, so the actors batch them, and a search waiting
 on a model or on ngspice costs no CPU) and owning ngspice actor(s), which share the node's CPUs unless
@@ -9,15 +10,19 @@ on a model or on ngspice costs no CPU) and owning ngspice actor(s), which share 
 returns it writes candidates, simulations, the refinement and the verdict to the store. A search that
 raises leaves its target failed with the reason, and the campaign goes on; one with no answer within
 ``target_timeout_s`` too, and its worker is replaced (the worker's other targets are searched again on
-the new one). A re-run retries failed targets. A run given ``should_stop`` checks it every
-``STOP_POLL_S`` and, once it says so, drops the searches in flight (their targets stay pending).
+the new one). A worker lost (its process or its node died) is not replaced: its targets go back in the
+queue for the others (each at most ``WORKER_LOSSES`` times), and the campaign goes on with fewer
+workers. A re-run retries failed targets. A run given ``should_stop`` checks it every ``STOP_POLL_S``
+and, once it says so, drops the searches in flight (their targets stay pending).
 Searches are seeded per target, so a campaign killed at any point and run again skips finished
 targets and re-runs the others to the same rows: no duplicates.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -31,8 +36,10 @@ from orchestrator.design.campaign_file import Campaign
 from orchestrator.design.search import SearchConfig, SearchOutcome
 from orchestrator.distributed.bandit_worker import MODEL_CALL_TIMEOUT_S
 from orchestrator.distributed.model_actors import ActorResources
+from storage import CommitUnknown
 
 STOP_POLL_S = 1.0  # how often a run with ``should_stop`` asks it
+WORKER_LOSSES = 2  # times a target's search may lose its bandit worker before the target fails
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ class Progress:
     simulations: int = 0
     started: float = field(default_factory=time.monotonic)
     recorded: float = field(default_factory=time.monotonic)  # up to when this run's time is in the store
+    rerun: int = 0  # searches run again because their bandit worker was lost
 
 
 def run_campaign(
@@ -127,6 +135,7 @@ def run_campaign(
         driver.run(todo, spawn, workers, on_progress, should_stop)
     summary = asdict(store.campaign(campaign_id))
     summary["wall_s"] = time.monotonic() - progress.started
+    summary["rerun"] = progress.rerun
     return summary
 
 
@@ -136,13 +145,15 @@ def _bounds(target: Target) -> dict[str, dict[str, float | None]]:
 
 def _start(
     settings: CampaignSettings, address: str | None, n_workers: int
-) -> tuple[Callable[[], Any], list[Any], dict[str, str | None]]:
-    """Model actors (shared) on a local Ray or the cluster at ``address``; a function that starts a
-    bandit worker and ``n_workers`` started; the versions of the models and the simulator."""
+) -> tuple[Callable[[], Any], list[Any], dict[str, Any]]:
+    """Model actors (shared; placed by ``orchestrator.distributed.placement``) on a local Ray or the cluster
+    at ``address``; a function that starts a bandit worker and ``n_workers`` started; the versions of the
+    models and the simulator, and the nodes of the model actors."""
     import ray
 
     from orchestrator.distributed.bandit_worker import BanditWorker
     from orchestrator.distributed.model_actors import GeneratorActor, SurrogateActor, start_actor
+    from orchestrator.distributed.placement import bandit_options, model_nodes, sim_nodes
     from orchestrator.distributed.runtime import ensure_ray
 
     ensure_ray(address)
@@ -153,28 +164,42 @@ def _start(
         except ray.exceptions.GetTimeoutError:
             raise CktLoopError(f"{what} did not start within {settings.startup_timeout_s:g} s") from None
 
-    generator = surrogate = None
-    versions: dict[str, str | None] = {"generator": None, "surrogate": None}
+    models: list[tuple[Any, Any]] = [(None, None)]  # (generator, surrogate) pairs, one per `model` node
+    versions: dict[str, Any] = {"generator": None, "surrogate": None}
     classes: dict[str, Any] = {}
     known: list[SpecClass] = []
     if settings.generator:
         if not settings.surrogate:
             raise CktLoopError("a generator campaign needs a surrogate checkpoint too")
-        generator = start_actor(GeneratorActor, settings.generator, settings.model_resources)
-        surrogate = start_actor(SurrogateActor, settings.surrogate, settings.model_resources)
+        resources = settings.model_resources
+        models = [
+            (
+                start_actor(GeneratorActor, settings.generator, resources, node=node),
+                start_actor(SurrogateActor, settings.surrogate, resources, node=node),
+            )
+            for node in model_nodes() or [None]
+        ]
+        generator, surrogate = models[0]
         versions["generator"] = get(generator.version.remote(), "the generator actor")
         versions["surrogate"] = get(surrogate.version.remote(), "the surrogate actor")
         classes = get(generator.spec_classes.remote(), "the generator actor")
         known = get(generator.train_classes.remote(), "the generator actor")
+        where = [actor.node.remote() for pair in models for actor in pair]
+        versions["model_nodes"] = sorted(set(get(where, "the model actors")))
     else:
         from circuits.specs import spec_classes
 
         classes = spec_classes("ocb").to_dict()
     simulators = settings.workers * settings.simulators_per_worker
     cpus = settings.simulator_cpus or min(1.0, ray.cluster_resources().get("CPU", 1.0) / simulators)
-    worker_cls = ray.remote(num_cpus=0, max_concurrency=settings.searches_per_worker)(BanditWorker)
+    pairs = itertools.cycle(models)  # each worker is given the next pair of model actors
+    turns = itertools.count()  # and the next node offering `sim`, as its home
 
     def spawn() -> Any:
+        generator, surrogate = next(pairs)
+        homes = sim_nodes()
+        home = homes[next(turns) % len(homes)] if homes else None
+        worker_cls = ray.remote(**bandit_options(settings.searches_per_worker, home))(BanditWorker)
         return worker_cls.remote(
             generator, surrogate, classes, known, settings.simulators_per_worker, cpus, None, settings.call_timeout_s
         )
@@ -226,17 +251,34 @@ class CampaignDriver:
                     )
                     running[worker.search.remote(target, search)] = (worker, target, time.monotonic())
 
-        def replace_worker(worker: Any, requeue: bool) -> None:
-            """Kill ``worker`` and start another; its other searches are searched again (``requeue``) or failed."""
-            for ref, (w, target, _) in list(running.items()):
-                if w is worker:
-                    del running[ref]
-                    if requeue:
-                        queue.append(target)
-                    else:
-                        self._record(target, None, "its bandit worker was lost")
+        losses: dict[str, int] = {}  # target -> how often a worker was lost under its search
+
+        def drop_worker(worker: Any) -> list[Target]:
+            """Kill ``worker`` and forget it; the targets it was searching."""
+            refs = [ref for ref, (w, _, _) in running.items() if w is worker]
+            mine = [running.pop(ref)[1] for ref in refs]
             ray.kill(worker, no_restart=True)
-            workers[workers.index(worker)] = spawn()
+            workers.remove(worker)
+            return mine
+
+        def replace_worker(worker: Any) -> None:
+            """Kill ``worker`` (a search of it hung) and start another; its other searches are searched again."""
+            queue.extend(drop_worker(worker))
+            workers.append(spawn())
+
+        def lose_worker(worker: Any, target: Target, reason: str) -> None:
+            """``worker`` was lost (its process or its node died): its searches, ``target``'s included, are
+            searched again by the others, each target at most ``WORKER_LOSSES`` times (then it fails with
+            ``reason``); the campaign goes on with fewer workers, or a new one when none is left."""
+            for lost in [target, *drop_worker(worker)]:
+                losses[lost.name] = losses.get(lost.name, 0) + 1
+                if losses[lost.name] <= WORKER_LOSSES:
+                    queue.append(lost)
+                    self.progress.rerun += 1
+                else:
+                    self._record(lost, None, reason)
+            if not workers:
+                workers.append(spawn())
 
         fill()
         while running:
@@ -251,18 +293,20 @@ class CampaignDriver:
             ref = ready[0] if ready else min(running, key=lambda r: running[r][2])
             worker, target, _ = running.pop(ref)
             outcome, reason = None, f"no result within {self.settings.target_timeout_s:g} s"
+            lost = False
             if not ready:
-                replace_worker(worker, requeue=True)  # a hung search holds its thread: the worker goes
+                replace_worker(worker)  # a hung search holds its thread: the worker goes
             else:
                 try:
                     outcome = ray.get(ref, timeout=self.settings.call_timeout_s)  # ready: no wait
                 except ray.exceptions.RayTaskError as exc:
                     reason = _reason(exc.cause)
                 except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as exc:
-                    reason = f"its bandit worker was lost: {_reason(exc)}"
-                    replace_worker(worker, requeue=False)
+                    lost = True
+                    lose_worker(worker, target, f"its bandit worker was lost: {_reason(exc)}")
             fill()
-            self._record(target, outcome, reason)
+            if not lost:
+                self._record(target, outcome, reason)
             if on_progress:
                 on_progress(self.progress)
         for worker in workers:
@@ -282,7 +326,8 @@ class CampaignDriver:
             self.store.fail_target(self.ids[target.name], reason)
             self.progress.failed += 1
         now = time.monotonic()  # the run's time so far goes on record with each target, so a killed run counts too
-        self.store.add_campaign_time(self.campaign_id, now - self.progress.recorded)
+        with contextlib.suppress(CommitUnknown):  # lost while committing: the time counted once at most
+            self.store.add_campaign_time(self.campaign_id, now - self.progress.recorded)
         self.progress.recorded = now
         self.progress.done += 1
 
@@ -327,7 +372,7 @@ def save_outcome(
             ids = store.add_candidates(target_id, [record(p, cand_ids[r["seed"]]) for p in children])
             cand_ids.update(zip((p.circuit.key for p in children), ids))
     simulated = [(p.circuit.key, p.measured, None) for p in proposals if p.measured is not None]
-    store.add_simulations(str(versions["simulator"]), str(versions["simulator_version"]), simulated)
+    store.add_simulations(str(versions["simulator"]), str(versions["simulator_version"]), simulated, outcome.nodes)
     for r in outcome.refinements:
         store.add_refinement(
             target_id,
@@ -347,6 +392,7 @@ def save_outcome(
         "dataset_best_fom": dataset_best_fom(outcome.target, reference) if reference else None,
         "generator": versions.get("generator"),
         "surrogate": versions.get("surrogate"),
+        "model_nodes": versions.get("model_nodes"),  # the Ray nodes of the model actors (None: no models)
     }
     store.finish_target(target_id, outcome.met, winner_id, outcome.n_simulations, summary)
 

@@ -130,6 +130,7 @@ class SearchOutcome:
     history: list[tuple[int, float | None]]  # (simulations so far, best FoM of a met circuit so far)
     refinements: list[dict[str, Any]] = field(default_factory=list)
     arm_pulls: list[int] = field(default_factory=list)
+    nodes: dict[str, str] = field(default_factory=dict)  # circuit key -> where it was simulated, when known
 
     def simulated(self) -> list[Proposal]:
         return [p for p in self.proposals.values() if p.measured is not None]

@@ -115,11 +115,16 @@ class BanditWorker:
         self.known = [tuple(c) for c in known_classes]
         self.call_timeout_s = call_timeout_s
         self.simulator_info = ("test", "0")
+        self.where: dict[str, str] = {}  # circuit key -> the Ray node that simulated it (the pool's record)
         if simulate is None:
+            from orchestrator.distributed.placement import node_id
             from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
 
-            pool = SimulationPool(PoolConfig(num_workers=simulators, num_cpus_per_worker=simulator_cpus))
+            # The simulators go where this worker runs (softly: elsewhere when its node is full).
+            config = PoolConfig(num_workers=simulators, num_cpus_per_worker=simulator_cpus, node=node_id())
+            pool = SimulationPool(config)
             self.simulator_info = (pool.simulator, pool.version)
+            self.where = pool.where
             # One pool call for the batches the searches ask for at once, each still its own deck(s).
             simulate = Coalescer(pool.simulate_groups, isolate=True)
         self.simulate = simulate
@@ -164,4 +169,8 @@ class BanditWorker:
 
         source = "generator" if self.generator is not None else "random"
         search = TargetSearch(target, self.classes, self.known, propose, predict, self.simulate, config, source)
-        return search.run()
+        outcome = search.run()
+        # Where each circuit ran; taken from the record, which so keeps only the searches in flight.
+        keys = [p.circuit.key for p in outcome.simulated()]
+        outcome.nodes = {key: self.where.pop(key) for key in keys if key in self.where}
+        return outcome

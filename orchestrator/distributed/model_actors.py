@@ -170,6 +170,12 @@ class _BatchingActor:
     def version(self) -> str:
         return self.host.version()
 
+    def node(self) -> str | None:
+        """The Ray node this actor runs on."""
+        from orchestrator.distributed.placement import node_id
+
+        return node_id()
+
     def model_calls(self) -> int:
         """How many batches the model has run (each one model call)."""
         return self.batcher.batches
@@ -229,9 +235,14 @@ def start_actor(
     checkpoint: str | Path,
     resources: ActorResources = ActorResources(),
     batch_window_s: float = BATCH_WINDOW_S,
+    node: str | None = None,
 ) -> Any:
-    """Start a Ray actor ``actor`` (``GeneratorActor`` or ``SurrogateActor``) serving ``checkpoint``."""
+    """Start a Ray actor ``actor`` (``GeneratorActor`` or ``SurrogateActor``) serving ``checkpoint``, on
+    ``node`` (one offering ``model``: see ``placement``) or where Ray puts it."""
     import ray
 
-    actor_cls = ray.remote(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus)(actor)
+    from orchestrator.distributed.placement import model_options
+
+    options = model_options(node)
+    actor_cls = ray.remote(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, **options)(actor)
     return actor_cls.remote(str(checkpoint), resources.num_gpus, batch_window_s)

@@ -5,6 +5,12 @@ in one call, each still simulated as its own deck(s), so a circuit's result does
 it was sent with (ngspice's last digits depend on the deck). Every batch runs under a timeout; a batch
 whose actor hangs or dies is re-run one circuit per call on a fresh actor, so only the culprit is
 marked TIMEOUT or CRASHED and the rest of the batch goes on.
+
+On a cluster the workers spread over the nodes, or stay on the one node given (``placement``), and every
+batch comes back with the Ray node that ran it. A batch whose worker was lost with its node (Ray says the
+actor is unavailable, or that its node died) is not the circuits' fault: it is sent again whole, to
+another worker, up to ``RELOCATIONS`` times. A lost worker is replaced, and the pool goes on with the
+others until the replacement answers, or for good when the cluster has no room left for it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from circuits import Circuit, CktLoopError, Performance, SimStatus
+from orchestrator.distributed.placement import node_id, node_lost, simulation_options
 from simulator.backend import SimulatorBackend
 
 
@@ -30,6 +37,7 @@ class PoolConfig:
     startup_timeout_s: float = 120.0  # for a replacement worker to start
     num_cpus_per_worker: float = 1.0
     in_flight_per_worker: int = 2
+    node: str | None = None  # a Ray node to keep the workers on (softly); None: spread over the nodes
 
     def __post_init__(self) -> None:
         for name in ("num_workers", "batch_size", "circuits_per_deck", "in_flight_per_worker"):
@@ -40,6 +48,7 @@ class PoolConfig:
 
 
 BackendFactory = Callable[[], SimulatorBackend]
+RELOCATIONS = 3  # times a batch is sent again whole after its worker's node was lost
 
 
 class SimulationWorker:
@@ -47,20 +56,22 @@ class SimulationWorker:
 
     def __init__(self, factory: BackendFactory) -> None:
         self.backend = factory()
+        self.node = node_id()
 
     def info(self) -> tuple[str, str]:
         return self.backend.name, self.backend.version
 
     def simulate(
         self, circuits: Sequence[Circuit], groups: Sequence[int] | None = None
-    ) -> tuple[list[Performance], float]:
-        """Results of ``circuits``; with ``groups`` (sizes, summing to their number), each group
-        simulated on its own, as if it came alone."""
+    ) -> tuple[list[Performance], float, str | None]:
+        """Results of ``circuits``, the seconds they took and the Ray node that ran them (None outside
+        Ray); with ``groups`` (sizes, summing to their number), each group simulated on its own, as if
+        it came alone."""
         start = time.perf_counter()
         results: list[Performance] = []
         for a, b in itertools.pairwise(itertools.accumulate(groups or [len(circuits)], initial=0)):
             results.extend(self.backend.simulate(circuits[a:b]))
-        return results, time.perf_counter() - start
+        return results, time.perf_counter() - start, self.node
 
 
 def ngspice_factory(circuits_per_deck: int = 50) -> BackendFactory:
@@ -74,11 +85,13 @@ def ngspice_factory(circuits_per_deck: int = 50) -> BackendFactory:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """Results for a batch of input indices, with the wall time the worker spent per circuit."""
+    """Results for a batch of input indices, with the wall time the worker spent per circuit and the
+    Ray node that ran them (None when unknown)."""
 
     indices: list[int]
     results: list[Performance]
     seconds_per_circuit: float
+    node: str | None = None
 
 
 def call_batches(n: int, groups: Sequence[int] | None, size: int) -> list[tuple[list[int], list[int] | None]]:
@@ -101,6 +114,19 @@ def call_batches(n: int, groups: Sequence[int] | None, size: int) -> list[tuple[
     return batches
 
 
+@dataclass
+class _Call:
+    """A call in flight: which actor, which input indices (and group sizes), since when, whether it is a
+    circuit being isolated (``alone``), and how often it was sent again after a lost node."""
+
+    actor: Any
+    indices: list[int]
+    groups: list[int] | None
+    start: float
+    alone: bool
+    tries: int = 0
+
+
 class SimulationPool:
     """Runs circuits through ``num_workers`` Ray actors; yields results as batches finish."""
 
@@ -110,36 +136,62 @@ class SimulationPool:
         self._ray = ray
         self.config = config
         self._factory = factory or ngspice_factory(config.circuits_per_deck)
-        self._actor_cls = ray.remote(num_cpus=config.num_cpus_per_worker, max_restarts=0)(SimulationWorker)
+        options = simulation_options(config.num_cpus_per_worker, config.node)
+        self._actor_cls = ray.remote(max_restarts=0, **options)(SimulationWorker)
+        self.where: dict[str, str] = {}  # circuit key -> the node that simulated it (``simulate_all``)
+        self.replaced_workers = 0
+        self.relocated_calls = 0  # calls sent again whole after their worker's node was lost
+        self._starting: dict[Any, Any] = {}  # info() ref -> a replacement worker, until it answers
         self._actors = [self._spawn() for _ in range(config.num_workers)]
         try:
             self.simulator, self.version = ray.get(self._actors[0].info.remote(), timeout=config.startup_timeout_s)
         except ray.exceptions.GetTimeoutError:
             raise CktLoopError(f"no simulation worker started within {config.startup_timeout_s:g} s") from None
-        self.replaced_workers = 0
+
+    @property
+    def size(self) -> int:
+        """Workers taking calls now (replacements still starting not counted)."""
+        return len(self._actors)
 
     def _spawn(self) -> Any:
         return self._actor_cls.remote(self._factory)
 
-    def _replace(self, actor: Any) -> Any:
+    def _replace(self, actor: Any) -> None:
+        """Kill ``actor`` and start another. The new one joins once it answers (``_admit``): starting a
+        process takes seconds on a loaded machine, which must not count against its first call's timeout."""
         self._ray.kill(actor, no_restart=True)
+        self._actors.remove(actor)
         self.replaced_workers += 1
         fresh = self._spawn()
-        # Wait until it runs: on a loaded machine starting a process takes seconds, which must not count
-        # against the timeout of the first call it gets.
-        try:
-            self._ray.get(fresh.info.remote(), timeout=self.config.startup_timeout_s)
-        except self._ray.exceptions.GetTimeoutError:
-            raise CktLoopError(
-                f"a replacement simulation worker did not start within {self.config.startup_timeout_s:g} s"
-            ) from None
-        self._actors[self._actors.index(actor)] = fresh
-        return fresh
+        self._starting[fresh.info.remote()] = fresh
+
+    def _admit(self) -> None:
+        """Replacements that answered join the pool. With no worker left, wait for one; a replacement that
+        failed to start is dropped (the pool stays smaller) unless it was the last hope."""
+        while self._starting:
+            wait_s = 0.0 if self._actors else self.config.startup_timeout_s
+            ready, _ = self._ray.wait(list(self._starting), num_returns=1, timeout=wait_s)
+            if not ready:
+                if self._actors:
+                    return
+                raise CktLoopError(
+                    f"no replacement simulation worker started within {self.config.startup_timeout_s:g} s"
+                )
+            actor = self._starting.pop(ready[0])
+            try:
+                self._ray.get(ready[0], timeout=self.config.timeout_s)
+            except (self._ray.exceptions.RayActorError, self._ray.exceptions.WorkerCrashedError) as exc:
+                self._ray.kill(actor, no_restart=True)
+                if not self._actors and not self._starting:
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    raise CktLoopError(f"a replacement simulation worker failed to start: {first}") from None
+                continue
+            self._actors.append(actor)
 
     def shutdown(self) -> None:
-        for actor in self._actors:
+        for actor in [*self._actors, *self._starting.values()]:
             self._ray.kill(actor, no_restart=True)
-        self._actors = []
+        self._actors, self._starting = [], {}
 
     def simulate_all(self, circuits: Sequence[Circuit], groups: Sequence[int] | None = None) -> list[Performance]:
         """Every circuit's result, in input order (``run`` without the streaming)."""
@@ -147,6 +199,8 @@ class SimulationPool:
         for batch in self.run(circuits, groups):
             for i, perf in zip(batch.indices, batch.results):
                 results[i] = perf
+                if batch.node is not None:
+                    self.where[circuits[i].key] = batch.node
         return results  # type: ignore[return-value]
 
     def simulate_groups(self, groups: Sequence[Sequence[Circuit]]) -> list[list[Performance]]:
@@ -159,72 +213,85 @@ class SimulationPool:
     def run(self, circuits: Sequence[Circuit], groups: Sequence[int] | None = None) -> Iterator[BatchResult]:
         """Simulate every circuit; each input index appears in exactly one yielded batch. ``groups``
         (sizes, in order) are simulated each on its own, whole groups packed into a call."""
-        queue = call_batches(len(circuits), groups, self.config.batch_size)
-        queue.reverse()  # pop() from the end keeps input order
-        isolate: list[int] = []  # indices to re-run alone after a failed batch
-        running: dict[Any, tuple[Any, list[int], float, bool]] = {}  # ref -> (actor, indices, start, alone)
+        batches = call_batches(len(circuits), groups, self.config.batch_size)
+        queue = [(indices, sizes, 0) for indices, sizes in reversed(batches)]  # pop() from the end keeps input order
+        isolate: list[tuple[int, int]] = []  # (index, tries): circuits to re-run alone after a failed batch
+        running: dict[Any, _Call] = {}
         while queue or isolate or running:
+            self._admit()
             self._dispatch(circuits, queue, isolate, running)
             ready, _ = self._ray.wait(list(running), num_returns=1, timeout=0.5)
             for ref in ready:
-                actor, indices, _, alone = running.pop(ref)
+                call = running.pop(ref)
                 try:
-                    results, seconds = self._ray.get(ref, timeout=self.config.timeout_s)  # ready: no wait
+                    results, seconds, node = self._ray.get(ref, timeout=self.config.timeout_s)  # ready: no wait
                 except (self._ray.exceptions.RayActorError, self._ray.exceptions.WorkerCrashedError) as exc:
-                    yield from self._lost(actor, indices, alone, running, isolate, SimStatus.CRASHED, str(exc))
+                    lost = SimStatus.CRASHED, str(exc), node_lost(exc)
+                    yield from self._lost(call, running, queue, isolate, *lost)
                     continue
-                yield BatchResult(indices, results, seconds / max(len(indices), 1))
+                yield BatchResult(call.indices, results, seconds / max(len(call.indices), 1), node)
             now = time.monotonic()
-            for ref, (actor, indices, start, alone) in list(running.items()):
-                if ref in running and now - start > self.config.timeout_s:
+            for ref, call in list(running.items()):
+                if ref in running and now - call.start > self.config.timeout_s:
                     running.pop(ref)
                     message = f"no result within {self.config.timeout_s:g} s"
-                    yield from self._lost(actor, indices, alone, running, isolate, SimStatus.TIMEOUT, message)
+                    yield from self._lost(call, running, queue, isolate, SimStatus.TIMEOUT, message, False)
 
     def _dispatch(
         self,
         circuits: Sequence[Circuit],
-        queue: list[tuple[list[int], list[int] | None]],
-        isolate: list[int],
-        running: dict[Any, tuple[Any, list[int], float, bool]],
+        queue: list[tuple[list[int], list[int] | None, int]],
+        isolate: list[tuple[int, int]],
+        running: dict[Any, _Call],
     ) -> None:
         """Keep every actor busy. A circuit being isolated runs alone on an otherwise idle actor,
         so a hang or crash is pinned on the right circuit."""
         calls: dict[Any, list[bool]] = {actor: [] for actor in self._actors}
-        for actor, _, _, alone in running.values():
-            calls[actor].append(alone)
+        for call in running.values():
+            calls[call.actor].append(call.alone)
         for actor, flags in calls.items():
             while isolate or queue:
                 if isolate and not flags:
-                    alone, (indices, groups) = True, ([isolate.pop()], None)
+                    index, tries = isolate.pop()
+                    call = _Call(actor, [index], None, time.monotonic(), True, tries)
                 elif queue and not any(flags) and len(flags) < self.config.in_flight_per_worker:
-                    alone, (indices, groups) = False, queue.pop()
+                    indices, sizes, tries = queue.pop()
+                    call = _Call(actor, indices, sizes, time.monotonic(), False, tries)
                 else:
                     break
-                ref = actor.simulate.remote([circuits[i] for i in indices], groups)
-                running[ref] = (actor, indices, time.monotonic(), alone)
-                flags.append(alone)
+                running[actor.simulate.remote([circuits[i] for i in call.indices], call.groups)] = call
+                flags.append(call.alone)
 
     def _lost(
         self,
-        actor: Any,
-        indices: list[int],
-        alone: bool,
-        running: dict[Any, tuple[Any, list[int], float, bool]],
-        isolate: list[int],
+        call: _Call,
+        running: dict[Any, _Call],
+        queue: list[tuple[list[int], list[int] | None, int]],
+        isolate: list[tuple[int, int]],
         status: SimStatus,
         message: str,
+        node_gone: bool,
     ) -> Iterator[BatchResult]:
-        """A call hung or its actor died: replace the actor, re-queue everything it held."""
-        if actor in self._actors:
-            self._replace(actor)
-        casualties = [(indices, alone)]
-        for ref, (other, other_indices, _, other_alone) in list(running.items()):
-            if other is actor:  # other calls on the same actor die with it
+        """A call hung or its actor died: replace the actor, and send again what it held: whole, when its
+        node was lost (``node_gone``: the circuits did nothing wrong), else circuit by circuit (isolated),
+        so that the culprit alone is marked ``status``."""
+        if call.actor in self._actors:
+            self._replace(call.actor)
+        casualties = [call]
+        for ref, other in list(running.items()):
+            if other.actor is call.actor:  # other calls on the same actor die with it
                 running.pop(ref)
-                casualties.append((other_indices, other_alone))
-        for lost, was_alone in casualties:
-            if was_alone and lost is indices:
-                yield BatchResult(lost, [Performance.failed(status, message.splitlines()[0][:500])], 0.0)
+                casualties.append(other)
+        for lost in casualties:
+            if node_gone and lost.tries < RELOCATIONS:
+                self.relocated_calls += 1
+                if lost.alone:
+                    isolate.append((lost.indices[0], lost.tries + 1))
+                else:
+                    queue.append((lost.indices, lost.groups, lost.tries + 1))  # the next call sent
+            elif lost.alone and lost is call:
+                yield BatchResult(
+                    lost.indices, [Performance.failed(status, (message.splitlines() or [status.value])[0][:500])], 0.0
+                )
             else:
-                isolate.extend(lost)
+                isolate.extend((i, 0) for i in lost.indices)

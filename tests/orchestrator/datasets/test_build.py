@@ -1,6 +1,7 @@
 """Dataset builds: every circuit ends with a stored status, and a killed build resumes cleanly."""
 
 import pytest
+from sqlalchemy import text
 
 from orchestrator.datasets.build import best_and_worst, build_dataset, split_of
 from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool, ngspice_factory
@@ -54,6 +55,9 @@ def test_build_stores_every_circuit_with_a_status(ray_session, tmp_path):
     for r in rows:
         by_topology.setdefault(r.topology, set()).add(r.split)
     assert all(len(s) == 1 for s in by_topology.values())
+    with store.engine.connect() as conn:  # each result names the Ray node that simulated it: here the one
+        nodes = conn.execute(text("SELECT DISTINCT node FROM simulations")).scalars().all()
+    assert nodes == [ray_session.get_runtime_context().get_node_id()]
 
 
 def test_killed_build_resumes_without_duplicates_or_differences(ray_session, tmp_path):

@@ -99,7 +99,7 @@ class Recording:
 def test_a_worker_simulates_each_group_on_its_own():
     circuits = [s.circuit for s in generate(9, 23)]
     worker = SimulationWorker(Recording)
-    results, _ = worker.simulate(circuits, [4, 0, 5])
+    results, _, _ = worker.simulate(circuits, [4, 0, 5])
     assert worker.backend.calls == [4, 0, 5]
     assert results == MnaBackend().simulate(circuits)
     worker.simulate(circuits)
