@@ -56,7 +56,7 @@ class Surrogate:
     def version(self) -> str:
         return self._version
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict(self, circuits: Sequence[Circuit], batch_size: int = 256) -> list[dict[str, Any]]:
         """One dict per circuit: ``spec_class`` (tuple, one index per axis), ``class_prob`` (product over axes
         of the class heads' probability of that class), ``fom``, ``gain_db``, ``ugbw_hz``, the preset's PM
