@@ -9,9 +9,10 @@ One request is issue 17's: 10 circuits for a target (``--target``), each with th
 a fresh seed per request. On a shared machine the load changes from minute to minute, so the two sides
 are measured in alternation, ``--rounds`` times, each round:
 
-1. in-process, the plain classes the service wraps (``Generator``, ``Surrogate``, through the service's own
-   ``generate_with`` / ``prediction_rows``): one request at a time (latency), and ``generate_many`` batches of
-   1-32 requests with one surrogate call per batch (the best circuits/s is the batched reference);
+1. in-process, the plain classes the service wraps (``Generator``, ``Surrogate``, through the function the
+   service's generator replica runs, ``generate_answers``: draw, rank, answer JSON): one request at a time
+   (latency), and batches of 1-32 requests, one generator and one surrogate call per batch (the best circuits/s
+   is the batched reference);
 2. the live service at 1, 5 and 20 concurrent clients: p50/p99 latency and circuits/s;
 3. ``POST /v1/echo`` with the same body at the same concurrencies: what HTTP and Serve cost by themselves.
 
@@ -94,12 +95,11 @@ class InProcess:
         ]
 
     def serve(self, batch: list[Any]) -> int:
-        """``batch`` as one generator call and one surrogate call; the circuits asked for."""
-        from orchestrator.serve.services import generate_with, prediction_rows
+        """``batch`` as one generator call and one surrogate call, each request's answer JSON made: what the
+        service's generator replica runs for a batch (``generate_answers``); the circuits asked for."""
+        from orchestrator.serve.services import generate_answers
 
-        answers = generate_with(self.generator, batch)
-        circuits = [c for a in answers if not isinstance(a, Exception) for _, c in a[1] if not isinstance(c, str)]
-        prediction_rows(self.surrogate, circuits)
+        generate_answers(self.generator, self.surrogate, batch)
         return len(batch) * self.args.n
 
     def one_at_a_time(self, requests: int) -> tuple[list[float], float]:

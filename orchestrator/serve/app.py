@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from circuits import CktLoopError
@@ -102,9 +102,10 @@ def create_app(services: Services, token: str | None = None) -> FastAPI:
     install_error_handlers(app)
 
     @app.post("/v1/generate", response_model=GenerateAnswer, tags=["models"])
-    async def generate(req: GenerateRequest, request: Request) -> GenerateAnswer:
+    async def generate(req: GenerateRequest, request: Request) -> Response:
         """Circuits for a target (bounds per spec) or a spec class, each with the surrogate's prediction."""
-        return await services_of(request).generate(req)
+        # the answer comes as JSON from where the models run: sent as it is, not decoded and validated again
+        return Response(await services_of(request).generate(req), media_type="application/json")
 
     @app.post("/v1/predict", response_model=PredictAnswer, tags=["models"])
     async def predict(req: CircuitsRequest, request: Request) -> PredictAnswer:

@@ -46,7 +46,7 @@ class ModelDeployment(ConfigModel):
     num_gpus: float = Field(0.0, ge=0)
     torch_threads: PositiveInt = 1
     max_batch_size: PositiveInt = 16  # requests merged into one model call
-    batch_wait_timeout_s: float = Field(0.002, ge=0)  # the wait for more once the model is free
+    batch_wait_timeout_s: float = Field(0.0, ge=0)  # once the model is free (0: take what queued)
     max_ongoing_requests: PositiveInt = 32  # raised to max_batch_size when lower, so batches can fill
 
     @model_validator(mode="after")

@@ -41,7 +41,7 @@ from orchestrator.serve.services import (
     GenerateCall,
     Services,
     Unavailable,
-    generate_with,
+    generate_answers,
     model_info,
     prediction_rows,
 )
@@ -110,7 +110,7 @@ class _ModelReplica(_Batching):
             self.model, self.checkpoint = model, checkpoint  # one step: a batch sees the old or the new model
         batched = self._batched  # type: ignore[attr-defined]
         batched.set_max_batch_size(int(user_config.get("max_batch_size", 16)))
-        batched.set_batch_wait_timeout_s(float(user_config.get("batch_wait_timeout_s", 0.002)))
+        batched.set_batch_wait_timeout_s(float(user_config.get("batch_wait_timeout_s", 0.0)))
 
     def check_health(self) -> None:
         if self.model is None:
@@ -124,8 +124,27 @@ class _ModelReplica(_Batching):
         return {"replica": serve.get_replica_context().replica_id.unique_id, "batch_sizes": list(self.batch_sizes)}
 
 
+def _load_surrogate(checkpoint: str, device: Any) -> Any:
+    from surrogate.predict import Surrogate
+
+    return Surrogate.load(checkpoint, device=device)
+
+
+def _surrogate_checkpoint() -> str:
+    from surrogate.paths import DESIGN_CHECKPOINT
+
+    return str(DESIGN_CHECKPOINT)
+
+
 @serve.deployment(logging_config=QUIET, health_check_period_s=10)
 class GeneratorModel(_ModelReplica):
+    """The generator, with the surrogate that ranks its circuits beside it (``user_config["surrogate"]``, the
+    surrogate deployment's checkpoint): a /v1/generate request is one call to one replica, drawn and ranked
+    in one batch, answered as JSON."""
+
+    ranker: Any = None
+    ranker_checkpoint: str | None = None
+
     def _load(self, checkpoint: str) -> Any:
         from generator.predict import Generator
 
@@ -136,30 +155,39 @@ class GeneratorModel(_ModelReplica):
 
         return str(DESIGN_CHECKPOINT)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
-    async def _batched(self, calls: list[GenerateCall]) -> list[Any]:
-        model = self.model  # the whole batch on one model, whatever reconfigure does meanwhile
-        answers = await self._call(len(calls), generate_with, model, calls)
-        return [str(a) if isinstance(a, Exception) else (model.version, *a) for a in answers]
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """The ranker first, then the generator; each swapped in one step (a batch reads both at once)."""
+        checkpoint = str(user_config.get("surrogate") or _surrogate_checkpoint())
+        if checkpoint != self.ranker_checkpoint or self.ranker is None:
+            ranker = await asyncio.to_thread(_load_surrogate, checkpoint, self._device())
+            self.ranker, self.ranker_checkpoint = ranker, checkpoint
+        await super().reconfigure(user_config)
 
-    async def generate(self, call: GenerateCall) -> Any:
-        """(version, classes, [(class, Circuit or reason)]), or the one-line reason the call is refused."""
+    def check_health(self) -> None:
+        super().check_health()
+        if self.ranker is None:
+            raise RuntimeError("no surrogate loaded to rank with")
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
+    async def _batched(self, calls: list[GenerateCall]) -> list[bytes | str]:
+        model, ranker = self.model, self.ranker  # the whole batch on one pair, whatever reconfigure does meanwhile
+        answers = await self._call(len(calls), generate_answers, model, ranker, calls)
+        return [str(a) if isinstance(a, Exception) else a for a in answers]
+
+    async def generate(self, call: GenerateCall) -> bytes | str:
+        """The call's ``GenerateAnswer`` JSON, or the one-line reason it is refused."""
         return await self._submit(call)
 
 
 @serve.deployment(logging_config=QUIET, health_check_period_s=10)
 class SurrogateModel(_ModelReplica):
     def _load(self, checkpoint: str) -> Any:
-        from surrogate.predict import Surrogate
-
-        return Surrogate.load(checkpoint, device=self._device())
+        return _load_surrogate(checkpoint, self._device())
 
     def _default_checkpoint(self) -> str:
-        from surrogate.paths import DESIGN_CHECKPOINT
+        return _surrogate_checkpoint()
 
-        return str(DESIGN_CHECKPOINT)
-
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def _batched(self, calls: list[list[Circuit]]) -> list[tuple[str, list[dict[str, Any]]]]:
         model = self.model
         rows = await self._call(len(calls), prediction_rows, model, [c for circuits in calls for c in circuits])
@@ -228,7 +256,7 @@ class HandleModels:
             lines = str(cause).strip().splitlines() or [type(cause).__name__]
             raise Unavailable(f"{part}: {mask(lines[0])[:300]}") from None
 
-    async def generate(self, call: GenerateCall) -> Any:
+    async def generate(self, call: GenerateCall) -> bytes:
         answer = await self._ask("generator", self.generator.generate, call)
         if isinstance(answer, str):
             raise BadRequest(answer)
@@ -276,17 +304,21 @@ class Ingress:
         return create_app(self.services, self.token)
 
 
-def model_user_config(model: ModelDeployment) -> dict[str, Any]:
-    """The part of a model's settings that changes in place: checkpoint and batching."""
-    return {
+def model_user_config(model: ModelDeployment, ranker: ModelDeployment | None = None) -> dict[str, Any]:
+    """The part of a model's settings that changes in place: checkpoint and batching; for the generator
+    (``ranker``: the surrogate's settings), the checkpoint of the surrogate that ranks its circuits."""
+    config = {
         "checkpoint": model.checkpoint,
         "max_batch_size": model.max_batch_size,
         "batch_wait_timeout_s": model.batch_wait_timeout_s,
     }
+    if ranker is not None:
+        config["surrogate"] = ranker.checkpoint
+    return config
 
 
-def _model(deployment: Any, model: ModelDeployment) -> Any:
-    return deployment.options(user_config=model_user_config(model), **model.deployment_options()).bind(
+def _model(deployment: Any, model: ModelDeployment, ranker: ModelDeployment | None = None) -> Any:
+    return deployment.options(user_config=model_user_config(model, ranker), **model.deployment_options()).bind(
         model.torch_threads, model.num_gpus
     )
 
@@ -305,7 +337,7 @@ def build_app(args: dict[str, Any]) -> Any:
 
         runner = JobRunner.bind(config.model_dump())
     return Ingress.options(ray_actor_options={"num_cpus": 0}).bind(
-        _model(GeneratorModel, config.generator),
+        _model(GeneratorModel, config.generator, config.surrogate),
         _model(SurrogateModel, config.surrogate),
         simulator,
         config.model_dump(),
@@ -332,7 +364,7 @@ def app_config(config: ServeConfig) -> dict[str, Any]:
                 "import_path": "orchestrator.serve.deployments:build_app",
                 "args": args,
                 "deployments": [
-                    {"name": "GeneratorModel", "user_config": model_user_config(config.generator)},
+                    {"name": "GeneratorModel", "user_config": model_user_config(config.generator, config.surrogate)},
                     {"name": "SurrogateModel", "user_config": model_user_config(config.surrogate)},
                 ],
             }
@@ -369,7 +401,16 @@ def _updating(app: Any) -> bool:
     return any(not str(d.status).endswith("HEALTHY") for d in app.deployments.values())
 
 
+# Serve's latency settings (part of Ray's RAY_SERVE_THROUGHPUT_OPTIMIZED set): a replica runs its handler on its
+# main event loop, and a handle routes on the caller's loop, instead of a thread and a loop of their own each; a
+# request then crosses no thread inside the proxy and the replicas (docs/serve.md: latency and throughput).
+SERVE_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0"}
+
+
 def environment_for(config: ServeConfig) -> None:
-    """Put the store's URL where the replicas read it when it is not in the Serve config (call before Ray starts)."""
+    """Put the store's URL where the replicas read it when it is not in the Serve config, and Serve's latency
+    settings unless set already (call before Ray starts: a local Ray's processes inherit this environment)."""
     if config.db:
         os.environ["CKTLOOP_DB"] = config.db
+    for name, value in SERVE_ENV.items():
+        os.environ.setdefault(name, value)

@@ -123,6 +123,32 @@ def prediction_rows(surrogate: Any, circuits: Sequence[Circuit]) -> list[dict[st
     return [{k: v for k, v in row.items() if k != "embedding"} for row in rows]
 
 
+def generate_answers(generator: Any, surrogate: Any, calls: Sequence[GenerateCall]) -> list[bytes | Exception]:
+    """Several /v1/generate calls answered in one go: one ``generate_with`` batch, one surrogate call for all their
+    valid circuits, each answer the ``GenerateAnswer`` JSON that call alone would get (or its ``BadRequest``).
+    Answered as JSON bytes where the models run, so the answer crosses a process boundary as one string and the
+    HTTP side sends it as it is (no circuit decoded, validated and encoded again on the way)."""
+    drawn = generate_with(generator, calls)
+    valid = [[] if isinstance(a, Exception) else [(s, c) for s, c in a[1] if isinstance(c, Circuit)] for a in drawn]
+    rows = iter(prediction_rows(surrogate, [c for v in valid for _, c in v]))
+    answers: list[bytes | Exception] = []
+    for a, v in zip(drawn, valid):
+        if isinstance(a, Exception):
+            answers.append(a)
+            continue
+        answer = GenerateAnswer(
+            model_version=generator.version,
+            surrogate_version=surrogate.version,
+            circuits=[
+                GeneratedCircuit(circuit=c, spec_class=list(cls), predicted=Predicted.from_row(next(rows)))
+                for cls, c in v
+            ],
+            invalid=len(a[1]) - len(v),
+        )
+        answers.append(answer.model_dump_json().encode())
+    return answers
+
+
 def model_info(model: Any, checkpoint: Any) -> dict[str, Any]:
     """Version, checkpoint and spec classes of a loaded ``Generator`` or ``Surrogate``."""
     classes = getattr(model, "spec_classes", None) or model.classes
@@ -137,7 +163,7 @@ def model_info(model: Any, checkpoint: Any) -> dict[str, Any]:
 class Models(Protocol):
     """The calls ``Services`` needs; each answer names the model version that produced it."""
 
-    async def generate(self, call: GenerateCall) -> tuple[str, list[SpecClass], list[tuple[SpecClass, Any]]]: ...
+    async def generate(self, call: GenerateCall) -> bytes: ...  # the GenerateAnswer JSON (``generate_answers``)
     async def predict(self, circuits: Sequence[Circuit]) -> tuple[str, list[dict[str, Any]]]: ...
     async def simulate(self, circuits: Sequence[Circuit]) -> tuple[str, list[Performance]]: ...
     async def info(self) -> dict[str, dict[str, Any]]: ...
@@ -155,12 +181,16 @@ class LocalModels:
         with self._locks[name]:
             return fn(*args)
 
-    async def generate(self, call: GenerateCall) -> tuple[str, list[SpecClass], list[tuple[SpecClass, Any]]]:
-        generator = self.generator  # one model for the whole call, even if swapped meanwhile
-        (answer,) = await asyncio.to_thread(self._locked, "generator", generate_with, generator, [call])
+    async def generate(self, call: GenerateCall) -> bytes:
+        generator, surrogate = self.generator, self.surrogate  # one pair for the whole call, even if swapped meanwhile
+        (answer,) = await asyncio.to_thread(self._generate, generator, surrogate, call)
         if isinstance(answer, Exception):
             raise answer
-        return generator.version, *answer
+        return answer
+
+    def _generate(self, generator: Any, surrogate: Any, call: GenerateCall) -> list[bytes | Exception]:
+        with self._locks["generator"], self._locks["surrogate"]:
+            return generate_answers(generator, surrogate, [call])
 
     async def predict(self, circuits: Sequence[Circuit]) -> tuple[str, list[dict[str, Any]]]:
         surrogate = self.surrogate
@@ -189,20 +219,10 @@ class Services:
         if count > cap:
             raise BadRequest(f"{field}: {count} is over the service's cap of {cap} (caps.{cap_name})")
 
-    async def generate(self, req: GenerateRequest) -> GenerateAnswer:
+    async def generate(self, req: GenerateRequest) -> bytes:
+        """The ``GenerateAnswer`` JSON: circuits drawn and ranked where the models are, in one call."""
         self._check_count("n", req.n, self.config.caps.max_n, "max_n")
-        version, _classes, drawn = await self.models.generate(GenerateCall.of(req))
-        valid = [(cls, c) for cls, c in drawn if isinstance(c, Circuit)]
-        surrogate_version, rows = await self.models.predict([c for _, c in valid])
-        return GenerateAnswer(
-            model_version=version,
-            surrogate_version=surrogate_version,
-            circuits=[
-                GeneratedCircuit(circuit=c, spec_class=list(cls), predicted=Predicted.from_row(row))
-                for (cls, c), row in zip(valid, rows)
-            ],
-            invalid=len(drawn) - len(valid),
-        )
+        return await self.models.generate(GenerateCall.of(req))
 
     async def predict(self, circuits: Sequence[Circuit]) -> PredictAnswer:
         self._check_count("circuits", len(circuits), self.config.caps.max_circuits, "max_circuits")

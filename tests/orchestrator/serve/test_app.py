@@ -16,7 +16,15 @@ from circuits import Circuit
 from circuits.targets import Target, class_fits
 from orchestrator.serve.app import create_app
 from orchestrator.serve.config import Caps, ServeConfig
-from orchestrator.serve.services import GenerateCall, LocalModels, Services, Unavailable, generate_with
+from orchestrator.serve.services import (
+    BadRequest,
+    GenerateCall,
+    LocalModels,
+    Services,
+    Unavailable,
+    generate_answers,
+    generate_with,
+)
 
 TARGET = {"gain_db": {"min": 60}, "ugbw_hz": {"min": 1e9}, "pm_deg": {"min": 45, "max": 90}}
 
@@ -71,6 +79,29 @@ def test_batched_calls_answer_what_each_alone_answers(models: LocalModels) -> No
     alone = [generate_with(models.generator, [call])[0] for call in calls]
     assert isinstance(together[2], Exception) and isinstance(alone[2], Exception)
     assert [a for a in together if not isinstance(a, Exception)] == [a for a in alone if not isinstance(a, Exception)]
+
+
+def test_answers_made_in_one_batch_equal_each_made_alone(models: LocalModels) -> None:
+    """What the generator replica does for a batch (draw, rank all its circuits in one surrogate call, answer
+    JSON per request): each answer is the one its request alone gets, a refused request refused alone."""
+    import json
+
+    calls = [
+        GenerateCall(None, (6, 7, 4), 5, 1, "bank"),
+        GenerateCall(None, (99, 0, 0), 3, 3, "bank"),
+        GenerateCall((("gain_db", 60.0, None), ("pm_deg", 45.0, 90.0)), None, 7, 2, "spec"),
+    ]
+    together = generate_answers(models.generator, models.surrogate, calls)
+    alone = [generate_answers(models.generator, models.surrogate, [call])[0] for call in calls]
+    assert isinstance(together[1], BadRequest) and str(together[1]) == str(alone[1])
+    for batched, single in ((together[k], alone[k]) for k in (0, 2)):
+        assert isinstance(batched, bytes) and isinstance(single, bytes)
+        a, b = json.loads(batched), json.loads(single)
+        assert a["model_version"] == models.generator.version and a["surrogate_version"] == models.surrogate.version
+        assert [c["circuit"] for c in a["circuits"]] == [c["circuit"] for c in b["circuits"]] and a["circuits"]
+        for x, y in zip(a["circuits"], b["circuits"]):
+            assert x["predicted"]["spec_class"] == y["predicted"]["spec_class"]
+            assert x["predicted"]["gain_db"] == pytest.approx(y["predicted"]["gain_db"], rel=1e-5)
 
 
 def test_predict_and_simulate_match_the_plain_classes(client: TestClient, models: LocalModels) -> None:
