@@ -131,9 +131,9 @@ def _search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--searches-per-worker",
         type=positive_int,
-        default=8,
+        default=16,
         metavar="N",
-        help="targets each bandit worker searches at once, in threads; their model calls are batched (default 8)",
+        help="targets each bandit worker searches at once, in threads; their model calls are batched (default 16)",
     )
     p.add_argument(
         "--simulator-cpus",

@@ -50,7 +50,7 @@ class CampaignSettings:
     surrogate: str | None
     search: SearchConfig = field(default_factory=SearchConfig)
     workers: int = 2  # bandit worker processes
-    searches_per_worker: int = 8  # targets each worker searches at once
+    searches_per_worker: int = 16  # targets each worker searches at once (16: model batches of about 6 calls)
     simulators_per_worker: int = 1
     simulator_cpus: float | None = None  # per ngspice actor; None: the node's CPUs shared by all of them
     model_resources: ActorResources = field(default_factory=lambda: ActorResources(num_cpus=0.0))
@@ -179,13 +179,6 @@ def _start(
             )
             for node in model_nodes() or [None]
         ]
-        generator, surrogate = models[0]
-        versions["generator"] = get(generator.version.remote(), "the generator actor")
-        versions["surrogate"] = get(surrogate.version.remote(), "the surrogate actor")
-        classes = get(generator.spec_classes.remote(), "the generator actor")
-        known = get(generator.train_classes.remote(), "the generator actor")
-        where = [actor.node.remote() for pair in models for actor in pair]
-        versions["model_nodes"] = sorted(set(get(where, "the model actors")))
     else:
         from circuits.specs import spec_classes
 
@@ -200,11 +193,20 @@ def _start(
         homes = sim_nodes()
         home = homes[next(turns) % len(homes)] if homes else None
         worker_cls = ray.remote(**bandit_options(settings.searches_per_worker, home))(BanditWorker)
+        # With a generator, the worker asks it for the classes once its simulators are up (None, None), so
+        # workers and their ngspice actors start while the models load instead of after.
+        given = (None, None) if settings.generator else (classes, known)
         return worker_cls.remote(
-            generator, surrogate, classes, known, settings.simulators_per_worker, cpus, None, settings.call_timeout_s
+            generator, surrogate, *given, settings.simulators_per_worker, cpus, None, settings.call_timeout_s
         )
 
     workers = [spawn() for _ in range(n_workers)]
+    if settings.generator:
+        generator, surrogate = models[0]
+        versions["generator"] = get(generator.version.remote(), "the generator actor")
+        versions["surrogate"] = get(surrogate.version.remote(), "the surrogate actor")
+        where = [actor.node.remote() for pair in models for actor in pair]
+        versions["model_nodes"] = sorted(set(get(where, "the model actors")))
     versions["simulator"], versions["simulator_version"] = get(workers[0].simulator.remote(), "a bandit worker")
     return spawn, workers, versions
 

@@ -101,8 +101,8 @@ class BanditWorker:
         self,
         generator: Any | None,
         surrogate: Any | None,
-        classes: dict[str, Any],
-        known_classes: Sequence[SpecClass],
+        classes: dict[str, Any] | None,
+        known_classes: Sequence[SpecClass] | None,
         simulators: int = 1,
         simulator_cpus: float = 1.0,
         simulate: Callable[[Sequence[Circuit]], list[Performance]] | None = None,
@@ -111,8 +111,6 @@ class BanditWorker:
         if call_timeout_s <= 0:
             raise CktLoopError(f"a model call timeout must be > 0 s, got {call_timeout_s}")
         self.generator, self.surrogate = generator, surrogate
-        self.classes = SpecClasses.from_dict(classes)
-        self.known = [tuple(c) for c in known_classes]
         self.call_timeout_s = call_timeout_s
         self.simulator_info = ("test", "0")
         self.where: dict[str, str] = {}  # circuit key -> the Ray node that simulated it (the pool's record)
@@ -130,6 +128,27 @@ class BanditWorker:
         self.simulate = simulate
         self._generate = self._model(generator, "generate", "generate_calls")
         self._predict = self._model(surrogate, "predict", "predict_calls")
+        if classes is None or known_classes is None:
+            # Asked of the generator once the simulators are up, so they start while it loads its model.
+            classes, known_classes = self._ask("spec_classes"), self._ask("train_classes")
+        self.classes = SpecClasses.from_dict(classes)
+        self.known = [tuple(c) for c in known_classes]
+
+    def _ask(self, method: str) -> Any:
+        """The generator's answer to ``method()`` (a plain host's, or an actor's within the call timeout)."""
+        if self.generator is None:
+            raise CktLoopError(f"a bandit worker without a generator needs its {method} given")
+        call = getattr(self.generator, method)
+        if not hasattr(call, "remote"):
+            return call()
+        import ray
+
+        try:
+            return ray.get(call.remote(), timeout=self.call_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            raise CktLoopError(
+                f"the generator actor's {method} gave no answer within {self.call_timeout_s:g} s"
+            ) from None
 
     def simulator(self) -> tuple[str, str]:
         """(name, version) of the simulator that judges this worker's circuits."""

@@ -1,4 +1,5 @@
-"""The bandit worker's Coalescer: calls its search threads make at once go out as one."""
+"""The bandit worker: its Coalescer (calls its search threads make at once go out as one), and the
+classes it asks its generator for when not given them."""
 
 from __future__ import annotations
 
@@ -91,3 +92,26 @@ def _slot(request: int):
     from orchestrator.distributed.bandit_worker import _Slot
 
     return _Slot(request)
+
+
+def test_a_worker_given_no_classes_asks_its_generator_and_without_one_says_what_is_missing():
+    from circuits import CktLoopError
+    from circuits.specs import spec_classes
+    from orchestrator.distributed.bandit_worker import BanditWorker
+
+    classes = spec_classes("cktloop")
+
+    class Host:  # a plain generator host: what the worker uses before any search
+        def generate(self, *args: object) -> list:
+            return []
+
+        def spec_classes(self) -> dict:
+            return classes.to_dict()
+
+        def train_classes(self) -> list[tuple[int, ...]]:
+            return [(1, 2, 3), (0, 0, 0)]
+
+    worker = BanditWorker(Host(), None, None, None, simulate=lambda circuits: [])
+    assert worker.classes.sizes == classes.sizes and worker.known == [(1, 2, 3), (0, 0, 0)]
+    with pytest.raises(CktLoopError, match="without a generator needs its spec_classes given"):
+        BanditWorker(None, None, None, None, simulate=lambda circuits: [])
