@@ -133,14 +133,15 @@ def test_several_datasets_name_the_option_that_chooses(capsys, tmp_path, command
 @pytest.mark.parametrize(
     ("argv", "names"),
     [
-        ([], ["dataset", "simulate", "netlist", "train", "tune", "evaluate", "ship", "bank", "design", "campaign"]),
+        ([], ["dataset", "simulate", "netlist", "train", "tune", "evaluate", "bank", "design", "campaign", "loop"]),
         (["dataset"], ["build", "export", "stats", "list"]),
         (["dataset", "build"], ["--n", "--preset", "--sizings-per-topology", "--timeout", "--workers", "--db"]),
         (["netlist"], ["file", "standard input"]),
         (["evaluate"], ["--checkpoint", "--rounds", "--bank-noise", "--no-sim", "--data", "--dataset"]),
         (["campaign"], ["run", "export", "report", "draw", "list"]),
         (["campaign", "run"], ["--budget", "--policy", "--generator", "--surrogate", "--random", "--workers"]),
-        (["design"], ["--target", "--budget", "--json"]),
+        (["design"], ["--target", "--budget", "--json", "--verify"]),
+        (["loop"], ["--draw", "--n", "--rounds", "--gate-points", "--earlier-ratio", "--surrogate", "--out", "--json"]),
     ],
 )
 def test_help_names_the_commands_and_options(capsys, argv, names):
