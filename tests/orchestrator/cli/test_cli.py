@@ -133,7 +133,8 @@ def test_several_datasets_name_the_option_that_chooses(capsys, tmp_path, command
 @pytest.mark.parametrize(
     ("argv", "names"),
     [
-        ([], ["dataset", "simulate", "netlist", "train", "tune", "evaluate", "bank", "design", "campaign", "loop"]),
+        ([], ["dataset", "simulate", "netlist", "train", "tune", "evaluate", "ship", "bank", "design", "campaign"]),
+        ([], ["finetune", "loop", "serve"]),
         (["dataset"], ["build", "export", "stats", "list"]),
         (["dataset", "build"], ["--n", "--preset", "--sizings-per-topology", "--timeout", "--workers", "--db"]),
         (["netlist"], ["file", "standard input"]),
