@@ -55,11 +55,12 @@ class ModelDeployment(ConfigModel):
             raise ValueError(f"max_replicas {self.max_replicas} is below replicas {self.replicas}")
         return self
 
-    def deployment_options(self) -> dict[str, Any]:
-        """``Deployment.options`` for this model (replicas or autoscaling, resources, request limit)."""
+    def deployment_options(self, at_least: int = 1) -> dict[str, Any]:
+        """``Deployment.options`` for this model (replicas or autoscaling, resources, request limit: never below
+        ``max_batch_size`` nor ``at_least``)."""
         options: dict[str, Any] = {
             "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
-            "max_ongoing_requests": max(self.max_ongoing_requests, self.max_batch_size),
+            "max_ongoing_requests": max(self.max_ongoing_requests, self.max_batch_size, at_least),
         }
         if self.max_replicas is not None and self.max_replicas > self.replicas:
             options["autoscaling_config"] = {"min_replicas": self.replicas, "max_replicas": self.max_replicas}

@@ -1,14 +1,16 @@
 """The Serve application: model deployments with dynamic batching, the simulator, the FastAPI ingress.
 
-* ``GeneratorModel`` / ``SurrogateModel``: one model per replica, loaded from the checkpoint its
-  ``user_config`` names. ``@serve.batch`` merges concurrent requests into one model call (each
-  request's answer is what it alone would get: ``Generator.generate_many`` decodes every row from its
-  own seeded latents). A new ``user_config`` swaps the model in place (``reconfigure``): the new
-  checkpoint loads in a worker thread while the old model keeps answering, then one assignment
+* ``Ingress``: the HTTP entry (``create_app``) and the generator, with a surrogate beside it to rank its
+  circuits: /v1/generate runs in the ingress replica itself (no handle call: the request's only process hop
+  is Serve's proxy to the ingress), its other calls go to the deployments' handles (``HandleModels``).
+* ``SurrogateModel``: the surrogate of /v1/predict (and of design jobs' winners).
+* Both models load the checkpoints their ``user_config`` names. ``@serve.batch`` merges concurrent requests
+  into one model call (each request's answer is what it alone would get: ``Generator.generate_many`` decodes
+  every row from its own seeded latents). A new ``user_config`` swaps the model in place (``reconfigure``):
+  the new checkpoint loads in a worker thread while the old model keeps answering, then one assignment
   switches; every answer names the version of the model that produced it.
 * ``Simulator``: a ``SimulationPool`` of ngspice workers (one process each); concurrent
   /v1/simulate requests are batched into one pool run.
-* ``Ingress``: ``create_app`` over ``HandleModels`` (the deployments' handles).
 
 ``build_app(args)`` is the application builder (``serve run orchestrator.serve.deployments:build_app``,
 the repository's ``serve_config.yaml``, ``cktloop serve``); ``app_config(config)`` is the Serve config
@@ -49,6 +51,7 @@ from storage.engine import mask
 
 APP_NAME = "cktloop"
 QUIET = LoggingConfig(enable_access_log=False, log_level="WARNING")
+INGRESS_ONGOING_REQUESTS = 256  # HTTP requests one ingress replica takes at once (page, jobs, figures, models)
 
 
 class _Batching:
@@ -56,6 +59,8 @@ class _Batching:
 
     def __init__(self) -> None:
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # requests per call, the latest last
+        self.call_s: deque[float] = deque(maxlen=1000)  # each call's time in its worker thread
+        self.request_s: deque[float] = deque(maxlen=1000)  # each request's time in this replica
         self._idle = asyncio.Event()  # no call running
         self._idle.set()
 
@@ -64,17 +69,28 @@ class _Batching:
         ``batch_wait_timeout_s`` and queues it behind the running one, so under load its batches stay small
         (1.4 requests on average at 20 clients); held here while the model is busy, the requests that arrive
         meanwhile enter together when it is free and make one batch."""
+        start = time.perf_counter()
         await self._idle.wait()
-        return await self._batched(item)  # type: ignore[attr-defined]
+        try:
+            return await self._batched(item)  # type: ignore[attr-defined]
+        finally:
+            self.request_s.append(time.perf_counter() - start)
 
     async def _call(self, size: int, fn: Any, *args: Any) -> Any:
         """A batch of ``size`` requests run in a worker thread (the event loop takes requests meanwhile)."""
         self.batch_sizes.append(size)
         self._idle.clear()
         try:
-            return await asyncio.to_thread(fn, *args)
+            return await asyncio.to_thread(self._timed, fn, *args)
         finally:
             self._idle.set()
+
+    def _timed(self, fn: Any, *args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.call_s.append(time.perf_counter() - start)
 
 
 class _ModelReplica(_Batching):
@@ -120,8 +136,14 @@ class _ModelReplica(_Batching):
         return model_info(self.model, self.checkpoint)
 
     def stats(self) -> dict[str, Any]:
-        """This replica's id (a model swap keeps it) and its recent batch sizes."""
-        return {"replica": serve.get_replica_context().replica_id.unique_id, "batch_sizes": list(self.batch_sizes)}
+        """This replica's id (a model swap keeps it), its recent batch sizes, model calls' times in their thread
+        and requests' times in the replica (seconds; the latest last, 1,000 each at most)."""
+        return {
+            "replica": serve.get_replica_context().replica_id.unique_id,
+            "batch_sizes": list(self.batch_sizes),
+            "call_s": list(self.call_s),
+            "request_s": list(self.request_s),
+        }
 
 
 def _load_surrogate(checkpoint: str, device: Any) -> Any:
@@ -136,11 +158,10 @@ def _surrogate_checkpoint() -> str:
     return str(DESIGN_CHECKPOINT)
 
 
-@serve.deployment(logging_config=QUIET, health_check_period_s=10)
-class GeneratorModel(_ModelReplica):
+class _Generator(_ModelReplica):
     """The generator, with the surrogate that ranks its circuits beside it (``user_config["surrogate"]``, the
-    surrogate deployment's checkpoint): a /v1/generate request is one call to one replica, drawn and ranked
-    in one batch, answered as JSON."""
+    surrogate deployment's checkpoint): what the ingress replica runs for /v1/generate, in its own process
+    (no handle call), drawn and ranked in one batch, answered as JSON."""
 
     ranker: Any = None
     ranker_checkpoint: str | None = None
@@ -239,8 +260,9 @@ class Simulator(_Batching):
 
 
 class HandleModels:
-    """``services.Models`` over the deployments' handles. A replica that fails (an error of ours or of its
-    node, never the request's: refusals come back as answers) is a 503 naming the part."""
+    """``services.Models`` over the ingress replica's own generator (``generator``: a ``_Generator``) and the
+    surrogate and simulator deployments' handles. A part that fails (an error of ours or of its node, never
+    the request's: refusals come back as answers) is a 503 naming the part."""
 
     def __init__(self, generator: Any, surrogate: Any, simulator: Any) -> None:
         self.generator, self.surrogate, self.simulator = generator, surrogate, simulator
@@ -257,7 +279,11 @@ class HandleModels:
             raise Unavailable(f"{part}: {mask(lines[0])[:300]}") from None
 
     async def generate(self, call: GenerateCall) -> bytes:
-        answer = await self._ask("generator", self.generator.generate, call)
+        try:
+            answer = await self.generator.generate(call)
+        except Exception as exc:  # the model's failure, not the request's (refusals are answers)
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            raise Unavailable(f"generator: {mask(lines[0])[:300]}") from None
         if isinstance(answer, str):
             raise BadRequest(answer)
         return answer
@@ -272,20 +298,18 @@ class HandleModels:
         return answer
 
     async def info(self) -> dict[str, dict[str, Any]]:
-        generator, surrogate = await asyncio.gather(
-            self._ask("generator", self.generator.info), self._ask("surrogate", self.surrogate.info)
-        )
-        return {"generator": generator, "surrogate": surrogate}
+        return {"generator": self.generator.info(), "surrogate": await self._ask("surrogate", self.surrogate.info)}
 
 
-@serve.deployment(logging_config=QUIET, max_ongoing_requests=256)
+@serve.deployment(logging_config=QUIET, health_check_period_s=10)
 @serve.ingress()
-class Ingress:
-    """The HTTP entry: ``create_app`` over the model deployments' handles."""
+class Ingress(_Generator):
+    """The HTTP entry, ``create_app``, and the generator: /v1/generate runs in this replica (its ``user_config``
+    is the generator's), the other calls go to the surrogate and simulator deployments' handles. The
+    generator's replicas, CPUs and GPUs are this deployment's."""
 
     def __init__(
         self,
-        generator: Any,
         surrogate: Any,
         simulator: Any,
         config: dict[str, Any],
@@ -293,7 +317,8 @@ class Ingress:
         runner: Any = None,
     ) -> None:
         cfg = ServeConfig.model_validate(config)
-        self.services = Services(HandleModels(generator, surrogate, simulator), cfg)
+        super().__init__(cfg.generator.torch_threads, cfg.generator.num_gpus)
+        self.services = Services(HandleModels(self, surrogate, simulator), cfg)
         if runner is not None:  # design jobs live in their one runner replica, whatever the ingress replicas
             from orchestrator.serve.job_runner import HandleJobs
 
@@ -317,8 +342,8 @@ def model_user_config(model: ModelDeployment, ranker: ModelDeployment | None = N
     return config
 
 
-def _model(deployment: Any, model: ModelDeployment, ranker: ModelDeployment | None = None) -> Any:
-    return deployment.options(user_config=model_user_config(model, ranker), **model.deployment_options()).bind(
+def _model(deployment: Any, model: ModelDeployment) -> Any:
+    return deployment.options(user_config=model_user_config(model), **model.deployment_options()).bind(
         model.torch_threads, model.num_gpus
     )
 
@@ -336,8 +361,11 @@ def build_app(args: dict[str, Any]) -> Any:
         from orchestrator.serve.job_runner import JobRunner
 
         runner = JobRunner.bind(config.model_dump())
-    return Ingress.options(ray_actor_options={"num_cpus": 0}).bind(
-        _model(GeneratorModel, config.generator, config.surrogate),
+    ingress = Ingress.options(
+        user_config=model_user_config(config.generator, config.surrogate),
+        **config.generator.deployment_options(at_least=INGRESS_ONGOING_REQUESTS),
+    )
+    return ingress.bind(
         _model(SurrogateModel, config.surrogate),
         simulator,
         config.model_dump(),
@@ -364,7 +392,7 @@ def app_config(config: ServeConfig) -> dict[str, Any]:
                 "import_path": "orchestrator.serve.deployments:build_app",
                 "args": args,
                 "deployments": [
-                    {"name": "GeneratorModel", "user_config": model_user_config(config.generator, config.surrogate)},
+                    {"name": "Ingress", "user_config": model_user_config(config.generator, config.surrogate)},
                     {"name": "SurrogateModel", "user_config": model_user_config(config.surrogate)},
                 ],
             }

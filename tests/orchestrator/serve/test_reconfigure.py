@@ -94,7 +94,7 @@ def test_new_version_swapped_in_place_while_20_clients_call(base: ServeConfig, t
     old = httpx.get(f"{url}/healthz", timeout=60).json()
     new_generator = relabel("generator", GENERATOR, tmp_path / "generator.pt")
     new_surrogate = relabel("surrogate", SURROGATE, tmp_path / "surrogate.pt")
-    handle = serve.get_deployment_handle("GeneratorModel", APP_NAME)
+    handle = serve.get_deployment_handle("Ingress", APP_NAME)
     replica_before = handle.stats.remote().result()["replica"]
 
     stop = threading.Event()
