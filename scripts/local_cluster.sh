@@ -221,10 +221,15 @@ cmd_kill_worker() {
 
 cmd_down() {
   [[ -d $STATE ]] || { echo "no cluster (state folder $STATE)"; return 0; }
-  local f
-  for f in $(ls -r "$STATE"/n*/pid 2>/dev/null); do  # workers first, the head last
-    stop_node "$(cat "$f")" 10
+  local f sid
+  # The workers first, all at once (each given 10 s to stop, then killed), the head last.
+  for f in "$STATE"/n[1-9]*/pid; do [[ -f $f ]] && { signal_node TERM "$(cat "$f")" || true; }; done
+  for f in "$STATE"/n[1-9]*/pid; do
+    [[ -f $f ]] || continue
+    sid=$(cat "$f")
+    gone_within "$sid" 100 || stop_node "$sid" 0
   done
+  [[ -f $STATE/n0/pid ]] && stop_node "$(cat "$STATE/n0/pid")" 10
   rm -f "$STATE/address"
   echo "down"
 }

@@ -226,14 +226,14 @@ def test_two_drivers_at_once_place_their_actors_and_share_the_store(
     assert sorted(nodes) == [0, 1, 2, 3] and all(alive for _, alive in nodes.values())
     options = ("--simulator-cpus", "0.5")
     drivers = [drive(campaign_file(tmp_path, name, 10, 30), cluster, pg.url, *options) for name in ("two-a", "two-b")]
-    for driver in drivers:
-        finish(driver)
+    said = [finish(driver) for driver in drivers]
     with Store.open(pg.url) as store:
         a, b = outcomes(store, "two-a"), outcomes(store, "two-b")
         assert len(a) == 10 and a == b
         assert duplicates(store) == dict.fromkeys(duplicates(store), 0)
         ran = set(simulation_nodes(store, "two-a")) | set(simulation_nodes(store, "two-b"))
-        assert ran == {node for node, _ in nodes.values()}  # all 4 nodes, none unrecorded
+        per_node = [simulation_nodes(store, "two-a"), simulation_nodes(store, "two-b")]
+        assert ran == {node for node, _ in nodes.values()}, (nodes, per_node, said)  # all 4 nodes, none unrecorded
         models = {tuple(t.summary["model_nodes"]) for c in ("two-a", "two-b") for t in store.campaign_targets(c)}
         assert models == {(nodes[0][0],)}
 

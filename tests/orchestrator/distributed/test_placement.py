@@ -14,10 +14,11 @@ pytestmark = pytest.mark.ray
 
 def test_on_one_machine_workers_ask_for_cpus_only(ray_session) -> None:  # type: ignore[no-untyped-def]
     node = placement.node_id()
-    assert node is not None and placement.sim_nodes() == [node] and placement.model_nodes() == []
+    cpus = int(ray_session.cluster_resources()["CPU"])
+    assert node is not None and placement.sim_nodes() == [node] * cpus and placement.model_nodes() == []
     assert placement.simulation_options(0.5) == {"num_cpus": 0.5, "scheduling_strategy": "SPREAD"}
     pinned = placement.simulation_options(0.5, node)["scheduling_strategy"]
-    assert isinstance(pinned, NodeAffinitySchedulingStrategy) and pinned.node_id == node and pinned.soft
+    assert isinstance(pinned, NodeAffinitySchedulingStrategy) and pinned.node_id == node and not pinned.soft
     assert placement.bandit_options(4)["max_concurrency"] == 4
     anywhere = placement.model_options(None)
     assert "resources" not in anywhere and anywhere["max_restarts"] == anywhere["max_task_retries"] > 0
