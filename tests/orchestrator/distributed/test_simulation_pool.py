@@ -63,6 +63,27 @@ def test_hung_and_crashed_circuits_are_recorded_and_the_batch_goes_on(ray_sessio
             assert results[i].status == want.status, i
 
 
+@pytest.mark.slow
+def test_a_batch_lost_with_its_node_goes_again_whole_before_it_is_split(ray_session, monkeypatch):
+    """Every actor death taken for a lost node (one cannot kill a node here): the batch is sent again
+    whole (``RELOCATIONS`` = 1 time), then split; the culprit alone is sent again once, then CRASHED."""
+    from orchestrator.distributed import simulation_pool
+
+    monkeypatch.setattr(simulation_pool, "node_lost", lambda exc: True)
+    monkeypatch.setattr(simulation_pool, "RELOCATIONS", 1)
+    circuits = [s.circuit for s in generate(10, 25)]
+    factory = partial(FaultyBackend, crash=frozenset({circuits[4].key}))
+    pool = SimulationPool(PoolConfig(num_workers=1, batch_size=10), factory)
+    try:
+        results = run_all(pool, circuits)
+        assert (pool.relocated_calls, pool.replaced_workers) == (2, 4)  # crashes: whole, again, alone, again
+    finally:
+        pool.shutdown()
+    assert results[4].status is SimStatus.CRASHED
+    expected = MnaBackend().simulate(circuits)
+    assert [results[i] for i in range(10) if i != 4] == [r for i, r in enumerate(expected) if i != 4]
+
+
 def test_pool_config_rejects_nonsense():
     with pytest.raises(ValueError, match="batch_size"):
         PoolConfig(batch_size=0)
