@@ -118,7 +118,7 @@ class BanditWorker:
             from orchestrator.distributed.placement import node_id
             from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
 
-            # The simulators go where this worker runs (softly: elsewhere when its node is full).
+            # The simulators go where this worker runs (pinned: they wait for room there).
             config = PoolConfig(num_workers=simulators, num_cpus_per_worker=simulator_cpus, node=node_id())
             pool = SimulationPool(config)
             self.simulator_info = (pool.simulator, pool.version)

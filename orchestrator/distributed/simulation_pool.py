@@ -37,7 +37,7 @@ class PoolConfig:
     startup_timeout_s: float = 120.0  # for a replacement worker to start
     num_cpus_per_worker: float = 1.0
     in_flight_per_worker: int = 2
-    node: str | None = None  # a Ray node to keep the workers on (softly); None: spread over the nodes
+    node: str | None = None  # a Ray node to pin the workers to; None: spread over the nodes
 
     def __post_init__(self) -> None:
         for name in ("num_workers", "batch_size", "circuits_per_deck", "in_flight_per_worker"):
