@@ -93,9 +93,9 @@ def cond_gen(
     axis_hits = np.array(
         [[p is not None and p["spec_class"][k] == t[k] for k in range(len(t))] for p, t in zip(pred_full, targets)]
     )
-    emb = [p["embedding"] if p is not None else None for p in pred_full]
+    emb: list[Any] = [p["embedding"] if p is not None else None for p in pred_full]
 
-    rounds_emb, r_at = [], {1: [], 2: [], 3: []}
+    rounds_emb, r_at = [], {1: list[float](), 2: list[float](), 3: list[float]()}
     mmd = []
     for r in range(rounds):
         idx = [r * s + j for j in range(s) if emb[r * s + j] is not None]

@@ -38,7 +38,7 @@ class Gin(nn.Module):
         return self.net(self.conv(topo, adj.transpose(1, 2)))  # adj[u, v] is the edge u→v: v sums over u
 
 
-def _split_old_gin_input(module: nn.Module, state: dict, prefix: str, *_: object) -> None:  # type: ignore[type-arg]
+def _split_old_gin_input(module: nn.Module, state: dict, prefix: str, *_: object) -> None:
     """Map a pre-port checkpoint's ``net.0`` (one linear layer on x_v ⊕ Σ x_u) onto ``conv.lin_root`` and
     ``conv.lin_rel``, and its ``net.3`` (after ReLU and dropout) onto ``net.2``, in place."""
     first = prefix + "net.0.weight"

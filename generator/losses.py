@@ -8,7 +8,7 @@ per-axis classifier guidance on the circuit latent, weighted into ``total``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -103,9 +103,9 @@ def loss_terms(
     if c.gde:
         if not has_spec:
             raise CktLoopError("gde loss needs 'spec' in the batch")
-        losses["gde"] = sum(
-            F.cross_entropy(head(z_c), batch["spec"][:, k], reduction="sum") for k, head in enumerate(model.gde_heads)
-        )
+        heads = enumerate(model.gde_heads)
+        gde = sum(F.cross_entropy(head(z_c), batch["spec"][:, k], reduction="sum") for k, head in heads)
+        losses["gde"] = cast(torch.Tensor, gde)
     weights = {
         "recon_ckt": c.w_recon,
         "recon_spec": c.w_recon,

@@ -49,6 +49,14 @@ Graph = Mapping[str, torch.Tensor]  # padded graph arrays: types, pos, topo, adj
 
 
 class CktGen(nn.Module):
+    # buffers (``register_buffer`` below), declared for the type checker
+    enc_pe: torch.Tensor
+    dec_mask: torch.Tensor
+    device_mask: torch.Tensor
+    pair_mask: torch.Tensor
+    prior_mean: torch.Tensor
+    prior_std: torch.Tensor
+
     def __init__(self, config: CktGenConfig) -> None:
         super().__init__()
         self.config = c = config
@@ -149,7 +157,7 @@ class CktGen(nn.Module):
         L = MAX_NODES + 1
         types, pos, topo, adj = graph["types"], graph["pos"], graph["topo"], graph["adj"]
         first = max(start - 1, 0)
-        parts = (
+        parts: tuple[torch.Tensor, ...] = (
             self.dec_type(types[:, first : stop - 1]),
             self.dec_pos(pos[:, first : stop - 1]),
             self.dec_gin(topo[:, : stop - 1, :], adj[:, : stop - 1, : stop - 1])[:, first:],
@@ -200,7 +208,10 @@ class CktGen(nn.Module):
         for k, block in enumerate(self.blocks):
             x = block(x, mask, None if caches is None else caches[k])
         x = self.dec_ln(x)
-        return x.chunk(3, dim=1) if self.config.dec_streams == 3 else (x, x, x)
+        if self.config.dec_streams == 1:
+            return x, x, x
+        h_type, h_pos, h_topo = x.chunk(3, dim=1)
+        return h_type, h_pos, h_topo
 
     def decode_step(
         self, z: torch.Tensor, graph: Graph, i: int, state: dict[str, Any], cond: torch.Tensor | None = None
@@ -309,6 +320,7 @@ class CktGen(nn.Module):
         dec_s = self._noisy(z_s, mu_s) if has_spec else None
         val_c, val_s = (z_c, z_s if has_spec else None) if c.clean_value_latent else (dec_c, dec_s)
         if need_spec_decode:
+            assert dec_s is not None and val_s is not None  # need_spec_decode implies has_spec
             both = {k: torch.cat([v, v]) for k, v in batch.items() if k != "spec"}
             cond = self._teacher_condition(torch.cat([batch["spec"], batch["spec"]]))
             dec = self.decode_teacher(torch.cat([dec_c, dec_s]), both, cond, torch.cat([val_c, val_s]))

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
-.venv/bin/mypy circuits simulator storage
+.venv/bin/mypy  # every package (pyproject.toml [tool.mypy] files)
 exec .venv/bin/python -m pytest --require-ngspice --require-postgres "$@"

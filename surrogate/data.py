@@ -66,9 +66,9 @@ class Normalisation:
         return cls(
             float(data["fom_mean"]),
             float(data["fom_std"]),
-            tuple(float(x) for x in data["reg_mean"]),
-            tuple(float(x) for x in data["reg_std"]),
-        )  # type: ignore[arg-type]
+            _triple(data["reg_mean"]),
+            _triple(data["reg_std"]),
+        )
 
     @classmethod
     def fit(cls, fom: np.ndarray, reg: np.ndarray) -> Normalisation:
@@ -91,10 +91,15 @@ class Normalisation:
         return z * torch.tensor(self.reg_std, device=z.device) + torch.tensor(self.reg_mean, device=z.device)
 
 
+def _triple(values: Sequence[Any]) -> tuple[float, float, float]:
+    a, b, c = (float(x) for x in values)
+    return a, b, c
+
+
 def regression_targets(row: Mapping[str, Any], pm_name: str) -> tuple[float, float, float] | None:
     """(gain_db/100, log10 ugbw_hz, pm/90), or None unless all are finite (and UGBW positive)."""
     g, u, p = row.get("gain_db"), row.get("ugbw_hz"), row.get(pm_name)
-    if any(v is None or not math.isfinite(v) for v in (g, u, p)) or u <= 0:
+    if g is None or u is None or p is None or not all(math.isfinite(v) for v in (g, u, p)) or u <= 0:
         return None
     return (g / 100.0, math.log10(u), p / 90.0)
 
@@ -185,7 +190,7 @@ class SurrogateData:
     n_dropped: dict[str, int]  # rows left out, by reason
 
 
-def _labelled(rows: Iterable[Mapping[str, Any]], classes: SpecClasses, pm_name: str):  # type: ignore[no-untyped-def]
+def _labelled(rows: Iterable[Mapping[str, Any]], classes: SpecClasses, pm_name: str):
     """Usable rows as (row, class, FoM, regression targets, circuit) — each circuit parsed once — and drop counts."""
     kept = []
     dropped = {"not ok": 0, "incomplete labels": 0}
@@ -210,7 +215,7 @@ def _circuit(row: Mapping[str, Any]) -> Circuit:
         raise CktLoopError(f"dataset row {row.get('id', '?')}: bad circuit ({exc})") from None
 
 
-def _split(kept: list, norm: Normalisation, seen: list[bool], encoder: str) -> Split:  # type: ignore[type-arg]
+def _split(kept: list, norm: Normalisation, seen: list[bool], encoder: str) -> Split:
     circuits = [k[4] for k in kept]
     n_axes = len(kept[0][1]) if kept else 3
     return Split(

@@ -158,7 +158,7 @@ def parity_plot(p: Predictions, classes: SpecClasses, path: Path, title: str) ->
     right = classify_specs(classes, p.spec) == classify_specs(classes, p.truth)
     labels = {"gain_db": "gain [dB]", "ugbw_hz": "UGBW [Hz]", "FoM": "FoM"}  # else a phase margin field
     fig, axes = plt.subplots(1, 4, figsize=(19, 4.8))
-    panels = [
+    panels: list[tuple[str, Any, Any, Any, list[float]]] = [
         (f, p.truth[:, i], p.spec[:, i], right[:, i], [axis.sign * e for e in axis.edges])
         for i, (f, axis) in enumerate(zip(classes.fields, classes.axes))
     ]

@@ -34,7 +34,7 @@ Beyond the paper (all off in ``configs/paper.yaml``):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -186,7 +186,7 @@ class DIGIN(nn.Module):
             "reg": F.smooth_l1_loss(out["reg"], self.reg_targets(targets), beta=c.reg_beta),
         }
         weights = {"align": c.w_align, "nce": c.w_nce, "class": c.w_class, "fom": c.w_fom, "reg": c.w_reg}
-        terms["total"] = sum(weights[k] * v for k, v in terms.items())  # type: ignore[assignment]
+        terms["total"] = cast(torch.Tensor, sum(weights[k] * v for k, v in terms.items()))
         return terms  # type: ignore[return-value]
 
     def reg_targets(self, targets: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -212,7 +212,7 @@ def info_nce(spec: torch.Tensor, emb: torch.Tensor, cls: torch.Tensor, temperatu
     return 0.5 * (F.cross_entropy(sim, target) + F.cross_entropy(sim.T, target))
 
 
-def _rename_old_gin_keys(module: nn.Module, state: dict, prefix: str, *_: object) -> None:  # type: ignore[type-arg]
+def _rename_old_gin_keys(module: nn.Module, state: dict, prefix: str, *_: object) -> None:
     """Map a pre-port checkpoint's GIN (an MLP ``gin.{i}.…`` and a scalar ``eps``) onto ``GINConv``'s
     ``gin.nn.{i}.…`` and ``gin.eps`` (shape (1,)), in place."""
     old = prefix + "gin."

@@ -150,7 +150,7 @@ def net_graphs(net_role: torch.Tensor, net_mask: torch.Tensor, net_pair: torch.T
     return to_batch(net_mask, linked, {"x": x}, {"edge_attr": edge})
 
 
-def _rename_old_keys(module: nn.Module, state: dict, prefix: str, *_: object) -> None:  # type: ignore[type-arg]
+def _rename_old_keys(module: nn.Module, state: dict, prefix: str, *_: object) -> None:
     """Map a pre-port checkpoint's ``{kind}.{round}.…`` keys onto ``convs.{round}.{name}.…`` in place."""
     for key in [k for k in state if k.startswith(prefix)]:
         kind, _, rest = key[len(prefix) :].partition(".")

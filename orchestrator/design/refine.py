@@ -153,7 +153,7 @@ def with_sizing(circuit: Circuit, x: Sequence[int] | np.ndarray) -> Circuit:
         if not float(k).is_integer():
             raise RefineError(f"sizing value {j} (node {i}, {name}) must be a whole grid index, got {k!r}")
         values[i][DEVICE_FIELDS.index(name)] = round(float(k))
-    return circuit.with_values([tuple(v) for v in values])
+    return circuit.with_values([(r, c, gm) for r, c, gm in values])
 
 
 # --- objectives and constraints -------------------------------------------------------------

@@ -148,8 +148,8 @@ def predicted_performance(target: Target, predicted: dict[str, Any]) -> Performa
     values = {k: float(predicted[k]) for k in SPEC_FIELDS if predicted.get(k) is not None}
     fill = {f: b.low if b.low is not None else b.high for f, b in target.bounds}
     for k in SPEC_FIELDS:
-        values.setdefault(k, fill.get(k) if fill.get(k) is not None else 0.0)
-    return Performance(SimStatus.OK, *(values[k] for k in SPEC_FIELDS))
+        values.setdefault(k, fill.get(k) or 0.0)
+    return Performance(SimStatus.OK, gain_db=values["gain_db"], ugbw_hz=values["ugbw_hz"], pm_deg=values["pm_deg"])
 
 
 def _decades(hz: float) -> float:
@@ -215,7 +215,7 @@ class TargetSearch:
         else:
             arms, inside = valid_classes(target, classes, known_classes)
             self.class_mode = "inside" if inside else ("overlap" if arms else "none")
-            self.arms = list(arms) if arms else sorted(set(known_classes))
+            self.arms = [*arms] if arms else [*sorted(set(known_classes))]
             if config.family_arm:
                 self.arms.append(None)
         # With a family arm: generator or family first (two arms, the same policy), then the class, so the
@@ -286,7 +286,7 @@ class TargetSearch:
         n = min(self.config.verify_per_round, self.config.search_budget - self.n_sims)
         ranked = n - int(n * self.config.explore_share) if self.predict is not None else 0
         rest = pending[ranked:]
-        picks = self._rng.choice(len(rest), min(n - ranked, len(rest)), replace=False) if rest else []
+        picks = [int(i) for i in self._rng.choice(len(rest), min(n - ranked, len(rest)), replace=False)] if rest else []
         self._verify(pending[:ranked] + [rest[i] for i in sorted(picks)])
         return True
 

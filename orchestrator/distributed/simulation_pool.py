@@ -99,7 +99,7 @@ def call_batches(n: int, groups: Sequence[int] | None, size: int) -> list[tuple[
     circuits. Without ``groups``, consecutive slices; with them (sizes summing to ``n``), whole groups
     packed in order, and a group larger than a call split as it would be if it came alone."""
     batches: list[tuple[list[int], list[int] | None]] = []
-    start, packed = 0, []
+    start, packed = 0, list[int]()
     for g in groups if groups is not None else [n]:
         if packed and sum(packed) + g > size:
             batches.append((list(range(start - sum(packed), start)), packed))

@@ -155,10 +155,11 @@ def tune_model(
     )
     grid = tuner.fit()
     rows = []
-    for result in grid:
+    for result in (grid[i] for i in range(len(grid))):
         if result.error is not None:
             raise CktLoopError(f"a tune trial failed: {str(result.error).splitlines()[0]}")
-        rows.append({k: result.metrics[k] for k in (*space, metric, "seconds_per_epoch")})
+        metrics = result.metrics or {}
+        rows.append({k: metrics[k] for k in (*space, metric, "seconds_per_epoch")})
     rows.sort(key=lambda r: r[metric] if mode == "min" else -r[metric])
     best = with_knobs(base, {k: rows[0][k] for k in space})
     root.mkdir(parents=True, exist_ok=True)

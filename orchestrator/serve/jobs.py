@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import logging
 import re
 import tempfile
@@ -53,7 +54,7 @@ def campaign_settings(config: Any) -> CampaignSettings:
     """How a job's campaign runs, from the service's config (``ServeConfig``): the served checkpoints,
     or plain random search with ``designs.random``; bandit workers and seed from ``designs``."""
     designs = getattr(config, "designs", None)
-    knobs = {
+    knobs: dict[str, Any] = {
         "workers": getattr(designs, "workers", 2),
         "seed": getattr(designs, "seed", 0),
         "simulator_cpus": getattr(designs, "simulator_cpus", None) or JOB_SIMULATOR_CPUS,
@@ -142,7 +143,7 @@ class DesignJobs:
 
     # --- the runner ----------------------------------------------------------------------------------
 
-    def start(self) -> list[int]:
+    def start(self) -> builtins.list[int]:
         """Requeue the jobs a stopped or killed runner left running, and start taking jobs; their ids."""
         requeued = self.store.requeue_jobs()
         if requeued:
@@ -227,7 +228,7 @@ class DesignJobs:
                 return None
             raise
 
-    def _summary(self, job: JobInfo, winners: bool = True) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def _summary(self, job: JobInfo, winners: bool = True) -> tuple[dict[str, Any], builtins.list[dict[str, Any]]]:
         """A job's summary and its targets (from the campaign once it exists, else from the request), with
         their winners or (cheaper, for summaries) without."""
         from orchestrator.design.export import campaign_records
