@@ -404,12 +404,17 @@ def deploy(config: ServeConfig, timeout_s: float = 600.0) -> None:
     """Apply ``app_config(config)`` to the connected Ray (Serve started on ``config.host:port`` if it is not
     running) and wait until the application runs: the first time it starts the application; later, changed
     checkpoints or batch settings are reconfigured in place. Serve's config deployment (``serve deploy``)."""
+    from ray.exceptions import RayError
     from ray.serve._private.api import serve_start
     from ray.serve.schema import ServeDeploySchema
 
     schema = ServeDeploySchema.model_validate(app_config(config))
-    client = serve_start(http_options=schema.http_options.model_dump(), global_logging_config=QUIET)
-    client.deploy_apps(schema)
+    try:
+        client = serve_start(http_options=schema.http_options.model_dump(), global_logging_config=QUIET)
+        client.deploy_apps(schema)
+    except RayError as exc:  # e.g. Serve's proxy actor killed when it is not up within 60 s on a loaded machine
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CktLoopError(f"Serve did not start: {type(exc).__name__}: {mask(first)[:300]}") from None
     deadline = time.monotonic() + timeout_s
     while True:
         app = serve.status().applications.get(APP_NAME)

@@ -113,6 +113,25 @@ def test_the_database_password_stays_out_of_the_serve_config() -> None:
     assert plain["applications"][0]["args"]["db"] == "sqlite:///designs.db"
 
 
+def test_serve_failing_to_start_is_one_line_without_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serve's own start failing (its proxy actor killed on a loaded machine, say) ends as one CktLoopError line,
+    not a Ray traceback; a database URL in the message is masked."""
+    import ray.serve._private.api as serve_api
+    from ray.exceptions import RayError
+
+    from orchestrator.serve.deployments import deploy
+
+    def dies(**_: Any) -> Any:
+        raise RayError("The actor died unexpectedly (postgresql+psycopg://u:hunter2@db/x)\n\tclass_name: ProxyActor")
+
+    monkeypatch.setattr(serve_api, "serve_start", dies)
+    with pytest.raises(CktLoopError) as caught:
+        deploy(ServeConfig())
+    message = str(caught.value)
+    assert message.startswith("Serve did not start: RayError: The actor died unexpectedly") and "\n" not in message
+    assert "hunter2" not in message
+
+
 def test_the_repository_serve_config_is_a_serve_config_of_this_app() -> None:
     from ray.serve.schema import ServeDeploySchema
 
