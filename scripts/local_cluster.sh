@@ -157,10 +157,11 @@ cmd_up() {
     || die "the head failed to start (twice); see $STATE/n0/start.log"
   echo "$HOST:$base" >"$STATE/address"
   # One node at a time, each awaited: on a loaded machine a raylet that cannot register with the GCS
-  # within Ray's fixed 30 s gives up, so a node whose `ray start` died is started once more.
+  # within Ray's fixed 30 s gives up, so a node whose `ray start` died is started again (3 tries), after
+  # what it left behind is stopped.
   for ((i = 1; i <= workers; i++)); do
     await_node "$i" "$base" "$cpus" "$bytes" || await_node "$i" "$base" "$cpus" "$bytes" \
-      || die "worker node $i did not come up (twice); see $STATE/n$i/start.log"
+      || await_node "$i" "$base" "$cpus" "$bytes" || die "worker node $i did not come up (3 tries); see $STATE/n$i/start.log*"
   done
   want=$((workers + 1))
   echo "$want nodes up (head + $workers workers)"
@@ -186,10 +187,15 @@ await_head() {  # base port, cpus, object store bytes: start the head and wait u
 
 await_node() {  # index, base port, cpus, object store bytes: start worker node i and wait until it is alive
   local i=$1 t
+  [[ -f $STATE/n$i/start.log ]] && mv "$STATE/n$i/start.log" "$STATE/n$i/start.log.$(date +%s)"
   start_node "$@"
   for ((t = 0; t < 120; t++)); do
     [[ $(count_alive "$2") -ge $((i + 1)) ]] && return 0
-    alive "$(cat "$STATE/n$i/pid")" || { echo "local_cluster.sh: worker node $i exited during start-up; retrying" >&2; return 1; }
+    if ! alive "$(cat "$STATE/n$i/pid")"; then
+      echo "local_cluster.sh: worker node $i exited during start-up" >&2
+      stop_node "$(cat "$STATE/n$i/pid")" 5  # whatever it started and left behind, holding its ports
+      return 1
+    fi
     sleep 1
   done
   stop_node "$(cat "$STATE/n$i/pid")" 5

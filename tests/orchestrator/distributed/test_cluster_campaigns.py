@@ -101,7 +101,7 @@ def cluster() -> Iterator[Cluster]:
     found = Cluster(Path(tempfile.mkdtemp(prefix="cc", dir="/tmp")), _free_base(3))
     try:
         up = found.script("up", "--workers", "3", "--port", str(found.base), timeout=600)
-        logs = {p.name: p.read_text()[-1500:] for p in found.state.glob("n*/start.log*")}
+        logs = {str(p.relative_to(found.state)): p.read_text()[-1500:] for p in found.state.glob("n*/start.log*")}
         assert up.returncode == 0, f"{up.stderr} {logs}"
         yield found
     finally:
