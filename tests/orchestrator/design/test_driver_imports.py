@@ -31,7 +31,7 @@ def run_campaign(store, spec, settings, **kwargs):
     heavy = sorted(m for m in names if m in sys.modules)
     knobs = {f: getattr(settings, f) for f in KNOBS}
     print(json.dumps({"heavy": heavy, "generator": settings.generator, "surrogate": settings.surrogate, **knobs}))
-    return {"name": spec.name, "id": 1, "met": 0, "targets": 1, "done": 0, "failed": 0, "wall_s": 0.0}
+    return {"name": spec.name, "id": 1, "met": 0, "targets": 1, "done": 0, "failed": 0, "wall_s": 0.0, "rerun": 0}
 
 campaign.run_campaign = run_campaign
 from orchestrator.cli.app import main
