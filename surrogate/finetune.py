@@ -133,7 +133,7 @@ def gather_rows(
 def _sample(rows: list[dict[str, Any]], n: float, seed: int) -> list[dict[str, Any]]:
     """``n`` (rounded, at most all) of ``rows`` drawn by ``seed``, in their order."""
     k = min(len(rows), round(n))
-    pick = np.random.default_rng(seed).choice(len(rows), k, replace=False) if k else []
+    pick = np.random.default_rng(seed).choice(len(rows), k, replace=False) if k else np.zeros(0)
     return [rows[i] for i in sorted(int(i) for i in pick)]
 
 
@@ -292,7 +292,7 @@ def finetune(
 
     child = Surrogate.load(result, device="cpu")
     seen = {tuple(c) for c in parent.train_classes}
-    heldout = error_metrics(child.predict(circuits), held, child.pm_field) if held else {"n": 0}
+    heldout: dict[str, Any] = error_metrics(child.predict(circuits), held, child.pm_field) if held else {"n": 0}
     if members and held:
         heldout.update(std_scale=scale, calibration_unscaled=error_metrics(raw, held, child.pm_field)["calibration"])
     metrics: dict[str, Any] = _json_safe(

@@ -228,20 +228,25 @@ def _run(args: argparse.Namespace, campaign: Any, show: bool) -> dict[str, Any]:
 
 
 class _progress_bar:
-    """tqdm over targets, with met and simulations in the postfix."""
+    """tqdm over targets, with met and simulations in the postfix; drawn from the campaign's first
+    progress, so a campaign that fails to start (an unreachable cluster) prints its error alone."""
 
     def __init__(self, total: int) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, unit="target", desc="campaign", file=sys.stderr)
+        self.total = total
+        self.bar: Any = None
 
     def __call__(self, progress: Any) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, unit="target", desc="campaign", file=sys.stderr)
         self.bar.n = progress.done
         self.bar.set_postfix(met=progress.met, sims=progress.simulations)
         self.bar.refresh()
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _design(args: argparse.Namespace) -> int:

@@ -109,8 +109,8 @@ def _loop(args: argparse.Namespace) -> int:
     )
     training_config(args, None)  # bad knobs fail here, before anything runs
     base = _settings(args)  # checks the generator and the starting surrogate
-    start = {"version": Surrogate.load(base.surrogate, device="cpu").version, "checkpoint": str(Path(base.surrogate))}
-    start["finetuned"] = False
+    version = Surrogate.load(base.surrogate, device="cpu").version
+    start: dict[str, Any] = {"version": version, "checkpoint": str(Path(base.surrogate)), "finetuned": False}
     folder = args.out or DEFAULT_OUT / args.name
 
     with Store.open(args.db) as store:

@@ -75,7 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _on_stop_signals() -> list[int]:
+def _on_stop_signals() -> list[signal.Signals]:
     """SIGTERM and SIGINT raise ``_Stop`` in the main thread. A SIGINT ignored when the command started (a
     background job of a script) stays ignored, as for any command."""
 

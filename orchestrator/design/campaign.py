@@ -177,7 +177,7 @@ def _start(
                 start_actor(GeneratorActor, settings.generator, resources, node=node),
                 start_actor(SurrogateActor, settings.surrogate, resources, node=node),
             )
-            for node in model_nodes() or [None]
+            for node in list[str | None](model_nodes()) or [None]
         ]
     else:
         from circuits.specs import spec_classes

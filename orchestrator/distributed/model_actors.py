@@ -244,5 +244,5 @@ def start_actor(
     from orchestrator.distributed.placement import model_options
 
     options = model_options(node)
-    actor_cls = ray.remote(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, **options)(actor)
+    actor_cls: Any = ray.remote(num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, **options)(actor)
     return actor_cls.remote(str(checkpoint), resources.num_gpus, batch_window_s)

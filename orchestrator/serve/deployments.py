@@ -230,8 +230,9 @@ class Simulator(_Batching):
         from simulator.ngspice import NgspiceBackend
 
         cfg = SimulatorDeployment.model_validate(settings)
-        self._batched.set_max_batch_size(cfg.max_batch_size)
-        self._batched.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+        batched: Any = self._batched  # @serve.batch adds the setters; its type hints do not say so
+        batched.set_max_batch_size(cfg.max_batch_size)
+        batched.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
         self.pool: Any = None
         self.name = "ngspice (not installed: /v1/simulate answers 503)"
         if not NgspiceBackend.available():  # the rest of the service still serves
@@ -348,20 +349,30 @@ def _model(deployment: Any, model: ModelDeployment) -> Any:
     )
 
 
+def _deployment(cls: Any) -> Any:
+    """A class decorated with ``@serve.deployment``, as what it is (a Deployment; Serve's hints keep the class)."""
+    return cls
+
+
+def _cpu_free(deployment: Any) -> Any:
+    """``deployment`` reserving no CPU of its own: its replica holds actors that reserve their own (the
+    simulator's ngspice workers) or drives a job's campaign on Ray (the job runner)."""
+    return _deployment(deployment).options(ray_actor_options={"num_cpus": 0})
+
+
 def build_app(args: dict[str, Any]) -> Any:
     """The Serve application for ``args`` (a ``ServeConfig`` as a mapping; model checkpoints, if any,
     are the initial ``user_config``). Refuses a non-loopback host without a token."""
     config = ServeConfig.model_validate(args or {})
     token = config.read_token()
     config.check_exposure(token)
-    # the replica only holds the pool; its ngspice workers reserve their own CPUs
-    simulator = Simulator.options(ray_actor_options={"num_cpus": 0}).bind(config.simulator.model_dump())
+    simulator = _cpu_free(Simulator).bind(config.simulator.model_dump())
     runner = None
     if importlib.util.find_spec("orchestrator.serve.job_runner") is not None:
         from orchestrator.serve.job_runner import JobRunner
 
-        runner = JobRunner.bind(config.model_dump())
-    ingress = Ingress.options(
+        runner = _cpu_free(JobRunner).bind(config.model_dump())
+    ingress = _deployment(Ingress).options(
         user_config=model_user_config(config.generator, config.surrogate),
         **config.generator.deployment_options(at_least=INGRESS_ONGOING_REQUESTS),
     )
