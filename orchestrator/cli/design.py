@@ -231,15 +231,15 @@ class _progress_bar:
     """tqdm over targets, with met and simulations in the postfix; drawn from the campaign's first
     progress, so a campaign that fails to start (an unreachable cluster) prints its error alone."""
 
-    def __init__(self, total: int) -> None:
-        self.total = total
+    def __init__(self, total: int, desc: str = "campaign") -> None:
+        self.total, self.desc = total, desc
         self.bar: Any = None
 
     def __call__(self, progress: Any) -> None:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, unit="target", desc="campaign", file=sys.stderr)
+            self.bar = tqdm(total=self.total, unit="target", desc=self.desc, file=sys.stderr)
         self.bar.n = progress.done
         self.bar.set_postfix(met=progress.met, sims=progress.simulations)
         self.bar.refresh()

@@ -118,9 +118,7 @@ def _loop(args: argparse.Namespace) -> int:
         def campaign(spec: Any, surrogate: Path, label: str) -> dict[str, Any]:
             from dataclasses import replace
 
-            bar = None if args.no_progress else _progress_bar(len(spec.targets))
-            if bar is not None:
-                bar.bar.set_description(label)
+            bar = None if args.no_progress else _progress_bar(len(spec.targets), label)
             try:
                 return run_campaign(
                     store, spec, replace(base, surrogate=str(surrogate)), address=args.address, on_progress=bar
