@@ -85,6 +85,7 @@ class DesignJobsConfig(ConfigModel):
 
     random: bool = False  # plain random search, no models (tests, the baseline)
     workers: PositiveInt = 2
+    searches_per_worker: PositiveInt = 16  # targets a bandit worker searches at once (its model calls batch them)
     seed: int = Field(0, ge=0)
     simulator_cpus: float | None = Field(None, gt=0)  # Ray CPUs per ngspice actor of a job (None: 0.25)
 

@@ -56,6 +56,7 @@ def campaign_settings(config: Any) -> CampaignSettings:
     designs = getattr(config, "designs", None)
     knobs: dict[str, Any] = {
         "workers": getattr(designs, "workers", 2),
+        "searches_per_worker": getattr(designs, "searches_per_worker", 16),
         "seed": getattr(designs, "seed", 0),
         "simulator_cpus": getattr(designs, "simulator_cpus", None) or JOB_SIMULATOR_CPUS,
     }
