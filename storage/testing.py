@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine, text
+
 from circuits import Circuit, Performance, Sample, SimStatus, generate
 from storage.records import DatasetRow
 from storage.store import Store
@@ -85,6 +87,30 @@ def concurrent_writer(url: str, worker: int, span: tuple[int, int], barrier: Any
     except BaseException:
         errors.put(f"worker {worker}: {traceback.format_exc()}")
         raise
+
+
+# What makes two rows the same row, per table: a store written twice over (a resumed job, a retried write,
+# two drivers) must hold none of these twice.
+SAME_ROW = {
+    "circuits": "key",
+    "simulations": "circuit_id, simulator",
+    "candidates": "target_id, circuit_id, source",
+    "refinements": "target_id, seed_candidate_id",
+    "campaign_targets": "campaign_id, name",
+    "campaigns": "name",
+    "design_jobs": "campaign",
+}
+
+
+def duplicate_rows(engine: Engine) -> dict[str, int]:
+    """Per table of ``SAME_ROW``, how many groups of rows that should be one row hold more than one."""
+    with engine.connect() as conn:
+        return {
+            table: conn.execute(
+                text(f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} GROUP BY {cols} HAVING COUNT(*) > 1) AS d")
+            ).scalar_one()
+            for table, cols in SAME_ROW.items()
+        }
 
 
 class LocalPostgres:

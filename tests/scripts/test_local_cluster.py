@@ -48,8 +48,8 @@ def _free(port: int) -> bool:
     return True
 
 
-def _free_base(workers: int) -> int:
-    """A base port whose derived ports (see the script's header) are all free now."""
+def free_base(workers: int) -> int:
+    """A base port whose derived ports (see the script's header) are all free now (test_cluster_campaigns too)."""
     for _ in range(50):
         base = random.randrange(20000, 40000, 10)
         ports = [base, base + 1]
@@ -123,7 +123,7 @@ def test_up_kill_worker_down_leaves_other_ray_alone(state: Path, ray_session) ->
         return os.getpid()
 
     local_worker = ray.get(ping.remote(), timeout=120)
-    base = _free_base(workers=2)
+    base = free_base(workers=2)
     up = _run(state, "up", "--workers", "2", "--port", str(base))
     assert up.returncode == 0, up.stderr
     address = up.stdout.strip().splitlines()[-1]

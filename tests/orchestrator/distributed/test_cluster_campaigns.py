@@ -12,9 +12,7 @@ met by the same candidates whatever ran them and whatever was lost on the way.
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,7 +30,8 @@ from orchestrator.design.campaign import CampaignSettings, run_campaign
 from orchestrator.design.campaign_file import load_campaign
 from orchestrator.design.search import SearchConfig
 from storage import Store, StoreError
-from storage.testing import LocalPostgres
+from storage.testing import SAME_ROW, LocalPostgres, duplicate_rows
+from tests.scripts.test_local_cluster import free_base
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.ngspice, pytest.mark.postgres]
 
@@ -76,29 +75,10 @@ class Cluster:
         }
 
 
-def _free_base(workers: int) -> int:
-    """A base port whose derived ports (see local_cluster.sh's header) are all free now."""
-
-    def free(port: int) -> bool:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-        return True
-
-    for _ in range(50):
-        base = random.randrange(40000, 55000, 10)
-        ports = [base, base + 1, *(base + 10 + 10 * i + k for i in range(workers + 1) for k in range(6))]
-        if all(free(p) for p in [*ports, *range(base + 1000, base + 1200 + 200 * workers)]):
-            return base
-    raise RuntimeError("no free port range found")
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     # Short and outside pytest's tmp_path: Ray's socket paths under --temp-dir must fit in 107 bytes.
-    found = Cluster(Path(tempfile.mkdtemp(prefix="cc", dir="/tmp")), _free_base(3))
+    found = Cluster(Path(tempfile.mkdtemp(prefix="cc", dir="/tmp")), free_base(3))
     try:
         up = found.script("up", "--workers", "3", "--port", str(found.base), timeout=600)
         logs = {str(p.relative_to(found.state)): p.read_text()[-1500:] for p in found.state.glob("n*/start.log*")}
@@ -177,24 +157,6 @@ def finished(store: Store, campaign: str) -> int:
         return 0
 
 
-def duplicates(store: Store) -> dict[str, int]:
-    """Groups of rows that should be one, per table (the unique keys' columns)."""
-    keys = {
-        "circuits": "key",
-        "simulations": "circuit_id, simulator",
-        "candidates": "target_id, circuit_id, source",
-        "refinements": "target_id, seed_candidate_id",
-        "campaign_targets": "campaign_id, name",
-    }
-    with store.engine.connect() as conn:
-        return {
-            table: conn.execute(
-                text(f"SELECT count(*) FROM (SELECT 1 FROM {table} GROUP BY {cols} HAVING count(*) > 1) d")
-            ).scalar_one()
-            for table, cols in keys.items()
-        }
-
-
 def simulation_nodes(store: Store, campaign: str) -> dict[str | None, int]:
     """How many of the campaign's candidates' simulations each Ray node ran."""
     sql = (
@@ -230,7 +192,7 @@ def test_two_drivers_at_once_place_their_actors_and_share_the_store(
     with Store.open(pg.url) as store:
         a, b = outcomes(store, "two-a"), outcomes(store, "two-b")
         assert len(a) == 10 and a == b
-        assert duplicates(store) == dict.fromkeys(duplicates(store), 0)
+        assert duplicate_rows(store.engine) == dict.fromkeys(SAME_ROW, 0)
         ran = set(simulation_nodes(store, "two-a")) | set(simulation_nodes(store, "two-b"))
         per_node = [simulation_nodes(store, "two-a"), simulation_nodes(store, "two-b")]
         assert ran == {node for node, _ in nodes.values()}, (nodes, per_node, said)  # all 4 nodes, none unrecorded
@@ -266,5 +228,5 @@ def test_a_worker_node_killed_and_postgresql_restarted_mid_campaign(
         out = finish(driver)
         assert "searches run again after their bandit worker was lost" in out, out[-2000:]
         assert same(outcomes(store, "faults"), reference) == []
-        assert duplicates(store) == dict.fromkeys(duplicates(store), 0)
+        assert duplicate_rows(store.engine) == dict.fromkeys(SAME_ROW, 0)
         assert nodes[3][0] in simulation_nodes(store, "faults")  # the lost node had worked for the campaign

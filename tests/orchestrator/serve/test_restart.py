@@ -23,6 +23,8 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
+from storage.testing import SAME_ROW, duplicate_rows
+
 pytestmark = [pytest.mark.ngspice, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -112,28 +114,6 @@ def _wait(service: Service, job_id: int, until: Any, timeout_s: float = JOB_S) -
     return job
 
 
-def _duplicates(db: str) -> dict[str, int]:
-    """Rows stored more than once, per table, by what makes them the same row."""
-    keys = {
-        "candidates": "target_id, circuit_id, source",
-        "simulations": "circuit_id, simulator",
-        "refinements": "target_id, seed_candidate_id",
-        "campaign_targets": "campaign_id, name",
-        "campaigns": "name",
-        "design_jobs": "campaign",
-    }
-    engine = create_engine(db)
-    with engine.connect() as conn:
-        found = {
-            table: conn.execute(
-                text(f"SELECT COUNT(*) FROM (SELECT {k} FROM {table} GROUP BY {k} HAVING COUNT(*) > 1) AS d")
-            ).scalar_one()
-            for table, k in keys.items()
-        }
-    engine.dispose()
-    return found
-
-
 def _candidates(db: str, campaign: str) -> dict[str, int]:
     engine = create_engine(db)
     with engine.connect() as conn:
@@ -175,7 +155,9 @@ def test_a_job_killed_with_the_service_completes_after_a_restart(tmp_path: Path)
     sims = {t["name"]: t["n_simulations"] for t in resumed["targets"]}
     assert sims == {t["name"]: t["n_simulations"] for t in undisturbed["targets"]}
     assert _candidates(db, resumed["campaign"]) == _candidates(db, undisturbed["campaign"])
-    assert _duplicates(db) == dict.fromkeys(_duplicates(db), 0)
+    engine = create_engine(db)
+    assert duplicate_rows(engine) == dict.fromkeys(SAME_ROW, 0)
+    engine.dispose()
     print(
         f"killed with {done_before} of {len(met)} targets done; resumed and undisturbed both met {sum(met.values())}, "
         f"{resumed['simulations']} simulations"
