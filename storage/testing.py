@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from circuits import Circuit, Performance, Sample, SimStatus, generate
+from storage.engine import StoreError
 from storage.records import DatasetRow
 from storage.store import Store
 
@@ -111,6 +112,14 @@ def duplicate_rows(engine: Engine) -> dict[str, int]:
             ).scalar_one()
             for table, cols in SAME_ROW.items()
         }
+
+
+def targets_done(store: Store, campaign: str) -> int:
+    """Targets of ``campaign`` done so far (0 before it is stored): for tests that stop a job part-way."""
+    try:
+        return sum(r.status == "done" for r in store.campaign_targets(campaign))
+    except StoreError:
+        return 0
 
 
 class LocalPostgres:

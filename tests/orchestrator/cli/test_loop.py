@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from storage import Store
-from tests.orchestrator.distributed.test_cluster_campaigns import duplicates, finished
+from storage.testing import SAME_ROW, duplicate_rows, targets_done
 
 pytestmark = [pytest.mark.ray, pytest.mark.ngspice, pytest.mark.slow]
 
@@ -62,8 +62,8 @@ def test_a_loop_killed_in_a_campaign_and_in_a_fine_tune_resumes_to_the_end_witho
             return store.model_versions("surrogate")
 
     with Store.open(url) as store:
-        kill_when(start(argv), lambda: finished(store, "kl-r1") >= 1)  # the round's campaign has one target done
-        assert finished(store, "kl-r1") < 3
+        kill_when(start(argv), lambda: targets_done(store, "kl-r1") >= 1)  # the round's campaign has one target done
+        assert targets_done(store, "kl-r1") < 3
     assert "outcome" not in state()["rounds"][0]
 
     kill_when(start(argv), member.is_file)  # the round's fine-tune has written its first epoch
@@ -80,7 +80,7 @@ def test_a_loop_killed_in_a_campaign_and_in_a_fine_tune_resumes_to_the_end_witho
     assert version.parent_version == summary["models"]["surrogate"]
     assert state()["current"]["version"] == (summary["promoted"] or summary["models"]["surrogate"])
     with Store.open(url) as store:
-        assert set(duplicates(store).values()) == {0}
+        assert duplicate_rows(store.engine) == dict.fromkeys(SAME_ROW, 0)
         assert all(r.status == "done" for r in store.campaign_targets("kl-r1"))
         candidates = store.last_candidate_id()
 

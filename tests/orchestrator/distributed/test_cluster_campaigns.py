@@ -29,8 +29,8 @@ from sqlalchemy import create_engine, text
 from orchestrator.design.campaign import CampaignSettings, run_campaign
 from orchestrator.design.campaign_file import load_campaign
 from orchestrator.design.search import SearchConfig
-from storage import Store, StoreError
-from storage.testing import SAME_ROW, LocalPostgres, duplicate_rows
+from storage import Store
+from storage.testing import SAME_ROW, LocalPostgres, duplicate_rows, targets_done
 from tests.scripts.test_local_cluster import free_base
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.ngspice, pytest.mark.postgres]
@@ -149,14 +149,6 @@ def outcomes(store: Store, campaign: str) -> dict[str, tuple[bool | None, list[t
     return {r.name: (r.met, sorted((c.key, str(c.measured.status)) for c in store.candidates(r.id))) for r in rows}
 
 
-def finished(store: Store, campaign: str) -> int:
-    """Targets of ``campaign`` done so far (0 before it is stored)."""
-    try:
-        return sum(r.status == "done" for r in store.campaign_targets(campaign))
-    except StoreError:
-        return 0
-
-
 def simulation_nodes(store: Store, campaign: str) -> dict[str | None, int]:
     """How many of the campaign's candidates' simulations each Ray node ran."""
     sql = (
@@ -214,9 +206,9 @@ def test_a_worker_node_killed_and_postgresql_restarted_mid_campaign(
     with Store.open(url) as store:
         done = {}
         for step, at in (("kill", 5), ("restart", 10)):
-            while driver.poll() is None and finished(store, "faults") < at:
+            while driver.poll() is None and targets_done(store, "faults") < at:
                 time.sleep(0.2)
-            done[step] = finished(store, "faults")
+            done[step] = targets_done(store, "faults")
             if step == "kill":
                 killed = cluster.script("kill-worker", "3", timeout=120)
                 assert killed.returncode == 0, killed.stderr
