@@ -17,6 +17,7 @@ from storage.records import (
     JobInfo,
     Measured,
     ModelInfo,
+    PromotionInfo,
     RefinementInfo,
     TargetInfo,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "JobInfo",
     "Measured",
     "ModelInfo",
+    "PromotionInfo",
     "RefinementInfo",
     "Store",
     "StoreError",

@@ -195,6 +195,9 @@ def _candidate_row(index: int, rec: CandidateRecord) -> dict[str, Any]:
         "model_version": None
         if rec.model_version is None
         else nonempty(rec.model_version, f"{what}: model_version", 64),
+        "surrogate_version": None
+        if rec.surrogate_version is None
+        else nonempty(rec.surrogate_version, f"{what}: surrogate_version", 64),
         "parent_id": None if rec.parent_id is None else row_id(rec.parent_id, f"{what}: parent_id"),
         "round": count(rec.round, f"{what}: round"),
     }

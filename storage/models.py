@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     MetaData,
     String,
@@ -144,6 +145,27 @@ class ModelVersion(Base):
     data_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
 
+class Promotion(Base):
+    """A registered model version promoted for its kind (0010): the newest promotion of a kind is the version
+    campaigns use by default. ``promoted_by`` names what promoted it (``loop NAME``), ``round`` the loop's round
+    (0 otherwise), ``gate`` the figures it was judged on. One promotion per (kind, promoted_by, round), so a
+    resumed loop records each of its promotions once."""
+
+    __tablename__ = "promotions"
+    __table_args__ = (
+        UniqueConstraint("kind", "promoted_by", "round"),
+        ForeignKeyConstraint(["kind", "version"], ["model_versions.kind", "model_versions.version"]),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    promoted_by: Mapped[str] = mapped_column(String(200))
+    round: Mapped[int] = mapped_column(Integer)
+    gate: Mapped[dict[str, Any] | None] = mapped_column(JSON_TYPE)
+    created_at: Mapped[datetime] = _created_at()
+
+
 class Campaign(Base):
     """A named design campaign: the validated campaign file it was started from."""
 
@@ -201,10 +223,11 @@ class Candidate(Base):
     predicted_ugbw_hz: Mapped[float | None] = mapped_column(Float)
     predicted_pm_deg: Mapped[float | None] = mapped_column(Float)
     predicted_fom: Mapped[float | None] = mapped_column(Float)
-    model_version: Mapped[str | None] = mapped_column(String(64))
+    model_version: Mapped[str | None] = mapped_column(String(64))  # the generator's that proposed it
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id"))
     round: Mapped[int] = mapped_column(Integer)  # bandit pull or NSGA-II generation
     created_at: Mapped[datetime] = _created_at()
+    surrogate_version: Mapped[str | None] = mapped_column(String(64))  # the surrogate's that ranked it (0010)
 
 
 class Refinement(Base):
@@ -249,6 +272,7 @@ simulations = Base.metadata.tables[Simulation.__tablename__]
 datasets = Base.metadata.tables[Dataset.__tablename__]
 dataset_circuits = Base.metadata.tables[DatasetCircuit.__tablename__]
 model_versions = Base.metadata.tables[ModelVersion.__tablename__]
+promotions = Base.metadata.tables[Promotion.__tablename__]
 campaigns = Base.metadata.tables[Campaign.__tablename__]
 campaign_targets = Base.metadata.tables[CampaignTarget.__tablename__]
 candidates = Base.metadata.tables[Candidate.__tablename__]

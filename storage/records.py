@@ -40,7 +40,9 @@ class DatasetRow:
 class CandidateRecord:
     """A circuit to propose for a campaign target: who proposed it (``source``: generator, random,
     refine, seed, ...), the spec class it was asked for, what a model predicted, and the candidate it
-    was refined from (``parent_id``). ``round`` is the bandit pull or NSGA-II generation."""
+    was refined from (``parent_id``). ``round`` is the bandit pull or NSGA-II generation.
+    ``model_version`` is the generator version that proposed it, ``surrogate_version`` the surrogate
+    version that ranked it (None: none did)."""
 
     circuit: Circuit
     source: str
@@ -49,6 +51,7 @@ class CandidateRecord:
     model_version: str | None = None
     parent_id: int | None = None
     round: int = 0
+    surrogate_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,21 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class PromotionInfo:
+    """A promotion of a registered model version: what promoted it (``promoted_by``, e.g. ``loop NAME``, and
+    the loop's ``round``), the gate figures it passed, when, and the version's checkpoint ``path``."""
+
+    id: int
+    kind: str
+    version: str
+    promoted_by: str
+    round: int
+    gate: dict[str, Any] | None
+    created_at: datetime
+    path: str
+
+
+@dataclass(frozen=True)
 class CampaignInfo:
     """A campaign, its file, running time summed over runs, and its targets counted by outcome."""
 
@@ -166,7 +184,9 @@ class TargetInfo:
 
 @dataclass(frozen=True)
 class CandidateInfo:
-    """A recorded candidate with its circuit (JSON form), its prediction and its measured verdict."""
+    """A recorded candidate with its circuit (JSON form), its prediction and its measured verdict;
+    ``model_version`` is the generator version that proposed it, ``surrogate_version`` the surrogate
+    version that ranked it (None: none, or recorded before 0010)."""
 
     id: int
     target_id: int
@@ -180,6 +200,12 @@ class CandidateInfo:
     round: int
     created_at: datetime
     measured: Measured
+    surrogate_version: str | None = None
+
+    @property
+    def versions(self) -> dict[str, str | None]:
+        """The model versions that proposed and ranked it, by kind."""
+        return {"generator": self.model_version, "surrogate": self.surrogate_version}
 
 
 @dataclass(frozen=True)

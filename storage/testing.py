@@ -100,6 +100,8 @@ SAME_ROW = {
     "campaign_targets": "campaign_id, name",
     "campaigns": "name",
     "design_jobs": "campaign",
+    "model_versions": "kind, version",
+    "promotions": "kind, promoted_by, round",
 }
 
 

@@ -363,8 +363,10 @@ def save_outcome(
     refined = [p for p in proposals if p.source == "refine"]
 
     def record(p: Any, parent: int | None) -> CandidateRecord:
+        # the generator version that proposed it; the surrogate version that ranked it (it has a prediction)
         version = versions.get("generator") if p.source == "generator" else None
-        return CandidateRecord(p.circuit, p.source, p.spec_class, p.predicted, version, parent, p.round)
+        ranked = versions.get("surrogate") if p.predicted is not None else None
+        return CandidateRecord(p.circuit, p.source, p.spec_class, p.predicted, version, parent, p.round, ranked)
 
     first_ids = store.add_candidates(target_id, [record(p, None) for p in first])
     cand_ids = dict(zip((p.circuit.key for p in first), first_ids))

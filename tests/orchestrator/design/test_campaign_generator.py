@@ -42,6 +42,10 @@ def test_a_generator_campaign_searches_refines_stores_and_exports(ray_session, t
             sources = {c.source for c in candidates}
             assert "generator" in sources and row.n_simulations <= 60
             assert all(c.model_version and c.predicted for c in candidates if c.source == "generator")
+            # each ranked candidate records the surrogate version that ranked it, as the target's summary names it
+            ranked = [c for c in candidates if c.predicted]
+            assert ranked and {c.surrogate_version for c in ranked} == {row.summary["surrogate"]}  # type: ignore[index]
+            assert all(c.surrogate_version is None for c in candidates if not c.predicted)
             # Every simulation counts against the budget; refinement simulates its seed again (its first
             # generation holds it), so distinct simulated candidates may fall short of the count by a few.
             simulated = sum(c.measured.status is not None for c in candidates)
