@@ -18,6 +18,7 @@ from orchestrator.cli.options import (
     budget,
     db_option,
     input_file,
+    models_option,
     output_dir,
     output_file,
     output_file_or_stdout,
@@ -108,7 +109,7 @@ def add_commands(commands: Any) -> None:
 def _search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=budget, help="simulations per target, refinement included (default 500)")
     p.add_argument("--policy", choices=sorted(POLICIES), default="ucb1", help="bandit policy (default ucb1)")
-    p.add_argument("--generator", type=input_file, help="generator checkpoint (default: the shipped one)")
+    p.add_argument("--generator", type=input_file, help="generator checkpoint (default: the one --models picks)")
     p.add_argument(
         "--sampling",
         choices=SAMPLING,
@@ -116,7 +117,8 @@ def _search_options(p: argparse.ArgumentParser) -> None:
         help="generator latents: around the training circuits of the class (bank, default) or the paper's "
         "spec latent (spec)",
     )
-    p.add_argument("--surrogate", type=input_file, help="surrogate checkpoint (default: the shipped one)")
+    p.add_argument("--surrogate", type=input_file, help="surrogate checkpoint (default: the one --models picks)")
+    models_option(p)
     p.add_argument(
         "--verify",
         choices=("rank", "ucb"),
@@ -168,17 +170,29 @@ def _search_options(p: argparse.ArgumentParser) -> None:
     db_option(p)
 
 
-def _settings(args: argparse.Namespace) -> Any:
-    from orchestrator.design.campaign import CampaignSettings, default_paths
+def _models(args: argparse.Namespace, store: Any) -> Any:
+    """The models ``--models``, ``--generator`` and ``--surrogate`` pick (None for a --random search)."""
+    from orchestrator.design.models import resolve_models
+
+    if args.random:
+        if args.models is not None:
+            raise CktLoopError("--models: a --random search loads no models")
+        return None
+    return resolve_models(store, args.models, {"generator": args.generator, "surrogate": args.surrogate})
+
+
+def _settings(args: argparse.Namespace, models: Any) -> Any:
+    """Campaign settings from the options and the ``models`` that ``_models`` picked."""
+    from orchestrator.design.campaign import CampaignSettings
     from orchestrator.design.search import SearchConfig
 
-    generator, surrogate = default_paths()
-    generator, surrogate = args.generator or generator, args.surrogate or surrogate
+    generator = surrogate = None
     if not args.random:
+        generator, surrogate = models["generator"].path, models["surrogate"].path
         for what, path in (("generator", generator), ("surrogate", surrogate)):
             if not Path(path).is_file():
                 raise CktLoopError(f"{what} checkpoint {path} not found (train one, or pass --random)")
-        _check_checkpoints(args.generator, args.surrogate)
+        _check_checkpoints(args.generator, args.surrogate)  # registered ones are loaded by the model actors
     search = (
         SearchConfig(policy=args.policy, refine_share=0.0)
         if args.random
@@ -210,21 +224,25 @@ def _check_checkpoints(generator: Path | None, surrogate: Path | None) -> None:
         Surrogate.load(surrogate)
 
 
-def _run(args: argparse.Namespace, campaign: Any, show: bool) -> dict[str, Any]:
+def _run(args: argparse.Namespace, campaign: Any, show: bool) -> tuple[dict[str, Any], str]:
+    """Run ``campaign``; its summary, and in words the models it used."""
     from orchestrator.design.campaign import load_reference, run_campaign
+    from orchestrator.design.models import describe
     from storage import Store
 
-    settings = _settings(args)
     with Store.open(args.db) as store:
+        models = _models(args, store)
+        settings = _settings(args, models)
         reference = load_reference(store, args.reference)
         bar = _progress_bar(len(campaign.targets)) if show else None
         try:
-            return run_campaign(
+            summary = run_campaign(
                 store, campaign, settings, address=args.address, on_progress=bar, reference_rows=reference
             )
         finally:
             if bar is not None:
                 bar.close()
+    return summary, "models: none (random search)" if models is None else describe(models)
 
 
 class _progress_bar:
@@ -259,7 +277,7 @@ def _design(args: argparse.Namespace) -> int:
     target = Target.from_expressions(name, args.target)
     campaign = Campaign(name, DEFAULT_BUDGET if args.budget is None else args.budget, (target,))
     started = time.monotonic()
-    _run(args, campaign, show=False)
+    _, models = _run(args, campaign, show=False)
     with Store.open(args.db) as store:
         (record,) = campaign_records(store, name)
     winner = record["winner"] or {}
@@ -268,6 +286,7 @@ def _design(args: argparse.Namespace) -> int:
         "met": bool(record["met"]),
         "n_simulations": record["n_simulations"],
         "seconds": round(time.monotonic() - started, 2),
+        "models": models.removeprefix("models: "),
         **{k: winner.get(k) for k in ("circuit", "netlist", "measured", "predicted", "source", "spec_class")},
     }
     if args.json:
@@ -275,6 +294,7 @@ def _design(args: argparse.Namespace) -> int:
         return 0
     verdict = "met" if out["met"] else "NOT met (closest circuit shown)"
     print(f"{name}: {target.describe()}: {verdict} after {out['n_simulations']} simulations")
+    print(f"  {models}")
     if out["measured"]:
         m = out["measured"]
         print(
@@ -291,13 +311,14 @@ def _campaign_run(args: argparse.Namespace) -> int:
     campaign = load_campaign(args.file)
     if args.budget is not None:
         campaign = type(campaign)(campaign.name, args.budget, campaign.targets)
-    summary = _run(args, campaign, show=not args.no_progress)
+    summary, models = _run(args, campaign, show=not args.no_progress)
     print(
         f"campaign {summary['name']!r} (id {summary['id']}): {summary['met']} of {summary['targets']} targets met, "
         f"{summary['done']} done, {summary['failed']} failed, {summary['wall_s']:.1f} s. "
         + (f"{summary['rerun']} searches run again after their bandit worker was lost. " if summary["rerun"] else "")
         + f"Report: cktloop campaign report {summary['name']} --out report/"
     )
+    print(models)
     return 0
 
 

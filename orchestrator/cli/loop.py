@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from circuits import CktLoopError
-from orchestrator.cli.design import _progress_bar, _search_options, _settings
+from orchestrator.cli.design import _models, _progress_bar, _search_options, _settings
 from orchestrator.cli.finetune import training_config, training_options
-from orchestrator.cli.options import output_dir, positive_float, positive_int
+from orchestrator.cli.options import input_file, output_dir, positive_float, positive_int
 
 DEFAULT_OUT = Path("runs") / "loop"
+REPORT = "report"
+
+
+def _file_or_report(text: str) -> str:
+    """``report`` (the loop report) or a campaign file whose targets every round runs."""
+    return text if text == REPORT else str(input_file(text))
 
 
 def add_commands(commands: Any) -> None:
@@ -25,13 +32,30 @@ def add_commands(commands: Any) -> None:
         "scores that surrogate on the round's verified candidates it never trained on, fine-tunes it on the "
         "loop's verified rows (earlier rounds' rows and dataset rows replayed) and promotes the new version "
         "only if it beats its parent on the new held-out rows and stays within --gate-points of the starting "
-        "surrogate on the dataset's held-out split. The next round uses the promoted version. Killed at any "
-        "point, the same command resumes (same --out).",
+        "surrogate on the dataset's held-out split. The next round uses the promoted version; promotions are "
+        "recorded in the store, where campaigns, design and serve find them (--models promoted, their default). "
+        "Given a campaign FILE, every round runs its targets instead of drawing fresh ones. Killed at any point, "
+        "the same command resumes (same --out). 'cktloop loop report --out DIR [--loop NAME|FOLDER]' writes the "
+        "loop's per-round figures as PNG plots and an HTML page.",
     )
-    p.add_argument("--draw", choices=("window", "paper"), default="window", help="kind of targets (default window)")
+    p.add_argument(
+        "file",
+        nargs="?",
+        type=_file_or_report,
+        metavar="FILE|report",
+        help="a campaign YAML file whose targets every round runs (instead of --draw), or 'report'",
+    )
+    p.add_argument("--draw", choices=("window", "paper"), help="kind of targets drawn each round (default window)")
     p.add_argument("--n", type=positive_int, default=100, help="targets per round (default 100)")
     p.add_argument("--rounds", type=positive_int, default=5, help="rounds (default 5)")
-    p.add_argument("--name", default="loop", help="loop name; round k's campaign is NAME-rK (default loop)")
+    p.add_argument(
+        "--name", help="loop name; round k's campaign is NAME-rK (default: the campaign file's name, or loop)"
+    )
+    p.add_argument(
+        "--loop",
+        metavar="NAME|FOLDER",
+        help="loop report: the loop to report, by name (its folder under runs/loop) or folder (default: --name)",
+    )
     p.add_argument("--dataset", default="ocb101-seed0", help="dataset to draw from and replay (ocb101-seed0)")
     p.add_argument(
         "--gate-points",
@@ -41,8 +65,10 @@ def add_commands(commands: Any) -> None:
         "points, each regression MAE in per cent (default 1)",
     )
     training_options(p)
-    _search_options(p)  # --budget, --seed, --surrogate (round 1's model), --workers, --address, --db, ...
-    p.add_argument("--out", type=output_dir, help=f"loop folder (default {DEFAULT_OUT}/NAME)")
+    _search_options(p)  # --budget, --seed, --models/--surrogate (round 1's models), --workers, --address, --db, ...
+    p.add_argument(
+        "--out", type=output_dir, help=f"loop folder (default {DEFAULT_OUT}/NAME); loop report: the report folder"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object per round")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=_loop)
@@ -89,31 +115,72 @@ def _line(s: dict[str, Any]) -> str:
     )
 
 
-def _loop(args: argparse.Namespace) -> int:
-    from orchestrator.design.campaign import run_campaign
-    from orchestrator.design.loop import LoopConfig, LoopSteps, run_loop
-    from storage import Store
-    from surrogate.predict import Surrogate
+def _config(args: argparse.Namespace) -> Any:
+    """The loop's settings from the options (and the campaign file, when one is given)."""
+    from orchestrator.design.loop import LoopConfig
 
-    if args.random:
-        raise CktLoopError("--random: the loop fine-tunes the surrogate that ranks; a random search has none")
-    config = LoopConfig(
-        name=args.name,
-        draw=args.draw,
-        n=args.n,
+    if args.file is None:
+        name, draw, n, budget, file = args.name or "loop", args.draw or "window", args.n, args.budget or 100, None
+    else:
+        from orchestrator.design.campaign_file import load_campaign
+
+        if args.draw is not None:
+            raise CktLoopError(f"--draw {args.draw}: a loop over a campaign file runs the file's targets")
+        spec = load_campaign(args.file)
+        name, draw, n, file = args.name or spec.name, "file", len(spec.targets), str(Path(args.file).resolve())
+        budget = args.budget or spec.budget
+    return LoopConfig(
+        name=name,
+        draw=draw,
+        n=n,
         rounds=args.rounds,
         seed=args.seed,
-        budget=args.budget or 100,
+        budget=budget,
         dataset=args.dataset,
         gate_points=args.gate_points,
+        file=file,
     )
+
+
+def _start(args: argparse.Namespace, store: Any, folder: Path) -> tuple[Any, dict[str, Any], str]:
+    """Round 1's campaign settings, its surrogate (``start``) and the models in words. A loop folder that was
+    started keeps the surrogate it started with unless --models or --surrogate names one (then it must agree)."""
+    from dataclasses import replace
+
+    from orchestrator.design.loop import STATE
+    from orchestrator.design.models import describe
+    from surrogate.predict import Surrogate
+
+    models = _models(args, store)
+    base = _settings(args, models)  # checks the generator and the starting surrogate
+    state = folder / STATE
+    if state.is_file() and args.models is None and args.surrogate is None:
+        start = dict(json.loads(state.read_text())["start"])
+        return replace(base, surrogate=start["checkpoint"]), start, f"resuming from surrogate {start['version']}"
+    choice = models["surrogate"]
+    version = choice.version or Surrogate.load(base.surrogate, device="cpu").version
+    finetuned = choice.how in ("promoted", "registered")  # a registered fine-tune: the loop trains on what is new
+    start = {"version": version, "checkpoint": str(Path(base.surrogate)), "finetuned": finetuned}
+    return base, start, describe(models)
+
+
+def _loop(args: argparse.Namespace) -> int:
+    from orchestrator.design.campaign import run_campaign
+    from orchestrator.design.loop import LoopSteps, run_loop
+    from storage import Store
+
+    if args.file == REPORT:
+        return _report(args)
+    if args.random:
+        raise CktLoopError("--random: the loop fine-tunes the surrogate that ranks; a random search has none")
+    if args.loop is not None:
+        raise CktLoopError("--loop names the loop of 'cktloop loop report'; a loop runs as --name, in --out")
+    config = _config(args)
     training_config(args, None)  # bad knobs fail here, before anything runs
-    base = _settings(args)  # checks the generator and the starting surrogate
-    version = Surrogate.load(base.surrogate, device="cpu").version
-    start: dict[str, Any] = {"version": version, "checkpoint": str(Path(base.surrogate)), "finetuned": False}
-    folder = args.out or DEFAULT_OUT / args.name
+    folder = args.out or DEFAULT_OUT / config.name
 
     with Store.open(args.db) as store:
+        base, start, models = _start(args, store, folder)
 
         def campaign(spec: Any, surrogate: Path, label: str) -> dict[str, Any]:
             from dataclasses import replace
@@ -132,7 +199,43 @@ def _loop(args: argparse.Namespace) -> int:
             print(json.dumps(summary) if args.json else _line(summary), flush=True)
 
         steps = LoopSteps(campaign, lambda parent: training_config(args, parent))
-        run_loop(store, folder, config, steps, start, on_round=report)
+        say = lambda: print(f"loop {config.name}: {models}", file=sys.stderr, flush=True)  # noqa: E731
+        run_loop(store, folder, config, steps, start, on_round=report, on_start=say)
     if not args.json:
         print(f"loop state: {folder / 'state.json'}", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``cktloop loop report --out DIR [--loop NAME|FOLDER] [--db URL]``."""
+    from orchestrator.design.loop import STATE
+    from orchestrator.design.outcomes import campaign_outcome
+    from orchestrator.reporting.loop_report import write_loop_report
+    from storage import Store, StoreError
+
+    if args.out is None:
+        raise CktLoopError("loop report: --out DIR (the report folder) is required")
+    where = args.loop or args.name or "loop"
+    folder = Path(where) if (Path(where) / STATE).is_file() else DEFAULT_OUT / where
+    path = folder / STATE
+    if not path.is_file():
+        raise CktLoopError(f"loop report: no loop state at {path} (name the loop or its folder with --loop)")
+    try:
+        state = json.loads(path.read_text())
+        name = state["config"]["name"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CktLoopError(f"loop report: {path} is not a loop state file ({exc})") from None
+    live: dict[int, dict[str, Any]] = {}
+    with Store.open(args.db) as store:
+        for record in state.get("rounds", []):
+            if record.get("outcome") is None and record.get("campaign"):
+                with contextlib.suppress(StoreError):  # the round's campaign may not be in the store yet
+                    live[int(record["round"])] = campaign_outcome(store, record["campaign"])
+        promotions = [
+            {"round": p.round, "version": p.version, "created_at": f"{p.created_at:%Y-%m-%d %H:%M:%S}"}
+            for p in store.promotions("surrogate")
+            if p.promoted_by == f"loop {name}"
+        ]
+    page = write_loop_report(state, args.out, live=live, promotions=promotions)
+    print(f"report: {page}")
     return 0

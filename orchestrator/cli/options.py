@@ -145,3 +145,24 @@ def db_option(parser: argparse.ArgumentParser) -> None:
         help="SQLAlchemy database URL (default: $CKTLOOP_DB or sqlite:///cktloop.db in the current directory); "
         "e.g. postgresql+psycopg://user@host/db",
     )
+
+
+def models_option(parser: argparse.ArgumentParser) -> None:
+    """``--models shipped|promoted|VERSION``: which registered models to load (orchestrator.design.models)."""
+
+    def choice(text: str) -> str:
+        from orchestrator.design.models import check_choice
+
+        try:
+            return check_choice(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parser.add_argument(
+        "--models",
+        type=choice,
+        metavar="shipped|promoted|VERSION",
+        help="models to use: the promoted versions (default; the shipped model for a kind none was promoted of), "
+        "the shipped ones, or registered VERSION[,VERSION] (each for its kind, the other kind promoted); "
+        "--generator/--surrogate PATH win over it for their kind",
+    )

@@ -7,7 +7,7 @@ import signal
 import time
 from typing import Any
 
-from orchestrator.cli.options import database_url, input_file, ray_address
+from orchestrator.cli.options import database_url, input_file, models_option, ray_address
 
 
 def port(text: str) -> int:
@@ -32,9 +32,33 @@ def add_commands(commands: Any) -> None:
         "--db", type=database_url, metavar="URL", help="the store (default: $CKTLOOP_DB or sqlite:///cktloop.db)"
     )
     serve.add_argument("--config", type=input_file, metavar="FILE", help="serve settings (YAML; see docs/serve.md)")
-    serve.add_argument("--generator", type=input_file, metavar="CKPT", help="generator checkpoint (default: shipped)")
-    serve.add_argument("--surrogate", type=input_file, metavar="CKPT", help="surrogate checkpoint (default: shipped)")
+    serve.add_argument(
+        "--generator", type=input_file, metavar="CKPT", help="generator checkpoint (default: the one --models picks)"
+    )
+    serve.add_argument(
+        "--surrogate", type=input_file, metavar="CKPT", help="surrogate checkpoint (default: the one --models picks)"
+    )
+    models_option(serve)  # the serve config's checkpoints win over the default, not over an explicit --models
     serve.set_defaults(run=_serve)
+
+
+def _models(config: Any, args: argparse.Namespace) -> tuple[Any, str]:
+    """The config with the checkpoints to serve, and which they are in words: --generator/--surrogate, else an
+    explicit --models, else the serve config's checkpoint, else the promoted version (or the shipped one)."""
+    from orchestrator.design.models import ModelChoice, describe, resolve_models
+    from storage import Store
+
+    paths = {"generator": args.generator, "surrogate": args.surrogate}
+    if args.models is None:  # the config's checkpoints stand unless --models is given
+        paths = {k: v or getattr(config, k).checkpoint for k, v in paths.items()}
+    with Store.open(config.db_url()) as store:
+        chosen = resolve_models(store, args.models, paths)
+    for kind, v in paths.items():
+        if args.models is None and v is not None and getattr(args, kind) is None:
+            chosen[kind] = ModelChoice(kind, chosen[kind].path, "config")
+    checkpoints = {k: getattr(config, k).replace(checkpoint=c.path).model_dump() for k, c in chosen.items()}
+    config = config.replace(**checkpoints)
+    return config, describe(chosen)
 
 
 class _Stop(Exception):
@@ -48,11 +72,8 @@ def _serve(args: argparse.Namespace) -> int:
     from storage.engine import mask
 
     config = load_serve_config(args.config, host=args.host, port=args.port, address=args.address, db=args.db)
-    models = {"generator": args.generator, "surrogate": args.surrogate}
-    config = config.replace(
-        **{k: getattr(config, k).replace(checkpoint=str(v)).model_dump() for k, v in models.items() if v is not None}
-    )
     config.check_exposure(config.read_token())  # before anything starts: one line, exit status 2
+    config, models = _models(config, args)
     environment_for(config)
     ensure_ray(config.address)
     joined = config.address is not None
@@ -62,6 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
         deploy(config)
         store = mask(config.db_url())
         print(f"cktloop: serving on http://{config.host}:{config.port}/ (API docs /docs; store {store})")
+        print(f"cktloop: {models}")
         print("cktloop: Ctrl-C or SIGTERM stops the service", flush=True)
         while True:
             time.sleep(3600)

@@ -5,7 +5,8 @@ Round k:
 
 1. **draw** ``n`` targets as ``cktloop campaign draw`` draws them, with seed ``seed * 1000 + k``; window
    targets are drawn around circuits of the dataset's held-out split no earlier round drew around, so
-   no round's targets were trained on before they are scored. The file is written once (``round-k.yaml``);
+   no round's targets were trained on before they are scored. The file is written once (``round-k.yaml``).
+   A loop over a fixed campaign file (draw ``file``) runs the file's targets every round instead;
 2. **campaign** ``<name>-r<k>`` with the current surrogate (resumable: finished targets are skipped);
 3. **score**: its outcome (targets met, simulations, simulations to the first met circuit) and the
    current surrogate's errors on the round's verified candidates, leaving out every circuit it could
@@ -17,12 +18,15 @@ Round k:
 5. **gate**: promote the new version only if it is better than its parent on the held-out slice of the
    new rows (the mean of its UGBW, PM and FoM MAE ratios below 1) and no worse than the shipped surrogate
    on the dataset's held-out split by more than ``gate_points`` (joint-class accuracy in points, each
-   regression MAE in per cent). Round k+1 uses the promoted version.
+   regression MAE in per cent). Round k+1 uses the promoted version, and the promotion is recorded in the
+   store's ``promotions`` table (by ``loop NAME``, round k, with the gate figures), where campaigns,
+   ``design`` and ``serve`` find it (``--models promoted``, their default).
 
 Everything a round decided is kept in ``state.json`` (written whole, atomically, after each step); killed
 at any point and re-run with the same settings, the loop goes on from the last step it finished: the
 campaign resumes without duplicate rows, the fine-tune resumes its members' checkpoints, and a version
-is registered only once its checkpoint exists (registering again is a no-op).
+is registered only once its checkpoint exists (registering again is a no-op); a promotion is recorded
+once per (loop, round): a re-run records every finished round's promotion again, which adds nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Any
 from circuits import CktLoopError
 
 STATE = "state.json"
-DRAWS = ("window", "paper")
+DRAWS = ("window", "paper", "file")
 GATED_MAE = ("gain_mae_db", "ugbw_mae_dec", "pm_mae_deg", "fom_mae")
 FRESH_MAE = ("ugbw_mae_dec", "pm_mae_deg", "fom_mae")
 
@@ -54,13 +58,28 @@ class LoopConfig:
     budget: int = 100
     dataset: str = "ocb101-seed0"
     gate_points: float = 1.0
+    file: str | None = None  # draw "file": the campaign file whose targets every round runs
 
     def __post_init__(self) -> None:
         if self.draw not in DRAWS:
             raise CktLoopError(f"unknown draw {self.draw!r} (known: {', '.join(DRAWS)})")
+        if (self.draw == "file") != (self.file is not None):
+            raise CktLoopError("loop: a campaign file goes with draw 'file', and only with it")
         for name in ("n", "rounds", "budget"):
             if getattr(self, name) < 1:
                 raise CktLoopError(f"loop: {name} must be >= 1, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as kept in the state file (no ``file`` key for a drawn loop, as before it existed)."""
+        data = asdict(self)
+        if data["file"] is None:
+            del data["file"]
+        return data
+
+    @property
+    def promoted_by(self) -> str:
+        """How its promotions are named in the store."""
+        return f"loop {self.name}"
 
 
 def campaign_name(config: LoopConfig, k: int) -> str:
@@ -73,6 +92,10 @@ def draw_round(rows: list[dict[str, Any]], config: LoopConfig, k: int, used: set
     from circuits.target_sets import paper_targets, window_source, window_targets
 
     seed = config.seed * 1000 + k
+    if config.file is not None:
+        from orchestrator.design.campaign_file import load_campaign
+
+        return list(load_campaign(config.file).targets)
     if config.draw == "window":
         source = [r for r in window_source(rows) if r["id"] not in used]
         targets = window_targets(source, config.n, seed=seed)
@@ -108,7 +131,7 @@ class LoopState:
 
     def __init__(self, folder: Path, config: LoopConfig, start: dict[str, Any]) -> None:
         self.path = folder / STATE
-        wanted = {"config": asdict(config), "start": start}
+        wanted = {"config": config.to_dict(), "start": start}
         if self.path.is_file():
             self.data: dict[str, Any] = json.loads(self.path.read_text())
             have = {k: self.data.get(k) for k in wanted}
@@ -137,6 +160,26 @@ class LoopState:
         tmp.replace(self.path)
 
 
+def record_promotion(store: Any, config: LoopConfig, record: dict[str, Any]) -> None:
+    """Record round ``record``'s promotion, if it promoted a version, in the store (idempotent)."""
+    if not record.get("promoted"):
+        return
+    figures = {k: record.get(k) for k in ("gate", "heldout", "parent_heldout", "dataset_test")}
+    figures["parent"] = record["models"]["surrogate"]
+    store.promote("surrogate", record["promoted"], config.promoted_by, record["round"], _finite(figures))
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float as None (the store keeps strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 @dataclass
 class LoopSteps:
     """How a round's campaign runs and a fine-tune is set up (the CLI builds these from its options)."""
@@ -152,9 +195,11 @@ def run_loop(
     steps: LoopSteps,
     start: dict[str, Any],
     on_round: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run (or resume) the loop's rounds (see the module doc); ``start``: the surrogate round 1 uses
-    (``version``, ``checkpoint``); returns one record per round, each also given to ``on_round``."""
+    (``version``, ``checkpoint``); returns one record per round, each also given to ``on_round``.
+    ``on_start`` is called once the settings are checked against the store and the loop folder."""
     from surrogate.finetune import dataset_metrics
     from surrogate.predict import Surrogate
 
@@ -162,6 +207,8 @@ def run_loop(
     if not rows:
         raise CktLoopError(f"dataset {config.dataset!r} has no rows in the store (build it first)")
     state = LoopState(folder, config, start)
+    if on_start:
+        on_start()
     if "start_dataset_test" not in state.data:
         first = Surrogate.load(start["checkpoint"], device="cpu")
         seen = {tuple(c) for c in first.train_classes}
@@ -175,6 +222,7 @@ def run_loop(
         if not record.get("done"):
             record = _round(store, folder, config, steps, state, rows, trained_on, k)
         trained_on |= {r["id"] for r in store.verified_rows([name])}
+        record_promotion(store, config, record)
         out.append(record)
         if on_round:
             on_round(record)
@@ -216,6 +264,8 @@ def _round(
         model = Surrogate.load(current["checkpoint"], device="cpu")
         errors, _ = fresh_errors(store, name, model, trained_on)
         record.update(outcome=campaign_outcome(store, name), fresh=errors, **issue_figures(errors))
+        used = {t.summary.get("generator") for t in store.campaign_targets(name) if t.summary}
+        record["models"] = {**record["models"], "generator": used.pop() if len(used) == 1 else None}
         state.put(k, record)
     # 4. fine-tune on every round so far (new rows since the current version, earlier ones replayed)
     since = current["version"] if current.get("finetuned") else None

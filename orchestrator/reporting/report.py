@@ -86,7 +86,8 @@ def write_report(
         runs["baseline"] = list(baseline)
     refinement, refinement_lines = _refinement_figure(out, records)
     winners = [(k, r) for k, r in enumerate(records) if r.get("winner")]
-    page = _templates().get_template("report.html.j2").render(
+    template = _templates().get_template("report.html.j2")
+    page = template.render(
         title=title or f"CktLoop campaign {campaign}".strip(),
         facts=[[k, _fact(k, v)] for k, v in facts.items()],
         summary_header=SUMMARY_HEADER,
@@ -101,6 +102,11 @@ def write_report(
         winners=[_winner(out, k, r) for k, r in winners[:max_figures]],
         winners_total=len(winners),
     )
+    return write_page(out, page)
+
+
+def write_page(out: Path, page: str) -> Path:
+    """Write a report's ``index.html`` into ``out``; return its path."""
     path = out / "index.html"
     try:
         path.write_text(page, encoding="utf-8")

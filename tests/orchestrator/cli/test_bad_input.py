@@ -121,6 +121,8 @@ CASES = [
     (["design", "--target", "slew_rate>=1"], ["slew_rate", "unknown spec"]),
     (["design", "--target", "gain_db>=60", "--generator", "{tmp}/random.pt"], ["random.pt", "generator checkpoint"]),
     (["design", "--target", "gain_db>=60", "--policy", "greedy-ish"], ["argument --policy", "invalid choice"]),
+    (["design", "--target", "gain_db>=60", "--models", "v1,,v2"], ["argument --models", "'v1,,v2'"]),
+    (["design", "--target", "gain_db>=60", "--models", "no-such-version"], ["'no-such-version' is registered"]),
     # campaign run, export, report, draw, list
     (["campaign", "run", DEMO, "--budget", "-1"], ["argument --budget", "-1"]),
     (["campaign", "run", DEMO, "--workers", "0"], ["argument --workers", "0"]),
@@ -136,6 +138,9 @@ CASES = [
     (["campaign", "run", "{tmp}/missing.yaml"], ["argument file", "no such file"]),
     (["campaign", "run", DEMO, "--random", "--db", UNREACHABLE], ["cannot open database"]),
     (["campaign", "run", DEMO, "--random", "--reference", "nosuch"], ["no dataset named 'nosuch'"]),
+    (["campaign", "run", DEMO, "--models", "shipped,v1"], ["argument --models", "stand alone"]),
+    (["campaign", "run", DEMO, "--models", "v7"], ["--models: no generator or surrogate version 'v7'"]),
+    (["campaign", "run", DEMO, "--random", "--models", "promoted"], ["a --random search loads no models"]),
     (["campaign", "run", "{tmp}/negative-budget.yaml", "--random"], ["negative-budget.yaml", "budget", "-1"]),
     (["campaign", "run", "{tmp}/empty.yaml", "--random"], ["empty.yaml"]),
     (["campaign", "export", "nosuch", "--out", "-"], ["no campaign named 'nosuch'"]),
@@ -157,10 +162,18 @@ CASES = [
     (["loop", "--random"], ["--random", "a random search has none"]),
     (["loop", "--surrogate", "{tmp}/random.pt"], ["random.pt"]),
     (["loop", "--dataset", "nosuch", "--out", "{tmp}/loop"], ["nosuch"]),
+    (["loop", "--models", "nosuch"], ["--models", "no generator or surrogate version 'nosuch'"]),
+    (["loop", DEMO, "--draw", "paper"], ["--draw paper", "runs the file's targets"]),
+    (["loop", "{tmp}/truncated.yaml"], ["truncated.yaml", "malformed YAML"]),
+    (["loop", "{tmp}/missing.yaml"], ["argument FILE|report", "missing.yaml: no such file"]),
+    (["loop", "--loop", "x"], ["--loop names the loop of 'cktloop loop report'"]),
+    (["loop", "report"], ["loop report: --out DIR", "is required"]),
+    (["loop", "report", "--out", "{tmp}/r", "--loop", "{tmp}/nosuch"], ["loop report: no loop state at", "nosuch"]),
     # serve
     (["serve", "--port", "0"], ["argument --port", "'0'"]),
     (["serve", "--config", "{tmp}/truncated.yaml"], ["truncated.yaml", "malformed YAML"]),
     (["serve", "--address", NO_RAY], ["cannot join the Ray cluster", NO_RAY]),
+    (["serve", "--models", "v7"], ["--models: no generator or surrogate version 'v7'"]),
 ]
 
 

@@ -83,6 +83,12 @@ def test_a_loop_killed_in_a_campaign_and_in_a_fine_tune_resumes_to_the_end_witho
         assert duplicate_rows(store.engine) == dict.fromkeys(SAME_ROW, 0)
         assert all(r.status == "done" for r in store.campaign_targets("kl-r1"))
         candidates = store.last_candidate_id()
+        # the promotion, if the gate gave one, is in the store, where campaigns find it (--models promoted)
+        promotions = [(p.version, p.promoted_by, p.round) for p in store.promotions()]
+        assert promotions == ([(summary["promoted"], "loop kl", 1)] if summary["promoted"] else [])
+        # every candidate the round's surrogate ranked records it, beside the generator that proposed it
+        ranked = [c for t in store.campaign_targets("kl-r1") for c in store.candidates(t.id) if c.predicted]
+        assert ranked and {c.surrogate_version for c in ranked} == {summary["models"]["surrogate"]}
 
     again = start(argv)  # the loop is finished: the same round, nothing new
     printed_again, err = again.communicate(timeout=600)
@@ -90,3 +96,10 @@ def test_a_loop_killed_in_a_campaign_and_in_a_fine_tune_resumes_to_the_end_witho
     assert registered() == [version]
     with Store.open(url) as store:
         assert store.last_candidate_id() == candidates
+        assert [(p.version, p.promoted_by, p.round) for p in store.promotions()] == promotions
+
+    report = tmp_path / "report"
+    argv_report = ["loop", "report", "--out", str(report), "--loop", str(out), "--db", url]
+    done = subprocess.run([sys.executable, "-m", "orchestrator.cli", *argv_report], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert {"index.html", "errors.png", "outcomes.png", "models.png"} <= {p.name for p in report.iterdir()}

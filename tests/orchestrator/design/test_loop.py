@@ -91,3 +91,42 @@ def test_simulations_to_the_first_met_circuit_are_read_from_the_search_history()
 
     assert first_met({"history": [[20, None], [40, None], [60, 3.5], [80, 4.0]]}) == 60
     assert math.isinf(first_met({"history": [[20, None], [40, None]]})) and math.isinf(first_met(None))
+
+
+def test_a_round_s_promotion_is_recorded_in_the_store_once(tmp_path):
+    from orchestrator.design.loop import record_promotion
+    from storage import Store
+    from storage.testing import SAME_ROW, duplicate_rows
+
+    config = LoopConfig(name="l", n=5)
+    done = {
+        "round": 2,
+        "models": {"surrogate": "v0"},
+        "gate": {"promoted": True, "fresh_mae_ratio": 0.8, "why_not": []},
+        "heldout": {"ugbw_mae_dec": 0.04, "fom_spearman": math.nan},
+        "promoted": "v1",
+    }
+    with Store.open(f"sqlite:///{tmp_path / 's.db'}") as store:
+        store.register_model("surrogate", "v1", tmp_path / "v1.pt", {}, {}, parent_version="v0")
+        record_promotion(store, config, {**done, "promoted": None, "round": 1})  # kept: nothing recorded
+        assert store.promotions() == []
+        for _ in range(2):  # a resumed loop records the finished round again
+            record_promotion(store, config, done)
+        (p,) = store.promotions()
+        assert (p.version, p.promoted_by, p.round, p.gate["parent"]) == ("v1", "loop l", 2, "v0")  # type: ignore[index]
+        assert p.gate["heldout"] == {"ugbw_mae_dec": 0.04, "fom_spearman": None}  # type: ignore[index]
+        assert store.promoted("surrogate") == p
+        assert duplicate_rows(store.engine) == dict.fromkeys(SAME_ROW, 0)
+
+
+def test_a_loop_over_a_campaign_file_runs_its_targets_every_round(tmp_path):
+    spec = tmp_path / "fixed.yaml"
+    spec.write_text("name: fixed\nbudget: 30\ntargets:\n  - {name: a, specs: {gain_db: {min: 40}}}\n")
+    config = LoopConfig(name="fixed", draw="file", n=1, rounds=3, budget=30, file=str(spec))
+    for k in (1, 2):
+        (target,) = draw_round(rows(4), config, k, set())
+        assert target.name == "a"
+    assert config.to_dict()["file"] == str(spec)
+    assert "file" not in LoopConfig(name="l").to_dict()  # a drawn loop's state reads as before file loops
+    with pytest.raises(CktLoopError, match="a campaign file goes with draw 'file'"):
+        LoopConfig(name="l", draw="file")

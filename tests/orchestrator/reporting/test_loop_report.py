@@ -1,0 +1,81 @@
+"""``cktloop loop report``: per round, the surrogate's fresh errors, targets met, simulations to the first met
+circuit and the models in use, as PNG figures and an HTML page; from a loop's state and the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli.app import main
+from orchestrator.reporting.loop_report import write_loop_report
+from storage import Store
+
+
+def round_record(k: int, promoted: bool = True, done: bool = True, outcome: bool = True) -> dict:
+    record: dict = {"round": k, "campaign": f"demo-r{k}", "models": {"surrogate": f"s{k - 1}", "generator": "g0"}}
+    if outcome:
+        record.update(
+            outcome={"targets": 10, "met": 3 + k, "simulations": 999, "median_sims_to_first_met": 100 - 10 * k},
+            fresh_ugbw_mae_decades=0.06 / k,
+            fresh_pm_mae_deg=14.0 - k,
+            fresh_gain_mae_db=1.25,
+            fresh_fom_mae=5.0 - k,
+            fresh_fom_spearman=0.98,
+            fresh_rows=900 + k,
+        )
+    if done:
+        why = [] if promoted else ["dataset joint-class accuracy 1.15 points below the shipped surrogate's"]
+        record.update(
+            candidate=f"s{k}",
+            gate={"promoted": promoted, "fresh_mae_ratio": 0.8125, "why_not": why},
+            promoted=f"s{k}" if promoted else None,
+            done=True,
+        )
+    return record
+
+
+STATE = {
+    "config": {"name": "demo<b>", "draw": "window", "n": 10, "rounds": 4, "budget": 100},
+    "start": {"version": "s0", "checkpoint": "/m.pt", "finetuned": False},
+    "rounds": [round_record(1), round_record(2, promoted=False), round_record(3, done=False)],
+}
+
+
+def test_the_page_and_its_figures_hold_each_round(tmp_path: Path):
+    promotions = [{"round": 1, "version": "s1", "created_at": "2026-12-04 12:00:00"}]
+    page = write_loop_report(STATE, tmp_path / "r", promotions=promotions).read_text()
+    assert {p.name for p in (tmp_path / "r").iterdir()} == {"index.html", "errors.png", "outcomes.png", "models.png"}
+    assert "demo&lt;b&gt;" in page and "<b>" not in page  # escaped
+    for text in ("promoted (fresh MAE ratio 0.812)", "kept: dataset joint-class accuracy 1.15 points", "0.03", "13"):
+        assert text in page, text
+    assert "s1 at 2026-12-04 12:00:00" in page and "fine-tune pending" in page
+    assert "Rounds not finished yet: 3" in page
+
+
+def test_a_round_whose_campaign_runs_is_reported_from_the_store(tmp_path: Path):
+    state = {**STATE, "rounds": [round_record(1), round_record(2, done=False, outcome=False)]}
+    live = {2: {"targets": 10, "met": 2, "simulations": 150, "median_sims_to_first_met": None}}
+    page = write_loop_report(state, tmp_path, live=live).read_text()
+    assert "campaign running" in page and "— (half or more not met)" in page
+    empty = write_loop_report({**STATE, "rounds": []}, tmp_path / "empty").read_text()
+    assert "No round has a campaign in the store yet" in empty and not (tmp_path / "empty" / "errors.png").exists()
+
+
+def test_loop_report_reads_the_loop_folder_and_the_store_s_promotions(tmp_path: Path, capsys: pytest.CaptureFixture):
+    folder = tmp_path / "loop"
+    folder.mkdir()
+    (folder / "state.json").write_text(json.dumps(STATE))
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    with Store.open(db) as store:
+        store.register_model("surrogate", "s1", tmp_path / "s1.pt", {}, {})
+        store.promote("surrogate", "s1", "loop demo<b>", 1)
+        store.promote("surrogate", "s1", "loop other", 1)
+    assert main(["loop", "report", "--out", str(tmp_path / "r"), "--loop", str(folder), "--db", db]) == 0
+    assert capsys.readouterr().out.strip() == f"report: {tmp_path / 'r' / 'index.html'}"
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert page.count(" at 20") == 1  # round 1's promotion, by this loop only
+    (folder / "state.json").write_text("{not json")
+    assert main(["loop", "report", "--out", str(tmp_path / "r"), "--loop", str(folder), "--db", db]) == 2
+    assert "is not a loop state file" in capsys.readouterr().err
