@@ -106,6 +106,14 @@ def add_commands(commands: Any) -> None:
     listing.set_defaults(run=_campaign_list)
 
 
+def screen_ratio(text: str) -> float:
+    """``--refine-screen``: a number from 1 to 100."""
+    value = positive_float(text)
+    if not 1.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to 100, got {text!r}")
+    return value
+
+
 def _search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=budget, help="simulations per target, refinement included (default 500)")
     p.add_argument("--policy", choices=sorted(POLICIES), default="ucb1", help="bandit policy (default ucb1)")
@@ -125,6 +133,13 @@ def _search_options(p: argparse.ArgumentParser) -> None:
         default="rank",
         help="which half of each verification round the surrogate picks: the best predicted (rank, default) or "
         "the best optimistic, each spec moved up to 2 deviations of an ensemble surrogate towards the target (ucb)",
+    )
+    p.add_argument(
+        "--refine-screen",
+        type=screen_ratio,
+        metavar="R",
+        help="refinement breeds R sizings per simulation and the surrogate picks which to simulate, those it "
+        "expects to meet the target (default 8; 1: every bred sizing is simulated, as before)",
     )
     p.add_argument(
         "--random", action="store_true", help="baseline: plain random sampling of the family, no models, no refinement"
@@ -193,10 +208,11 @@ def _settings(args: argparse.Namespace, models: Any) -> Any:
             if not Path(path).is_file():
                 raise CktLoopError(f"{what} checkpoint {path} not found (train one, or pass --random)")
         _check_checkpoints(args.generator, args.surrogate)  # registered ones are loaded by the model actors
+    screen = {} if args.refine_screen is None else {"refine_screen": args.refine_screen}
     search = (
         SearchConfig(policy=args.policy, refine_share=0.0)
         if args.random
-        else SearchConfig(policy=args.policy, sampling=args.sampling, verify=args.verify)
+        else SearchConfig(policy=args.policy, sampling=args.sampling, verify=args.verify, **screen)
     )
     return CampaignSettings(
         generator=None if args.random else str(generator),

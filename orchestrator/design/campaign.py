@@ -77,6 +77,8 @@ class CampaignSettings:
         search = asdict(self.search)
         if search["verify"] == "rank":  # the default, left out so campaigns stored before the option resume
             del search["verify"], search["ucb_kappa"]
+        if search["refine_screen"] == 1.0:  # likewise: unscreened refinement, as before the option
+            del search["refine_screen"]
         return {"source": self.source, "search": search, "seed": self.seed}
 
 

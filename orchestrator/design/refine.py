@@ -19,9 +19,9 @@ Objectives (both minimised):
 
 Constraints ``G_i <= 0``, one per bound side of the target, each in a unit where one step is
 comparable: gain in decades of voltage gain (dB / 20), UGBW in decades (log10 Hz), phase margin
-in units of 90°, FoM in FoM units. Feasible is exactly ``target.met_by``. A failed simulation
-(status not ok) gets ``FAILED_PENALTY`` on every constraint and objective, so constrained
-domination ranks it below every measured circuit.
+in units of 90°, FoM in FoM units (``orchestrator.design.constraints``). Feasible is exactly
+``target.met_by``. A failed simulation (status not ok) gets ``FAILED_PENALTY`` on every constraint
+and objective, so constrained domination ranks it below every measured circuit.
 """
 
 from __future__ import annotations
@@ -42,13 +42,16 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from circuits import Circuit, CktLoopError, Performance, SimStatus, subgraph_type, value_grid
 from circuits.circuit import DEVICE_FIELDS
 from circuits.targets import Target
+from orchestrator.design.constraints import (
+    constraint_sides,
+    constraint_values,
+    objective_values,
+)
+from orchestrator.design.screen import Predict, Screen
 
 BatchEvaluate = Callable[[Sequence[Circuit]], list[Performance]]
 
 POLISH_FIRST_STEP = 0.2  # the compass polish starts by scaling each value by 1 ± 20 %
-FAILED_PENALTY = 1e3  # far above any measured circuit's normalised violation or -FoM
-UGBW_FLOOR_HZ = 1e-3  # below any sweep, so log10 of a bound <= 0 Hz stays finite and ordered
-_TINY = 1e-12
 
 
 def _is_int(x: Any) -> bool:
@@ -62,7 +65,12 @@ class RefineError(CktLoopError):
 @dataclass(frozen=True)
 class RefineConfig:
     """NSGA-II's knobs. ``max_evaluations`` caps unique simulations: a generation that would pass
-    it is not run, so the cap is never exceeded (None: only ``n_generations`` limits the run)."""
+    it is not run, so the cap is never exceeded (None: only ``n_generations`` limits the run).
+
+    ``screen`` > 1 with a ``predict`` given to the run: each generation breeds ``screen`` times as many
+    sizings as it simulates and the surrogate picks which (``orchestrator.design.screen``); each polish
+    sweep simulates 1/``screen`` of its neighbours, the surrogate's best. 1: every bred sizing is simulated.
+    """
 
     pop_size: int = 24
     n_generations: int = 20
@@ -70,6 +78,9 @@ class RefineConfig:
     max_evaluations: int | None = None
     local_share: float = 0.75  # of the initial population: the seed's sizing perturbed (the rest uniform on the grid)
     local_sigma: float = 0.4  # spread of those perturbations, in natural-log units of each value
+    screen: float = 1.0  # sizings bred per sizing simulated (1: no screening)
+    screen_kappa: float = 2.0  # an ensemble's deviations a prediction may move towards the target (search.optimistic)
+    screen_correct: bool = True  # shift predictions by the median residual on the run's measured circuits
 
     def __post_init__(self) -> None:
         for name, minimum in (("pop_size", 2), ("n_generations", 1), ("seed", 0)):
@@ -80,6 +91,10 @@ class RefineConfig:
             raise RefineError(f"RefineConfig.local_share must be in [0, 1], got {self.local_share!r}")
         if not self.local_sigma > 0.0:
             raise RefineError(f"RefineConfig.local_sigma must be > 0, got {self.local_sigma!r}")
+        if not (isinstance(self.screen, (int, float)) and 1.0 <= self.screen <= 100.0):
+            raise RefineError(f"RefineConfig.screen must be a number in [1, 100], got {self.screen!r}")
+        if not self.screen_kappa >= 0.0:
+            raise RefineError(f"RefineConfig.screen_kappa must be >= 0, got {self.screen_kappa!r}")
         cap = self.max_evaluations
         if cap is not None and (not _is_int(cap) or cap < self.pop_size):
             raise RefineError(
@@ -154,57 +169,6 @@ def with_sizing(circuit: Circuit, x: Sequence[int] | np.ndarray) -> Circuit:
             raise RefineError(f"sizing value {j} (node {i}, {name}) must be a whole grid index, got {k!r}")
         values[i][DEVICE_FIELDS.index(name)] = round(float(k))
     return circuit.with_values([(r, c, gm) for r, c, gm in values])
-
-
-# --- objectives and constraints -------------------------------------------------------------
-
-
-def _normalised(field: str, value: float) -> float:
-    """A spec in units where one step means about as much for every field (see module doc)."""
-    if field == "gain_db":
-        return value / 20.0
-    if field == "ugbw_hz":
-        return math.log10(max(value, UGBW_FLOOR_HZ))
-    if field == "pm_deg":
-        return value / 90.0
-    return value  # fom
-
-
-def constraint_sides(target: Target) -> tuple[tuple[str, str, float], ...]:
-    """(field, 'min' or 'max', bound) for every bound side of the target: one constraint each."""
-    sides = []
-    for field, bound in target.bounds:
-        if bound.low is not None:
-            sides.append((field, "min", bound.low))
-        if bound.high is not None:
-            sides.append((field, "max", bound.high))
-    return tuple(sides)
-
-
-def constraint_values(target: Target, performance: Performance) -> np.ndarray:
-    """Normalised G (<= 0 where a bound holds), exactly as feasible as ``target.met_by``."""
-    sides = constraint_sides(target)
-    if not performance.ok:
-        return np.full(len(sides), FAILED_PENALTY)
-    specs = performance.to_dict()
-    g = np.empty(len(sides))
-    for j, (field, side, limit) in enumerate(sides):
-        value = float(specs[field])
-        gap = _normalised(field, limit) - _normalised(field, value)
-        g[j] = gap if side == "min" else -gap
-        holds = value >= limit if side == "min" else value <= limit
-        # Rounding in log10 must not flip the verdict of the exact comparison met_by makes.
-        g[j] = min(g[j], 0.0) if holds else max(g[j], _TINY)
-    return g
-
-
-def objective_values(target: Target, performance: Performance) -> np.ndarray:
-    """(-FoM, worst normalised constraint value); both FAILED_PENALTY for a failed simulation."""
-    if not performance.ok:
-        return np.array([FAILED_PENALTY, FAILED_PENALTY])
-    fom = performance.fom
-    assert fom is not None
-    return np.array([-fom, float(np.max(constraint_values(target, performance)))])
 
 
 # --- simulation cache -----------------------------------------------------------------------
@@ -314,11 +278,18 @@ class SizingRun:
         evaluate: BatchEvaluate,
         config: RefineConfig,
         known: Performance | None = None,
+        predict: Predict | None = None,
     ) -> None:
         _check_inputs(seed, target, evaluate, config)
         if known is not None and not isinstance(known, Performance):
             raise RefineError(f"known must be the seed's Performance, got {type(known).__name__}")
         self.seed, self.target, self.config = seed, target, config
+        self.screen = (
+            Screen(target, predict, config.screen_kappa, config.screen_correct)
+            if predict is not None and config.screen > 1
+            else None
+        )
+        bred = self._bred(config.pop_size - 1) + 1  # the seed, then the rest
         self.simulations = _Simulations(evaluate, target)
         if known is not None:
             self.simulations.know(seed, known)
@@ -327,7 +298,8 @@ class SizingRun:
         self.k_min, self.k_max = grid.k_min, grid.k_max
         self.algorithm = NSGA2(
             pop_size=config.pop_size,
-            sampling=initial_population(sizing_of(seed), grid.k_min, grid.k_max, config),
+            sampling=initial_population(sizing_of(seed), grid.k_min, grid.k_max, config, size=bred),
+            n_offsprings=self._bred(config.pop_size),
             crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
             mutation=PM(eta=20, vtype=float, repair=RoundingRepair()),
             eliminate_duplicates=True,
@@ -341,6 +313,24 @@ class SizingRun:
     def n_evaluations(self) -> int:
         """Unique simulations this run made."""
         return self.simulations.n_simulated
+
+    def _bred(self, n: int) -> int:
+        """How many sizings to breed for ``n`` simulations."""
+        return n if self.screen is None else math.ceil(n * self.config.screen)
+
+    def _screened(self, pop: Any) -> Any:
+        """The part of a bred batch to simulate: what is measured already (free), the seed in the first
+        batch, and the surrogate's best of the rest, ``pop_size`` simulations in all."""
+        if self.screen is None:
+            return pop
+        circuits = self.problem.decode(pop.get("X"))
+        results = self.simulations.results
+        first = not self.algorithm.is_initialized
+        free = {i for i, c in enumerate(circuits) if c.key in results or (first and c.key == self.seed.key)}
+        rest = [i for i in range(len(circuits)) if i not in free]
+        n = self.config.pop_size - (1 if first else 0)
+        picked = self.screen.pick([circuits[i] for i in rest], n, results)
+        return pop[sorted([*free, *(rest[j] for j in picked)])]
 
     def _room(self, n_new: int) -> bool:
         cap = self.config.max_evaluations
@@ -357,6 +347,7 @@ class SizingRun:
         if pop is None or len(pop) == 0:  # no new offspring could be bred: the search has converged
             self.converged = True
             return False
+        pop = self._screened(pop)
         if not self._room(self.simulations.n_new(self.problem.decode(pop.get("X")))):
             return False
         self.algorithm.evaluator.eval(self.problem, pop)
@@ -376,6 +367,9 @@ class SizingRun:
             if self.polish_step * float(x.max()) < 1.0:  # already at single grid steps: nothing new to try
                 return False
             self.polish_step /= 2
+        if self.screen is not None:  # the surrogate's best 1/screen of the neighbours, best first
+            n = math.ceil(len(fresh) / self.config.screen)
+            fresh = [fresh[i] for i in self.screen.pick(fresh, n, self.simulations.results)]
         if self.seed.key not in self.simulations.results:  # a run that starts by polishing measures its seed too
             fresh = [self.seed, *fresh]
         if max_new is not None and len(fresh) > max_new:
@@ -420,27 +414,35 @@ class SizingRun:
 
 
 def refine(
-    seed: Circuit, target: Target, evaluate: BatchEvaluate, config: RefineConfig = RefineConfig()
+    seed: Circuit,
+    target: Target,
+    evaluate: BatchEvaluate,
+    config: RefineConfig = RefineConfig(),
+    predict: Predict | None = None,
 ) -> RefineResult:
     """Search ``seed``'s sizings for one meeting ``target`` with the highest FoM: ``n_generations`` of
-    NSGA-II (see ``initial_population``; integer SBX and polynomial mutation, rounded, breed the rest).
-    Deterministic for ``config.seed`` when ``evaluate`` is."""
-    run = SizingRun(seed, target, evaluate, config)
+    NSGA-II (see ``initial_population``; integer SBX and polynomial mutation, rounded, breed the rest),
+    screened by ``predict`` when ``config.screen`` > 1. Deterministic for ``config.seed`` when ``evaluate``
+    and ``predict`` are."""
+    run = SizingRun(seed, target, evaluate, config, predict=predict)
     for _ in range(config.n_generations):
         if not run.step():
             break
     return run.result()
 
 
-def initial_population(x: np.ndarray, k_min: int, k_max: int, config: RefineConfig) -> np.ndarray:
-    """The seed's sizing, ``local_share`` of the rest log-normal perturbations of it, the others uniform.
+def initial_population(
+    x: np.ndarray, k_min: int, k_max: int, config: RefineConfig, size: int | None = None
+) -> np.ndarray:
+    """The seed's sizing, ``local_share`` of the rest log-normal perturbations of it, the others uniform;
+    ``size`` rows (default ``pop_size``).
 
     The seed is a verified, usually near-feasible sizing: most of the first generation stays near it
     (each value times e^N(0, local_sigma), rounded to the grid), and a few uniform draws keep NSGA-II
     from collapsing onto one basin.
     """
     rng = np.random.default_rng(config.seed)
-    n_rest = config.pop_size - 1
+    n_rest = (config.pop_size if size is None else size) - 1
     n_local = round(n_rest * config.local_share)
     local = np.exp(np.log(x)[None, :] + rng.normal(0.0, config.local_sigma, size=(n_local, len(x))))
     uniform = rng.integers(k_min, k_max + 1, size=(n_rest - n_local, len(x)))

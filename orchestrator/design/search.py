@@ -21,8 +21,10 @@ budget is spent, even after a circuit meets the target: more verified topologies
 better seeds, and on 100 paper-style targets that took the winners whose FoM beats the dataset's
 best from 44 to 80. Refinement (``orchestrator.design.refine``) then resizes the best verified distinct
 topologies (``refine_seeds``) by successive halving over NSGA-II runs and ends with a compass
-polish of the best sizing. The winner is the highest-FoM circuit that meets the target by
-measurement, or the least-violating one when none does. Every simulation counts against the
+polish of the best sizing; with ``refine_screen`` > 1 refinement breeds that many sizings per
+simulation and the same surrogate picks which to simulate (``orchestrator.design.screen``). The
+winner is the highest-FoM circuit that meets the target by measurement, or the least-violating one
+when none does. Every simulation counts against the
 budget; the surrogate never decides whether a target is met.
 """
 
@@ -35,13 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from circuits import Circuit, Performance, SimStatus
+from circuits import Circuit, Performance
 from circuits.family import FamilyConfig, random_sizing, random_topology
-from circuits.specs import SPEC_FIELDS, TARGET_FIELDS, SpecClass, SpecClasses
+from circuits.specs import TARGET_FIELDS, SpecClass, SpecClasses
 from circuits.targets import Target, valid_classes
 from generator.sampling import SAMPLING
 from orchestrator.design.bandit import POLICIES
-from orchestrator.design.refine import RefineConfig, SizingRun, constraint_values
+from orchestrator.design.constraints import constraint_values
+from orchestrator.design.refine import RefineConfig, SizingRun
+from orchestrator.design.screen import optimistic, predicted_performance
 
 VERIFY = ("rank", "ucb")
 Propose = Callable[[SpecClass | None, int, int], list[Circuit]]
@@ -64,6 +68,7 @@ class SearchConfig:
     refine_pop: int = 20
     refine_rung: int = 2  # NSGA-II generations per seed before the worse half of the seeds is dropped
     polish_share: float = 0.3  # of the refinement budget, kept for the compass polish of the best sizing
+    refine_screen: float = 8.0  # refinement breeds this many sizings per simulation, the surrogate picks (1: off)
     family_arm: bool = True  # one more arm: plain random circuits of the family, so the generator must earn its pulls
     sampling: str = "bank"  # generator latents: "bank" (around training circuits of the class) or "spec" (the paper)
     verify: str = "rank"  # the ranked share: "rank" (best predicted) or "ucb" (best optimistic, by the surrogate's std)
@@ -79,6 +84,8 @@ class SearchConfig:
             raise ValueError(f"unknown verification rule {self.verify!r} (known: {', '.join(VERIFY)})")
         if not self.ucb_kappa >= 0.0:
             raise ValueError(f"SearchConfig.ucb_kappa must be >= 0, got {self.ucb_kappa}")
+        if not 1.0 <= self.refine_screen <= 100.0:
+            raise ValueError(f"SearchConfig.refine_screen must be in [1, 100], got {self.refine_screen}")
         for name in (
             "budget",
             "pull_size",
@@ -140,43 +147,6 @@ def closeness(target: Target, specs: Performance) -> float:
     """1 when every bound holds, falling towards 0 with the largest normalised violation."""
     worst = float(np.max(constraint_values(target, specs), initial=0.0))
     return 1.0 / (1.0 + max(worst, 0.0))
-
-
-def predicted_performance(target: Target, predicted: dict[str, Any]) -> Performance:
-    """The surrogate's prediction as a Performance on the fields it predicts; the bounds on fields it
-    does not predict (e.g. pm_deg for a surrogate of OCB's PM reading) are treated as holding."""
-    values = {k: float(predicted[k]) for k in SPEC_FIELDS if predicted.get(k) is not None}
-    fill = {f: b.low if b.low is not None else b.high for f, b in target.bounds}
-    for k in SPEC_FIELDS:
-        values.setdefault(k, fill.get(k) or 0.0)
-    return Performance(SimStatus.OK, gain_db=values["gain_db"], ugbw_hz=values["ugbw_hz"], pm_deg=values["pm_deg"])
-
-
-def _decades(hz: float) -> float:
-    return math.log10(hz) if hz > 0 else -math.inf
-
-
-def optimistic(target: Target, predicted: dict[str, float], std: dict[str, float], kappa: float) -> dict[str, float]:
-    """``predicted`` with each bounded spec moved up to ``kappa`` of its deviation in ``std`` towards its
-    bounds (UGBW in decades; a PM bound reads whichever PM field ``std`` has), never past them."""
-    out = dict(predicted)
-    for name, bound in target.bounds:
-        value = predicted.get(name)
-        spread = std.get("ugbw_dec" if name == "ugbw_hz" else name)
-        if spread is None and name == "pm_deg":
-            spread = next((v for k, v in std.items() if k.startswith("pm")), None)
-        if value is None or spread is None or not math.isfinite(value) or (name == "ugbw_hz" and value <= 0):
-            continue
-        scale = _decades if name == "ugbw_hz" else float
-        x = scale(value)
-        low = None if bound.low is None else scale(bound.low)
-        high = None if bound.high is None else scale(bound.high)
-        if low is not None and x < low:
-            x = min(low, x + kappa * spread)
-        elif high is not None and x > high:
-            x = max(high, x - kappa * spread)
-        out[name] = 10**x if name == "ugbw_hz" else x
-    return out
 
 
 def family_proposer(config: FamilyConfig | None = None) -> Propose:
@@ -339,9 +309,12 @@ class TargetSearch:
         if not seeds:
             return []
         reserve = int(room * self.config.polish_share)
-        cfg = RefineConfig(pop_size=pop, n_generations=1, seed=self.config.seed)
+        screen, kappa = self.config.refine_screen, self.config.ucb_kappa
+        cfg = RefineConfig(pop_size=pop, n_generations=1, seed=self.config.seed, screen=screen, screen_kappa=kappa)
         runs = {
-            p.circuit.key: SizingRun(p.circuit, self.target, self._evaluator(p, round_no), cfg, known=p.measured)
+            p.circuit.key: SizingRun(
+                p.circuit, self.target, self._evaluator(p, round_no), cfg, known=p.measured, predict=self.predict
+            )
             for p in seeds
         }
         active, generations = list(runs.values()), 0

@@ -8,8 +8,8 @@ import pytest
 from circuits import Circuit, CircuitError, Performance, SimStatus, generate, subgraph_type, value_grid
 from circuits.circuit import DEVICE_FIELDS
 from circuits.targets import Target
+from orchestrator.design.constraints import FAILED_PENALTY
 from orchestrator.design.refine import (
-    FAILED_PENALTY,
     RefineConfig,
     RefineError,
     SizingRun,

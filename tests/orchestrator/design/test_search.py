@@ -209,3 +209,29 @@ def test_ucb_verification_simulates_circuits_the_surrogate_is_unsure_of():
     unsure = [spread[p.circuit.key] > 1 for p in u.simulated()]
     assert all(p.std is not None for p in u.proposals.values())
     assert sum(unsure) >= 8 and sum(spread[p.circuit.key] > 1 for p in r.simulated()) <= 6, (unsure, r.simulated())
+
+
+def test_screened_refinement_asks_the_search_surrogate_and_keeps_to_the_budget():
+    """With refine_screen the search's own surrogate picks refinement's simulations from 4x as many bred
+    sizings (each one predicted before it is simulated); off, refinement never asks it."""
+    asked: list[str] = []
+
+    def recording_oracle(circuits):
+        asked.extend(c.key for c in circuits)
+        return oracle(circuits)
+
+    window = Target.from_expressions("w", ["gain_db>=50", "gain_db<=53", "ugbw_hz>=5e7", "ugbw_hz<=5.4e7"])
+    for screen in (1.0, 4.0):
+        asked.clear()
+        s, sim = search(window, predict=recording_oracle, budget=100, refine_screen=screen)
+        out = s.run()
+        assert out.n_simulations == sum(sim.calls) <= 100
+        refined = [k for k, p in out.proposals.items() if p.source == "refine"]
+        assert refined
+        predicted_refined = set(refined) & set(asked)
+        if screen == 1.0:
+            assert not predicted_refined
+        else:
+            assert predicted_refined == set(refined)
+            searched = sum(1 for p in out.proposals.values() if p.source != "refine")
+            assert len(asked) - searched >= 2 * len(refined)  # it bred more than it simulated

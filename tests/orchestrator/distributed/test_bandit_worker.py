@@ -115,3 +115,46 @@ def test_a_worker_given_no_classes_asks_its_generator_and_without_one_says_what_
     assert worker.classes.sizes == classes.sizes and worker.known == [(1, 2, 3), (0, 0, 0)]
     with pytest.raises(CktLoopError, match="without a generator needs its spec_classes given"):
         BanditWorker(None, None, None, None, simulate=lambda circuits: [])
+
+
+def test_a_workers_surrogate_screens_refinement_when_the_search_asks():
+    """The surrogate the worker ranks the search with (here a plain host; an actor handle in a campaign)
+    reaches refinement as a plain predict callable: with refine_screen it is asked about refinement's bred
+    sizings before any is simulated."""
+    from circuits import generate
+    from circuits.specs import spec_classes
+    from circuits.targets import Target
+    from orchestrator.design.search import SearchConfig
+    from orchestrator.distributed.bandit_worker import BanditWorker
+    from simulator.mna import MnaBackend
+
+    mna = MnaBackend()
+    classes = spec_classes("cktloop")
+
+    class Generator:
+        def generate(self, cls: list, n: int, seed: int, sampling: str) -> list:
+            return [s.circuit for s in generate(n, seed % 10_000)]
+
+        def spec_classes(self) -> dict:
+            return classes.to_dict()
+
+        def train_classes(self) -> list[tuple[int, ...]]:
+            return [(1, 2, 3), (2, 2, 2)]
+
+    class Surrogate:
+        def __init__(self) -> None:
+            self.asked: set[str] = set()
+
+        def predict(self, circuits: list) -> list[dict]:
+            self.asked.update(c.key for c in circuits)
+            rows = [p.to_dict() for p in mna.simulate(circuits)]
+            return [
+                {k: r[k] if r[k] is not None else -1e9 for k in ("gain_db", "ugbw_hz", "pm_deg", "fom")} for r in rows
+            ]
+
+    surrogate = Surrogate()
+    worker = BanditWorker(Generator(), surrogate, None, None, simulate=mna.simulate)
+    target = Target.from_expressions("w", ["gain_db>=50", "gain_db<=53", "ugbw_hz>=5e7", "ugbw_hz<=5.4e7"])
+    out = worker.search(target, SearchConfig(budget=80, seed=1, refine_screen=4.0))
+    refined = {k for k, p in out.proposals.items() if p.source == "refine"}
+    assert refined and refined <= surrogate.asked and out.n_simulations <= 80
