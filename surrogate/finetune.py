@@ -22,13 +22,10 @@ loop's later rounds do not forget what the earlier ones taught.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from pydantic import Field
 from tqdm import tqdm
@@ -44,11 +41,13 @@ from surrogate.model import DIGIN, MODEL_NAME
 from surrogate.paths import DESIGN_CHECKPOINT
 from surrogate.predict import Surrogate
 from surrogate.train import CHECKPOINT, PANELS, TrainConfig
+from surrogate.training import from_store
 from surrogate.training.checkpoints import TRAINING_STATE
 from surrogate.training.device import choose_device, set_threads
+from surrogate.training.from_store import ROWS_FILE as ROWS_FILE
+from surrogate.training.from_store import as_train, held_out, json_safe, sample, version_of
 from surrogate.training.loop import Run, seed_everything
 
-ROWS_FILE = "rows.json"
 RESULT = "surrogate.pt"
 KIND = "surrogate"
 
@@ -71,52 +70,11 @@ class FinetuneConfig(ConfigModel):
     progress: bool = True
 
 
-def held_out(key: str, fraction: float) -> bool:
-    """Whether the circuit ``key`` is in the held-out slice: the first 8 bytes of its SHA-256 below ``fraction``."""
-    return int(hashlib.sha256(key.encode()).hexdigest()[:16], 16) < fraction * 2**64
-
-
-def _rows_spec(store: Any, out: Path, campaigns: Sequence[str], since: str | None, base: str) -> dict[str, Any]:
-    """Which candidate rows this fine-tune reads (candidate and simulation ids up to the store's last at its
-    first call with rows, kept in ``rows.json``), so a resumed run trains on the same rows however many
-    candidates and measurements the store has gained since."""
-    after = 0
-    if since is not None:
-        rows = store.model_version(KIND, since).config.get("rows", {})
-        if "upto_candidate" not in rows:
-            raise CktLoopError(f"--since {since}: that version was not fine-tuned from the store's candidates")
-        after = int(rows["upto_candidate"])
-    wanted = {"campaigns": sorted(set(campaigns)), "since": since, "after_candidate": after, "base": base}
-    path = out / ROWS_FILE
-    if path.is_file():
-        have = json.loads(path.read_text())
-        if {k: have.get(k) for k in wanted} != wanted:
-            raise CktLoopError(f"{out}: holds a fine-tune of other rows ({have}); pick another --out")
-        return dict(have)
-    return {**wanted, "upto_candidate": store.last_candidate_id(), "upto_simulation": store.last_simulation_id()}
-
-
-def _keep_rows_spec(out: Path, spec: dict[str, Any]) -> None:
-    """Write ``rows.json`` (once there are rows to train on, so an empty first try binds nothing)."""
-    path = out / ROWS_FILE
-    if not path.is_file():
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(spec, indent=1))
-        tmp.replace(path)
-
-
 def gather_rows(
     store: Any, spec: dict[str, Any], config: FinetuneConfig
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(verified training rows, verified held-out rows, replay rows, the dataset's rows)."""
-    verified = [
-        r
-        for r in store.verified_rows(
-            spec["campaigns"], after_candidate=spec["after_candidate"], upto_simulation=spec["upto_simulation"]
-        )
-        if r["candidate_id"] <= spec["upto_candidate"]
-    ]
+    verified = from_store.verified(store, spec)
     if not verified:
         raise CktLoopError("no verified candidates to fine-tune on (run a campaign first, or check --campaign/--since)")
     held = [r for r in verified if held_out(r["id"], config.holdout_fraction)]
@@ -126,52 +84,22 @@ def gather_rows(
     earlier = _earlier_rows(store, spec, config, keys)
     keys |= {r["id"] for r in earlier}
     pool = [r for r in dataset if r.get("split") == "train" and r.get("status") == "ok" and r["id"] not in keys]
-    replay = _sample(pool, config.replay_ratio * len(train), config.seed)
-    return train, held, _sample(earlier, config.earlier_ratio * len(train), config.seed + 1) + replay, dataset
+    replay = sample(pool, config.replay_ratio * len(train), config.seed)
+    return train, held, sample(earlier, config.earlier_ratio * len(train), config.seed + 1) + replay, dataset
 
 
-def _sample(rows: list[dict[str, Any]], n: float, seed: int) -> list[dict[str, Any]]:
-    """``n`` (rounded, at most all) of ``rows`` drawn by ``seed``, in their order."""
-    k = min(len(rows), round(n))
-    pick = np.random.default_rng(seed).choice(len(rows), k, replace=False) if k else np.zeros(0)
-    return [rows[i] for i in sorted(int(i) for i in pick)]
-
-
-def _earlier_rows(
-    store: Any, spec: dict[str, Any], config: FinetuneConfig, new: set[str]
-) -> list[dict[str, Any]]:
+def _earlier_rows(store: Any, spec: dict[str, Any], config: FinetuneConfig, new: set[str]) -> list[dict[str, Any]]:
     """With ``since``: the verified rows of the same campaigns up to the ones that version read, held-out
     circuits and the new rows' circuits left out (replayed so the earlier rounds are not forgotten)."""
     if not spec["after_candidate"] or not config.earlier_ratio:
         return []
-    rows = store.verified_rows(spec["campaigns"], upto_simulation=spec["upto_simulation"])
     return [
         r
-        for r in rows
+        for r in from_store.verified(store, spec, after=False)
         if r["candidate_id"] <= spec["after_candidate"]
         and r["id"] not in new
         and not held_out(r["id"], config.holdout_fraction)
     ]
-
-
-def _as_train(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**r, "split": "train"} for r in rows]
-
-
-def _json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities as None (the registry stores strict JSON)."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
-def _version(parent: str, fingerprint: str, config: FinetuneConfig) -> str:
-    blob = json.dumps({"parent": parent, "rows": fingerprint, **config.to_dict(), "progress": None}, sort_keys=True)
-    return f"{MODEL_NAME}-ft-{hashlib.sha256(blob.encode()).hexdigest()[:12]}-e{config.epochs}"
 
 
 def _train_member(
@@ -233,9 +161,7 @@ def _train_member(
     return run.checkpoint
 
 
-def dataset_metrics(
-    model: Surrogate, dataset_rows: list[dict[str, Any]], seen: set[tuple[int, ...]]
-) -> dict[str, Any]:
+def dataset_metrics(model: Surrogate, dataset_rows: list[dict[str, Any]], seen: set[tuple[int, ...]]) -> dict[str, Any]:
     """The no-forgetting check: ``split_metrics`` on the dataset's held-out split, as ``cktloop evaluate``."""
     data = build(dataset_rows, model.classes, norm=model.norm, encoder=model.model.config.encoder)
     data.test.seen = torch.tensor([tuple(c) in seen for c in data.test.cls.tolist()], dtype=torch.bool)
@@ -258,13 +184,13 @@ def finetune(
     out = Path(out_dir)
     set_threads(config.threads)
     parent = Surrogate.load(config.base, device="cpu")
-    spec = _rows_spec(store, out, campaigns, since, str(Path(config.base).resolve()))
+    spec = from_store.rows_spec(store, out, KIND, campaigns, since, str(Path(config.base).resolve()))
     train, held, replay, dataset = gather_rows(store, spec, config)
-    _keep_rows_spec(out, spec)
+    from_store.keep_rows_spec(out, spec)
     enc = parent.model.config.encoder
-    data = build(_as_train(train + replay), parent.classes, norm=parent.norm, encoder=enc)
-    held_split = build(_as_train(held), parent.classes, norm=parent.norm, encoder=enc).train if held else None
-    version = _version(parent.version, data.fingerprint, config)
+    data = build(as_train(train + replay), parent.classes, norm=parent.norm, encoder=enc)
+    held_split = build(as_train(held), parent.classes, norm=parent.norm, encoder=enc).train if held else None
+    version = version_of(f"{MODEL_NAME}-ft", parent.version, data.fingerprint, config.to_dict(), f"-e{config.epochs}")
     classes = sorted({tuple(c) for c in parent.train_classes} | set(data.train_classes))
 
     def extras(epoch: int) -> dict[str, Any]:
@@ -295,7 +221,7 @@ def finetune(
     heldout: dict[str, Any] = error_metrics(child.predict(circuits), held, child.pm_field) if held else {"n": 0}
     if members and held:
         heldout.update(std_scale=scale, calibration_unscaled=error_metrics(raw, held, child.pm_field)["calibration"])
-    metrics: dict[str, Any] = _json_safe(
+    metrics: dict[str, Any] = json_safe(
         {
             "heldout": heldout,
             "parent_heldout": error_metrics(parent.predict(circuits), held, parent.pm_field) if held else {"n": 0},
@@ -304,21 +230,15 @@ def finetune(
         }
     )
     rows = {**spec, "n_train": len(train), "n_heldout": len(held), "n_replay": len(replay)}
-    if register:
-        store.register_model(
-            KIND,
-            version,
-            result.resolve(),
-            {"finetune": config.to_dict(), "rows": rows},
-            metrics,
-            parent_version=parent.version,
-            data_fingerprint=data.fingerprint,
-        )
-    return {
-        "version": version,
-        "checkpoint": str(result),
-        "parent_version": parent.version,
-        "data_fingerprint": data.fingerprint,
-        "rows": rows,
-        "metrics": metrics,
-    }
+    return from_store.conclude(
+        store,
+        KIND,
+        version,
+        result,
+        parent.version,
+        data.fingerprint,
+        {"finetune": config.to_dict()},
+        rows,
+        metrics,
+        register,
+    )

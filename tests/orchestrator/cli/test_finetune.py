@@ -1,4 +1,4 @@
-"""``cktloop finetune surrogate``: bad input is one line and exit status 2; on a tiny store it trains,
+"""``cktloop finetune surrogate|generator|bank``: bad input is one line and exit status 2; on a tiny store each trains,
 registers and prints one JSON object."""
 
 from __future__ import annotations
@@ -32,17 +32,26 @@ def rows() -> list[dict]:
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["--holdout", "1"], ["argument --holdout", "between 0 and 1", "1"]),
-        (["--members", "0"], ["argument --members", "positive integer"]),
-        (["--replay-ratio", "-1"], ["argument --replay-ratio", ">= 0"]),
-        (["--base", "/no/such.pt"], ["argument --base", "no such file"]),
-        (["--campaign", "ghost"], ["no campaign named 'ghost'"]),
-        (["--since", "v0"], ["no surrogate model version 'v0'"]),
-        (["--dataset", "nope", "--campaign", "camp"], ["nope"]),
+        (["surrogate", "--holdout", "1"], ["argument --holdout", "between 0 and 1", "1"]),
+        (["surrogate", "--members", "0"], ["argument --members", "positive integer"]),
+        (["surrogate", "--replay-ratio", "-1"], ["argument --replay-ratio", ">= 0"]),
+        (["surrogate", "--base", "/no/such.pt"], ["argument --base", "no such file"]),
+        (["surrogate", "--campaign", "ghost"], ["no campaign named 'ghost'"]),
+        (["surrogate", "--since", "v0"], ["no surrogate model version 'v0'"]),
+        (["surrogate", "--dataset", "nope", "--campaign", "camp"], ["nope"]),
+        (["generator", "--holdout", "0"], ["argument --holdout", "between 0 and 1"]),
+        (["generator", "--epochs", "0"], ["argument --epochs", "positive integer"]),
+        (["generator", "--lr", "0"], ["argument --lr"]),
+        (["generator", "--base", "/no/such.pt"], ["argument --base", "no such file"]),
+        (["generator", "--campaign", "ghost"], ["no campaign named 'ghost'"]),
+        (["generator", "--since", "v0"], ["no generator model version 'v0'"]),
+        (["bank", "--judge", "/no/such.pt"], ["argument --judge", "no such file"]),
+        (["bank", "--campaign", "ghost"], ["no campaign named 'ghost'"]),
+        (["bank", "--since", "v0"], ["no generator model version 'v0'"]),
     ],
 )
 def test_bad_input_is_one_line(argv: list[str], words: list[str], db: str, tmp_path: Path, capsys) -> None:
-    code = main(["finetune", "surrogate", "--db", db, "--out", str(tmp_path / "out"), *argv])
+    code = main(["finetune", *argv, "--db", db, "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("cktloop: error:")
     assert all(w in err for w in words), err
@@ -66,3 +75,37 @@ def test_finetune_surrogate_prints_the_registered_version(db: str, tmp_path: Pat
     assert main(argv) == 0  # a re-run of a finished fine-tune registers nothing new
     with Store.open(db) as store:
         assert len(store.model_versions("surrogate")) == 1
+
+
+@pytest.mark.slow
+def test_finetune_generator_and_bank_print_the_registered_versions(rows: list[dict], tmp_path: Path, capsys) -> None:
+    from generator.train import train
+    from tests.generator.conftest import write_config
+    from tests.surrogate.test_finetune import _store, _tiny_parent
+
+    db = f"sqlite:///{tmp_path / 'gen.db'}"
+    _store(db, rows).close()
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = write_config(tmp_path / "tiny.yaml", {"spec_preset": "cktloop"}, epochs=1, sample_eval=0)
+    parent = train(config, data, None, tmp_path / "gen").checkpoint
+    judge = _tiny_parent(tmp_path / "judge")
+    common = ["--db", db, "--base", str(parent), "--judge", str(judge), "--dataset", "tiny", "--eval-rounds", "2"]
+    tune = ["finetune", "generator", *common, "--epochs", "1", "--json", "--out", str(tmp_path / "ft")]  # bars on
+    bank = ["finetune", "bank", *common, "--json", "--out", str(tmp_path / "bank")]
+    assert main(tune) == 0
+    tuned = json.loads(capsys.readouterr().out)
+    assert main(bank) == 0
+    banked = json.loads(capsys.readouterr().out)
+    with Store.open(db) as store:
+        for result in (tuned, banked):
+            info = store.model_version("generator", result["version"])
+            assert info.parent_version == result["parent_version"] and Path(info.path).is_file()
+            assert info.metrics["heldout"]["n"] == result["rows"]["n_heldout"]
+    assert banked["metrics"]["bank"]["added"] == banked["rows"]["n_added"] > 0
+    assert main(tune) == 0 and main(bank) == 0  # re-runs register nothing new
+    plain = ["finetune", "generator", *common, "--epochs", "1", "--out", str(tmp_path / "ft"), "--no-progress"]
+    assert main(plain) == 0
+    assert "registered generator" in capsys.readouterr().out
+    with Store.open(db) as store:
+        assert len(store.model_versions("generator")) == 2
