@@ -159,7 +159,8 @@ def _start(args: argparse.Namespace, store: Any, folder: Path) -> tuple[Any, dic
         return replace(base, surrogate=start["checkpoint"]), start, f"resuming from surrogate {start['version']}"
     choice = models["surrogate"]
     version = choice.version or Surrogate.load(base.surrogate, device="cpu").version
-    finetuned = choice.how in ("promoted", "registered")  # a registered fine-tune: the loop trains on what is new
+    # a fine-tune from the store's candidates: the loop trains on what is new since the rows it read
+    finetuned = choice.version is not None and bool(store.model_version("surrogate", version).config.get("rows"))
     start = {"version": version, "checkpoint": str(Path(base.surrogate)), "finetuned": finetuned}
     return base, start, describe(models)
 

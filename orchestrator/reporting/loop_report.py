@@ -197,7 +197,8 @@ def _models_figure(out: Path, rounds: Sequence[Mapping[str, Any]]) -> Image:
             version = str(r["models"].get(kind) or "?")
             colour = colours.setdefault(version, f"C{len(colours) % 10}")
             ax.barh(row, 0.9, left=r["round"] - 0.45, color=colour)
-            ax.annotate(version[-14:], (r["round"], row), ha="center", va="center", fontsize=7)
+            label = version if len(version) <= 30 else f"{version[:13]}…{version[-13:]}"
+            ax.annotate(label, (r["round"], row), ha="center", va="center", fontsize=7)
     promoted = [r["round"] for r in rounds if r["promoted"]]
     if promoted:
         ax.plot(promoted, [1.55] * len(promoted), "v", color="#3a9d5d", label="its fine-tune promoted")

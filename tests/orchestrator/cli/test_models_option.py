@@ -77,3 +77,26 @@ def test_serve_takes_the_promoted_models_unless_its_config_or_an_option_names_ot
     assert config.surrogate.checkpoint == str(SURROGATE) and "surrogate shipped" in said
     config, _ = _models(pinned, args(models="shipped", surrogate=registered["s1"]))
     assert config.surrogate.checkpoint == str(registered["s1"])
+
+
+def test_the_loop_starts_from_the_promoted_surrogate_and_resumes_with_the_one_it_started_with(tmp_path, registered):
+    from orchestrator.cli.app import build_parser
+    from orchestrator.cli.loop import _start
+
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    folder = tmp_path / "loop"
+    with Store.open(db) as store:
+        store.register_model("surrogate", "ft", registered["s2"], {"rows": {"upto_candidate": 9}}, {})
+        args = build_parser().parse_args(["loop", "--db", db])
+        base, start, said = _start(args, store, folder)
+        assert start == {"version": "s1", "checkpoint": str(registered["s1"]), "finetuned": False}  # not from rows
+        assert base.surrogate == str(registered["s1"]) and "surrogate promoted s1" in said
+        store.promote("surrogate", "ft", "loop other", 1)
+        _, start, _ = _start(args, store, folder)
+        assert (start["version"], start["finetuned"]) == ("ft", True)  # a store fine-tune: --since it
+        folder.mkdir()
+        (folder / "state.json").write_text(json.dumps({"start": {"version": "s1", "checkpoint": "/s1.pt"}}))
+        base, start, said = _start(args, store, folder)  # resuming: the surrogate the loop started with
+        assert start["version"] == "s1" and base.surrogate == "/s1.pt" and said == "resuming from surrogate s1"
+        explicit = build_parser().parse_args(["loop", "--db", db, "--models", "s2"])
+        assert _start(explicit, store, folder)[1]["version"] == "s2"  # named: the state file must agree
