@@ -10,16 +10,28 @@ import pytest
 from circuits import CktLoopError
 from orchestrator.design.models import check_choice, describe, resolve_models, shipped_paths
 from storage import Store
+from tests.storage.conftest import drop_pg_schema, new_pg_schema, pg_admin  # noqa: F401 (pg_admin: a fixture)
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store.open(f"sqlite:///{tmp_path / 'm.db'}") as s:
-        for kind, version in (("surrogate", "s1"), ("surrogate", "s2"), ("generator", "g1")):
-            path = tmp_path / f"{version}.pt"
-            path.write_bytes(b"checkpoint")
-            s.register_model(kind, version, path, {}, {})
-        yield s
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path):
+    """A store on each backend with surrogate versions s1, s2 and generator version g1 registered."""
+    schema = None
+    if request.param == "postgresql":
+        pg = request.getfixturevalue("pg_admin")
+        schema, url = new_pg_schema(pg)
+    else:
+        url = f"sqlite:///{tmp_path / 'm.db'}"
+    try:
+        with Store.open(url) as s:
+            for kind, version in (("surrogate", "s1"), ("surrogate", "s2"), ("generator", "g1")):
+                path = tmp_path / f"{version}.pt"
+                path.write_bytes(b"checkpoint")
+                s.register_model(kind, version, path, {}, {})
+            yield s
+    finally:
+        if schema is not None:
+            drop_pg_schema(pg, schema)
 
 
 def paths(models: dict) -> dict:
