@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A multi-node Ray cluster on one machine, for tests, benchmarks and trying the cluster path.
 #
-#   scripts/local_cluster.sh up --workers N [--port P] [--cpus C] [--object-store-mb M]
+#   scripts/local_cluster.sh up --workers N [--port P] [--cpus C] [--object-store-mb M] [--model-node I]
 #                                            # head + N worker nodes; the last line printed is HOST:PORT
 #   scripts/local_cluster.sh status          # each node: running or not, and the address
 #   scripts/local_cluster.sh kill-worker I   # SIGKILL worker node I (1..N) and every process it started
@@ -17,7 +17,8 @@
 # temp dir, not /tmp/ray, so a plain `ray.init()` elsewhere on the machine never joins this cluster:
 # connect with the printed address.
 #
-# Resources: `sim` = --cpus on every node, `model` = 1 on the head only. Ports of node i (head 0):
+# Resources: `sim` = --cpus on every node, `model` = 1 on node --model-node only (default 0: the head;
+# a worker node, to try losing the model actors' node with kill-worker). Ports of node i (head 0):
 # GCS P (head), Ray client P+1 (head); node manager P+10+10i, object manager +1, dashboard agent
 # listen +2, agent gRPC +3, metrics +4, runtime-env agent +5; worker ports P+1000+200i .. +199.
 set -euo pipefail
@@ -79,12 +80,14 @@ node_ports() {  # node index -> the port flags of that node
 # `up` adds the flags that only one-machine clusters need (--block, --temp-dir, --node-ip-address,
 # --num-cpus, --object-store-memory); `commands` prints these for comparing with ray_cluster.yaml.
 node_flags() {  # index, base port, sim per node
-  local i=$1 base=$2 sim=$3
+  local i=$1 base=$2 sim=$3 resources
+  resources="{\"sim\":$sim}"
+  [[ $i -eq ${MODEL_NODE:-0} ]] && resources="{\"sim\":$sim,\"model\":1}"
   if [[ $i -eq 0 ]]; then
     echo "--head --port=$base --ray-client-server-port=$((base + 1)) --include-dashboard=false" \
-      "--resources={\"sim\":$sim,\"model\":1} $(node_ports 0 "$base")"
+      "--resources=$resources $(node_ports 0 "$base")"
   else
-    echo "--address=$HOST:$base --resources={\"sim\":$sim} $(node_ports "$i" "$base")"
+    echo "--address=$HOST:$base --resources=$resources $(node_ports "$i" "$base")"
   fi
 }
 
@@ -111,15 +114,16 @@ print(sum(1 for n in nodes.values() if n.state == 0))  # GcsNodeInfo.ALIVE
 EOF
 }
 
-parse_options() {  # sets WORKERS, BASE, CPUS, STORE_MB
-  WORKERS=2 BASE=26380 CPUS=1 STORE_MB=100
+parse_options() {  # sets WORKERS, BASE, CPUS, STORE_MB, MODEL_NODE
+  WORKERS=2 BASE=26380 CPUS=1 STORE_MB=100 MODEL_NODE=0
   while [[ $# -gt 0 ]]; do
     case $1 in
       --workers) WORKERS=${2:-}; shift 2 || shift ;;
       --port) BASE=${2:-}; shift 2 || shift ;;
       --cpus) CPUS=${2:-}; shift 2 || shift ;;
       --object-store-mb) STORE_MB=${2:-}; shift 2 || shift ;;
-      *) die "unknown option $1 (--workers N, --port P, --cpus C, --object-store-mb M)" ;;
+      --model-node) MODEL_NODE=${2:-}; shift 2 || shift ;;
+      *) die "unknown option $1 (--workers N, --port P, --cpus C, --object-store-mb M, --model-node I)" ;;
     esac
   done
   [[ $WORKERS =~ ^[0-9]+$ ]] || die "--workers must be an integer >= 0, got '$WORKERS'"
@@ -128,6 +132,8 @@ parse_options() {  # sets WORKERS, BASE, CPUS, STORE_MB
   [[ $((BASE + 1199 + 200 * WORKERS)) -le 65535 ]] || die "--port $BASE leaves no room for the worker ports of $WORKERS nodes"
   [[ $CPUS =~ ^[0-9]+$ && $CPUS -ge 1 ]] || die "--cpus must be an integer >= 1, got '$CPUS'"
   [[ $STORE_MB =~ ^[0-9]+$ && $STORE_MB -ge 80 ]] || die "--object-store-mb must be an integer >= 80, got '$STORE_MB'"
+  [[ $MODEL_NODE =~ ^[0-9]+$ && $MODEL_NODE -le $WORKERS ]] \
+    || die "--model-node must be a node index in 0..$WORKERS (0: the head), got '$MODEL_NODE'"
 }
 
 cmd_commands() {  # the machine-independent flags of every node, one line each
@@ -150,6 +156,7 @@ cmd_up() {
   rm -rf "$STATE"
   mkdir -p "$STATE"
   echo "$workers" >"$STATE/workers"
+  echo "$MODEL_NODE" >"$STATE/model_node"
   local bytes=$((store_mb * 1024 * 1024))
   # The GCS must be up before the workers join. On a loaded machine a head can give up during start-up
   # (its own processes not answering in Ray's fixed time): it is started once more.
@@ -164,7 +171,7 @@ cmd_up() {
       || await_node "$i" "$base" "$cpus" "$bytes" || die "worker node $i did not come up (3 tries); see $STATE/n$i/start.log*"
   done
   want=$((workers + 1))
-  echo "$want nodes up (head + $workers workers)"
+  echo "$want nodes up (head + $workers workers; model on node $MODEL_NODE)"
   cat "$STATE/address"
 }
 
@@ -210,6 +217,7 @@ cmd_status() {
     if alive "$pid"; then echo "node $i: running (session $pid, $(session_pids "$pid" | wc -l) processes)"
     else echo "node $i: stopped"; fi
   done
+  [[ -f $STATE/model_node ]] && echo "model on node $(cat "$STATE/model_node")"
   echo "alive in the GCS: $(count_alive "$(cut -d: -f2 "$STATE/address")")"
   cat "$STATE/address"
 }
@@ -236,6 +244,9 @@ cmd_down() {
     gone_within "$sid" 100 || stop_node "$sid" 0
   done
   [[ -f $STATE/n0/pid ]] && stop_node "$(cat "$STATE/n0/pid")" 10
+  # The sockets the nodes left: `ray up` reads every file under the checkout (to hash its file mounts) and
+  # fails on a socket, and .cluster/ is under the checkout by default. The logs stay.
+  find "$STATE" -type s -delete 2>/dev/null || true
   rm -f "$STATE/address"
   echo "down"
 }
@@ -246,5 +257,5 @@ case ${1:-} in
   status) cmd_status ;;
   kill-worker) shift; cmd_kill_worker "$@" ;;
   commands) shift; cmd_commands "$@" ;;
-  *) die "usage: local_cluster.sh up --workers N [--port P] [--cpus C] [--object-store-mb M] | down | status | kill-worker I | commands [up's options]" ;;
+  *) die "usage: local_cluster.sh up --workers N [--port P] [--cpus C] [--object-store-mb M] [--model-node I] | down | status | kill-worker I | commands [up's options]" ;;
 esac

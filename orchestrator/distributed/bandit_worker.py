@@ -7,12 +7,16 @@ arrive together from many workers, and simulate on the worker's own ngspice pool
 threads make at the same time go out as one Ray call per model and one per pool (``Coalescer``): a
 Ray call costs about a millisecond of the caller's CPU, and a search makes about 150 of them per
 target. Every call to a model actor has a timeout, so a hung actor fails the target instead of
-stalling the campaign.
+stalling the campaign. A worker whose model actors were placed on the ``model`` nodes fails a call at
+once (within ``HOMELESS_POLL_S``) when no alive node offers ``model`` any more: Ray cannot restart the
+actors anywhere then, and the target fails with that one-line reason (a re-run retries it once a node
+offers ``model`` again) instead of after the whole timeout.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -22,6 +26,8 @@ from circuits.targets import Target
 from orchestrator.design.search import SearchConfig, SearchOutcome, TargetSearch, family_proposer
 
 MODEL_CALL_TIMEOUT_S = 300.0
+HOMELESS_POLL_S = 5.0  # how often a waiting model call checks that some node still offers `model`
+HOMELESS = "no alive node offers the `model` resource any more (the model actors' node was lost)"
 
 Request = TypeVar("Request")
 Answer = TypeVar("Answer")
@@ -112,6 +118,9 @@ class BanditWorker:
             raise CktLoopError(f"a model call timeout must be > 0 s, got {call_timeout_s}")
         self.generator, self.surrogate = generator, surrogate
         self.call_timeout_s = call_timeout_s
+        # Whether the model actors (if any) went to the `model` nodes, as the campaign places them when some
+        # node offers `model` (placement.model_nodes): then they can only ever be restarted on such a node.
+        self._on_model_nodes = self._actors_on_model_nodes()
         self.simulator_info = ("test", "0")
         self.where: dict[str, str] = {}  # circuit key -> the Ray node that simulated it (the pool's record)
         if simulate is None:
@@ -141,14 +150,40 @@ class BanditWorker:
         call = getattr(self.generator, method)
         if not hasattr(call, "remote"):
             return call()
+        return self._get(call.remote, f"the generator actor's {method}")
+
+    def _actors_on_model_nodes(self) -> bool:
+        if not any(hasattr(getattr(h, "version", None), "remote") for h in (self.generator, self.surrogate)):
+            return False
+        from orchestrator.distributed.placement import model_nodes
+
+        return bool(model_nodes())
+
+    def _get(self, submit: Callable[[], Any], what: str) -> Any:
+        """The answer to the model call ``submit`` makes (it returns a Ray reference), within the call
+        timeout. Every ``HOMELESS_POLL_S`` the wait checks for a cluster left without a node that could host
+        the actor again (then the call fails at once, saying so). A call whose actor is unreachable (its
+        node lost: Ray restarts the actor on another node that can hold it) is made again, as a model's
+        answer depends only on the call."""
         import ray
 
-        try:
-            return ray.get(call.remote(), timeout=self.call_timeout_s)
-        except ray.exceptions.GetTimeoutError:
-            raise CktLoopError(
-                f"the generator actor's {method} gave no answer within {self.call_timeout_s:g} s"
-            ) from None
+        from orchestrator.distributed.placement import model_nodes
+
+        deadline = time.monotonic() + self.call_timeout_s
+        ref = submit()
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return ray.get(ref, timeout=max(0.0, min(left, HOMELESS_POLL_S)))
+            except (ray.exceptions.GetTimeoutError, ray.exceptions.ActorUnavailableError) as exc:
+                if self._on_model_nodes and not model_nodes():
+                    raise CktLoopError(f"{what}: {HOMELESS}") from None
+                left = deadline - time.monotonic()
+                if isinstance(exc, ray.exceptions.ActorUnavailableError) and left > 0:
+                    time.sleep(min(left, HOMELESS_POLL_S))
+                    ref = submit()
+                elif left <= 0:
+                    raise CktLoopError(f"{what} gave no answer within {self.call_timeout_s:g} s") from None
 
     def simulator(self) -> tuple[str, str]:
         """(name, version) of the simulator that judges this worker's circuits."""
@@ -160,14 +195,9 @@ class BanditWorker:
         with the timeout."""
         if handle is None or not hasattr(getattr(handle, method), "remote"):
             return lambda *args: getattr(handle, method)(*args)
-        import ray
 
         def remote(calls: list[tuple[Any, ...]]) -> list[Any]:
-            try:
-                return ray.get(getattr(handle, merged).remote(calls), timeout=self.call_timeout_s)
-            except ray.exceptions.GetTimeoutError:
-                late = f"the model actor's {method} gave no answer within {self.call_timeout_s:g} s"
-                raise CktLoopError(late) from None
+            return self._get(lambda: getattr(handle, merged).remote(calls), f"the model actor's {method}")
 
         coalescer: Coalescer[tuple[Any, ...], Any] = Coalescer(remote)
         return lambda *args: coalescer(args)

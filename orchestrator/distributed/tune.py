@@ -5,8 +5,9 @@ project's own training loop (``generator.train.train`` or ``surrogate.train.trai
 held-out figure: the generator's test reconstruction loss per circuit (from the circuit and the spec
 latent, on unseen topologies; the whole loss would not compare, as InfoNCE grows with the batch size)
 or the surrogate's test joint-class accuracy. Each trial holds ``cpus_per_trial`` of the Ray
-cluster, so trials run side by side on a laptop and spread over a cluster with ``--address``. The
-best trial's full config is written as YAML, ready for ``cktloop train``.
+cluster, so trials run side by side on a laptop and spread over a cluster with ``--address``; each
+reports the Ray node it ran on (the table's ``node``: the first 8 hex digits of its id). The best
+trial's full config is written as YAML, ready for ``cktloop train``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ OBJECTIVES = {"generator": ("test_recon", "min"), "surrogate": ("test_joint_acc"
 
 @dataclass(frozen=True)
 class TuneResult:
-    trials: list[dict[str, Any]]  # one per trial, best first: the knobs tried and the figures reached
+    trials: list[dict[str, Any]]  # one per trial, best first: the knobs tried, the figures reached, its Ray node
     best_config: Path
     metric: str
     mode: str
@@ -85,9 +86,12 @@ def run_trial(model: str, config: dict[str, Any], source: str, dataset: str | No
 def _trainable(params: dict[str, Any], model: str, base: dict[str, Any], source: str, dataset: str | None, root: str):
     from ray import tune
 
+    from orchestrator.distributed.placement import node_id
+
     knobs = params["knobs"]
     trial_dir = Path(root) / "trials" / tune.get_context().get_trial_id()
-    tune.report({**run_trial(model, with_knobs(base, knobs), source, dataset, trial_dir), **knobs})
+    figures = run_trial(model, with_knobs(base, knobs), source, dataset, trial_dir)
+    tune.report({**figures, **knobs, "node": node_id() or ""})
 
 
 def check_request(
@@ -159,7 +163,7 @@ def tune_model(
         if result.error is not None:
             raise CktLoopError(f"a tune trial failed: {str(result.error).splitlines()[0]}")
         metrics = result.metrics or {}
-        rows.append({k: metrics[k] for k in (*space, metric, "seconds_per_epoch")})
+        rows.append({k: metrics[k] for k in (*space, metric, "seconds_per_epoch", "node")})
     rows.sort(key=lambda r: r[metric] if mode == "min" else -r[metric])
     best = with_knobs(base, {k: rows[0][k] for k in space})
     root.mkdir(parents=True, exist_ok=True)
@@ -172,7 +176,9 @@ def markdown_table(result: TuneResult) -> str:
     keys = list(result.trials[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in result.trials:
-        cells = (f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k]) for k in keys)
+        cells = (
+            f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k])[: 8 if k == "node" else None] for k in keys
+        )
         lines.append("| " + " | ".join(cells) + " |")
     arrow = "lowest" if result.mode == "min" else "highest"
     lines.append(f"\nbest ({arrow} {result.metric}) written to {result.best_config}")

@@ -100,12 +100,20 @@ def state() -> Iterator[Path]:
         (["kill-worker", "0"], "kill-worker takes a worker index >= 1"),
         (["kill-worker", "3"], "no worker node 3"),
         (["restart"], "usage: local_cluster.sh up"),
+        (["up", "--workers", "2", "--model-node", "3"], "--model-node must be a node index in 0..2 (0: the head)"),
     ],
 )
 def test_bad_input_is_one_line(state: Path, args: list[str], message: str) -> None:
     done = _run(state, *args, timeout=30)
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_model_node_moves_the_model_resource_to_that_node(state: Path) -> None:
+    lines = _run(state, "commands", "--workers", "2", "--model-node", "2", timeout=30).stdout.splitlines()
+    assert ['"model":1' in line for line in lines] == [False, False, True]
+    head, *_ = _run(state, "commands", "--workers", "2", timeout=30).stdout.splitlines()
+    assert '--resources={"sim":1,"model":1}' in head  # the head, by default
 
 
 def test_down_and_status_without_a_cluster(state: Path) -> None:
@@ -146,4 +154,5 @@ def test_up_kill_worker_down_leaves_other_ray_alone(state: Path, ray_session) ->
     down = _run(state, "down", timeout=120)
     assert down.returncode == 0, down.stderr
     assert [pid for p in state.glob("n*/pid") for pid in _sessions_of(p)] == []
+    assert [p for p in state.rglob("*") if p.is_socket()] == []  # `ray up` reads every file of the checkout
     assert ray.get(ping.remote(), timeout=120) > 0 and local_worker > 0  # the test's own Ray still serves

@@ -1,7 +1,8 @@
 """Campaigns on a multi-node cluster and one PostgreSQL (issue 18): placement, two drivers at once, a
 worker node lost and the database restarted mid-campaign.
 
-The cluster is ``scripts/local_cluster.sh``'s: a head (``model`` = 1) and 3 worker nodes, 1 CPU each,
+The cluster is ``scripts/local_cluster.sh``'s: a head and 3 worker nodes, 1 CPU each, ``model`` = 1 on
+worker node 2 (``MODEL_NODE``, so that the model actors' node can be lost like any machine),
 shared by the module; the store a PostgreSQL server of the module's own (``storage.testing.LocalPostgres``),
 never the machine's shared one. Drivers are ``cktloop campaign run --address`` processes, as a user runs
 them. The reference, an undisturbed run of the same campaign and seed on the suite's local Ray and
@@ -40,6 +41,7 @@ SCRIPT = ROOT / "scripts" / "local_cluster.sh"
 DEMO = ROOT / "orchestrator" / "campaigns" / "demo.yaml"
 RANDOM_BUDGET = 150  # simulations a target in the random-search campaigns
 WORKERS, SEARCHES = 4, 2  # bandit workers (one per node) and searches each at once
+MODEL_NODE = 2  # the worker node offering `model`: the model actors' home
 RANDOM_SEARCH = SearchConfig(policy="ucb1", refine_share=0.0)  # what `campaign run --random` searches with
 
 
@@ -80,7 +82,9 @@ def cluster() -> Iterator[Cluster]:
     # Short and outside pytest's tmp_path: Ray's socket paths under --temp-dir must fit in 107 bytes.
     found = Cluster(Path(tempfile.mkdtemp(prefix="cc", dir="/tmp")), free_base(3))
     try:
-        up = found.script("up", "--workers", "3", "--port", str(found.base), timeout=600)
+        up = found.script(
+            "up", "--workers", "3", "--port", str(found.base), "--model-node", str(MODEL_NODE), timeout=600
+        )
         logs = {str(p.relative_to(found.state)): p.read_text()[-1500:] for p in found.state.glob("n*/start.log*")}
         assert up.returncode == 0, f"{up.stderr} {logs}"
         yield found
@@ -175,7 +179,7 @@ def test_two_drivers_at_once_place_their_actors_and_share_the_store(
     cluster: Cluster, pg: LocalPostgres, tmp_path: Path
 ) -> None:
     """Generator campaigns of 10 targets from two drivers at once: the simulations ran on every node, the
-    model actors on the `model` node (the head), both campaigns found the same, and no row is doubled."""
+    model actors on the `model` node (worker node 2), both campaigns found the same, and no row is doubled."""
     nodes = cluster.nodes()
     assert sorted(nodes) == [0, 1, 2, 3] and all(alive for _, alive in nodes.values())
     options = ("--simulator-cpus", "0.5")
@@ -189,7 +193,7 @@ def test_two_drivers_at_once_place_their_actors_and_share_the_store(
         per_node = [simulation_nodes(store, "two-a"), simulation_nodes(store, "two-b")]
         assert ran == {node for node, _ in nodes.values()}, (nodes, per_node, said)  # all 4 nodes, none unrecorded
         models = {tuple(t.summary["model_nodes"]) for c in ("two-a", "two-b") for t in store.campaign_targets(c)}
-        assert models == {(nodes[0][0],)}
+        assert models == {(nodes[MODEL_NODE][0],)}
 
 
 def test_a_worker_node_killed_and_postgresql_restarted_mid_campaign(
@@ -222,3 +226,32 @@ def test_a_worker_node_killed_and_postgresql_restarted_mid_campaign(
         assert same(outcomes(store, "faults"), reference) == []
         assert duplicate_rows(store.engine) == dict.fromkeys(SAME_ROW, 0)
         assert nodes[3][0] in simulation_nodes(store, "faults")  # the lost node had worked for the campaign
+
+
+def test_the_model_node_killed_mid_campaign_fails_its_targets_in_a_line_and_a_rerun_finishes_them(
+    cluster: Cluster, pg: LocalPostgres, tmp_path: Path
+) -> None:
+    """A generator campaign loses worker node 2, the only node offering `model`, with targets in flight:
+    Ray cannot restart the model actors anywhere, so the driver ends without a traceback, the targets left
+    failed each with a one-line reason saying why; run again on the cluster left (no `model` node now, so
+    the models go anywhere), it finishes them, with no row doubled. Last in the module: the cluster keeps
+    only the head and worker node 1."""
+    file = campaign_file(tmp_path, "model-lost", 10, 30)
+    url = database(pg, "model_lost")
+    driver = drive(file, cluster, url, "--simulator-cpus", "0.5")
+    with Store.open(url) as store:
+        while driver.poll() is None and targets_done(store, "model-lost") < 2:
+            time.sleep(0.2)
+        at = targets_done(store, "model-lost")
+        killed = cluster.script("kill-worker", str(MODEL_NODE), timeout=120)
+        assert killed.returncode == 0, killed.stderr
+        out, _ = driver.communicate(timeout=600)
+        assert "Traceback" not in out, out[-3000:]
+        rows = store.campaign_targets("model-lost")
+        failed = [r for r in rows if r.status == "failed"]
+        assert at < 10 and failed, (at, [(r.name, r.status) for r in rows], out[-2000:])
+        assert {r.status for r in rows} == {"done", "failed"}
+        assert all("\n" not in r.reason and "`model`" in r.reason for r in failed), [r.reason for r in failed]
+        finish(drive(file, cluster, url, "--simulator-cpus", "0.5"))  # the re-run
+        assert [r.status for r in store.campaign_targets("model-lost")] == ["done"] * 10
+        assert duplicate_rows(store.engine) == dict.fromkeys(SAME_ROW, 0)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from circuits import CktLoopError, FamilyConfig, generate
-from orchestrator.distributed.tune import absolute_source, draw, run_trial, tune_model, with_knobs
+from orchestrator.distributed.tune import absolute_source, draw, markdown_table, run_trial, tune_model, with_knobs
 from simulator.mna import MnaBackend
 
 SURROGATE = {
@@ -86,6 +86,11 @@ def test_tune_runs_trials_on_ray_and_writes_the_best_config(ray_session, jsonl, 
     assert best["epochs"] == 3  # the base's budget, not the trials'
     assert best["lr"] == result.trials[0]["lr"] and best["model"]["hidden"] == result.trials[0]["model.hidden"]
     assert len(list((tmp_path / "tune" / "trials").iterdir())) == 2
+    import ray
+
+    alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    assert {t["node"] for t in result.trials} <= alive  # each trial says where it ran
+    assert markdown_table(result).splitlines()[0].endswith("| seconds_per_epoch | node |")
 
 
 def test_tune_refuses_bad_requests_before_any_trial(tmp_path):
