@@ -143,6 +143,9 @@ def test_several_datasets_name_the_option_that_chooses(capsys, tmp_path, command
         (["campaign", "run"], ["--budget", "--policy", "--generator", "--surrogate", "--random", "--workers"]),
         (["design"], ["--target", "--budget", "--json", "--verify"]),
         (["loop"], ["--draw", "--n", "--rounds", "--gate-points", "--earlier-ratio", "--surrogate", "--out", "--json"]),
+        (["loop"], ["FILE|report", "--models", "--loop"]),
+        (["campaign", "run"], ["--models", "shipped|promoted|VERSION"]),
+        (["serve"], ["--models", "--generator", "--surrogate"]),
     ],
 )
 def test_help_names_the_commands_and_options(capsys, argv, names):

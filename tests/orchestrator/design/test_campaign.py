@@ -86,6 +86,7 @@ def test_design_prints_one_json_object(ray_session, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["met"] is True
     assert {"circuit", "netlist", "measured", "predicted"} <= set(out)
+    assert out["models"] == "none (random search)"
     assert out["measured"]["gain_db"] >= 40 and out["measured"]["pm_deg"] >= 45
 
 
