@@ -6,20 +6,26 @@ Run by hand (not a test), on a machine as idle as you can get:
     .venv/bin/python benchmarks/serve_latency.py --url http://127.0.0.1:8123   # a service already running
 
 One request is issue 17's: 10 circuits for a target (``--target``), each with the surrogate's prediction,
-a fresh seed per request. On a shared machine the load changes from minute to minute, so the two sides
-are measured in alternation, ``--rounds`` times, each round:
+a fresh seed per request. On a shared machine the load changes from second to second, so the two sides are
+interleaved finely, ``--rounds`` times, each round:
 
-1. in-process, the plain classes the service wraps (``Generator``, ``Surrogate``, through the function the
-   service's generator replica runs, ``generate_answers``: draw, rank, answer JSON): one request at a time
-   (latency), and batches of 1-32 requests, one generator and one surrogate call per batch (the best circuits/s
-   is the batched reference);
-2. the live service at 1, 5 and 20 concurrent clients: p50/p99 latency and circuits/s;
-3. ``POST /v1/echo`` with the same body at the same concurrencies: what HTTP and Serve cost by themselves.
+1. latency, in pairs: one request in-process (the plain classes the service wraps, ``Generator`` and
+   ``Surrogate``, through the function the service's generator replica runs, ``generate_answers``: draw, rank,
+   answer JSON), then the same kind of request to the service from one client (keep-alive, as a client does),
+   the order swapped every pair; ``--requests`` pairs;
+2. throughput, in alternating blocks: in-process batches of 1-32 requests (one generator and one surrogate call
+   per batch; the best circuits/s over the sizes is the batched reference), each size's block followed by a
+   block of the service at ``max(--clients)`` concurrent clients; the service's circuits/s is over all its
+   blocks, its p50/p99 over all their requests;
+3. the service at the other concurrencies, and ``POST /v1/echo`` with the same body at each: what HTTP and
+   Serve cost by themselves.
 
 Each ratio the issue asks for is taken within a round; the median over rounds is reported, with every
 round's figures (``--json`` writes them all). The models use ``--torch-threads`` threads in-process, the
 service's ``torch_threads`` setting (default 1) in its replicas. The service idles while the in-process
-side runs, and the in-process models idle while the service is measured.
+side runs, and the in-process models idle while the service is measured. The clients (aiohttp, in this
+process, at normal priority) run on the same cores as the service: their CPU time per request is reported
+(``client_cpu_ms``) and counts against the service, as it would not where clients are other machines.
 """
 
 from __future__ import annotations
@@ -102,88 +108,131 @@ class InProcess:
         generate_answers(self.generator, self.surrogate, batch)
         return len(batch) * self.args.n
 
-    def one_at_a_time(self, requests: int) -> tuple[list[float], float]:
-        latencies, start = [], time.perf_counter()
-        for call in self.calls(requests):
-            t = time.perf_counter()
-            self.serve([call])
-            latencies.append(time.perf_counter() - t)
-        return latencies, time.perf_counter() - start
+    def one(self) -> float:
+        """One request's seconds."""
+        (call,) = self.calls(1)
+        start = time.perf_counter()
+        self.serve([call])
+        return time.perf_counter() - start
 
-    def batched(self, requests: int) -> list[dict[str, float]]:
-        """circuits/s at each batch size, ``requests`` requests (at least two batches) each."""
-        out = []
-        for size in BATCHES:
-            batches = [self.calls(size) for _ in range(max(2, requests // size))]
-            start = time.perf_counter()
-            done = sum(self.serve(batch) for batch in batches)
-            out.append({"batch": size, "circuits_per_s": done / (time.perf_counter() - start)})
-        return out
+    def batched(self, size: int, requests: int) -> dict[str, float]:
+        """circuits/s at batch ``size`` over ``requests`` requests (at least two batches)."""
+        batches = [self.calls(size) for _ in range(max(2, requests // size))]
+        start = time.perf_counter()
+        done = sum(self.serve(batch) for batch in batches)
+        return {"batch": size, "circuits_per_s": done / (time.perf_counter() - start)}
 
 
 # --- over HTTP ----------------------------------------------------------------------------------
 
 
-async def load(
-    url: str, path: str, clients: int, requests: int, make: Any, args: argparse.Namespace
-) -> dict[str, float]:
-    """``requests`` POSTs of ``make(i)`` to ``url + path`` from ``clients`` concurrent clients; circuits/s counts
-    ``args.n`` a request (what was asked for, as in-process)."""
-    import aiohttp
+class Client:
+    """HTTP requests to the service from this process: one at a time on a kept-alive connection, or as
+    ``clients`` concurrent clients."""
 
-    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
-    latencies: list[float] = []
-    counter = iter(range(requests))
-    failures: list[str] = []
-    circuits = 0
+    def __init__(self, url: str, args: argparse.Namespace) -> None:
+        import aiohttp
 
-    async def client(session: aiohttp.ClientSession) -> None:
-        nonlocal circuits
-        for i in counter:
-            t = time.perf_counter()
-            async with session.post(url + path, json=make(i), headers=headers) as res:
-                answer = await res.json()
-                if res.status != 200:
-                    failures.append(f"{res.status} {answer}")
-                    continue
-            latencies.append(time.perf_counter() - t)
-            circuits += len(answer.get("circuits", [])) if "circuits" in answer else 0
+        self.url, self.args, self.aiohttp = url, args, aiohttp
+        self.headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+        self.loop = asyncio.new_event_loop()
+        self.session = self.loop.run_until_complete(self._session(1))
 
-    connector = aiohttp.TCPConnector(limit=clients)
-    timeout = aiohttp.ClientTimeout(total=600)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async def _session(self, clients: int) -> Any:
+        connector = self.aiohttp.TCPConnector(limit=clients)
+        return self.aiohttp.ClientSession(connector=connector, timeout=self.aiohttp.ClientTimeout(total=600))
+
+    async def _post(self, session: Any, path: str, payload: dict[str, Any]) -> int:
+        """The number of circuits answered; a failure ends the benchmark."""
+        async with session.post(self.url + path, json=payload, headers=self.headers) as res:
+            answer = await res.json()
+            if res.status != 200:
+                raise SystemExit(f"{path}: {res.status} {answer}")
+        return len(answer.get("circuits", []))
+
+    def one(self, path: str, payload: dict[str, Any]) -> float:
         start = time.perf_counter()
-        await asyncio.gather(*(client(session) for _ in range(clients)))
-        wall = time.perf_counter() - start
-    if failures:
-        raise SystemExit(f"{path}: {len(failures)} of {requests} requests failed, e.g. {failures[0]}")
-    result = summary(latencies, wall, requests * args.n)
-    result["requests_per_s"] = requests / wall
-    result["circuits_returned"] = circuits
-    return result
+        self.loop.run_until_complete(self._post(self.session, path, payload))
+        return time.perf_counter() - start
+
+    def load(self, path: str, clients: int, requests: int, make: Any) -> tuple[list[float], dict[str, float]]:
+        """``requests`` POSTs of ``make()`` from ``clients`` concurrent clients: their latencies and a summary;
+        circuits/s counts ``args.n`` a request (what was asked for, as in-process); ``client_cpu_ms``: this
+        process's CPU a request."""
+        return self.loop.run_until_complete(self._load(path, clients, requests, make))
+
+    async def _load(self, path: str, clients: int, requests: int, make: Any) -> tuple[list[float], dict[str, float]]:
+        latencies: list[float] = []
+        counter = iter(range(requests))
+
+        async def client(session: Any) -> None:
+            for _ in counter:
+                t = time.perf_counter()
+                await self._post(session, path, make())
+                latencies.append(time.perf_counter() - t)
+
+        async with await self._session(clients) as session:
+            cpu, start = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(client(session) for _ in range(clients)))
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        result = summary(latencies, wall, requests * self.args.n)
+        result["requests_per_s"] = requests / wall
+        result["client_cpu_ms"] = 1000 * cpu / requests
+        return latencies, result
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.session.close())
+        self.loop.close()
 
 
-def over_http(url: str, args: argparse.Namespace, path: str, clients: int, seeds: Any) -> dict[str, float]:
-    requests = max(args.requests, 3 * clients)
-    return asyncio.run(load(url, path, clients, requests, lambda i: body(next(seeds), args), args))
+def merged(blocks: list[tuple[list[float], dict[str, float]]], n: int) -> dict[str, float]:
+    """Blocks of one concurrency as one measurement: every request's latency, circuits over the blocks' time."""
+    latencies = [x for lat, _ in blocks for x in lat]
+    wall = sum(r["wall_s"] for _, r in blocks)
+    out = summary(latencies, wall, len(latencies) * n)
+    out["client_cpu_ms"] = statistics.mean(r["client_cpu_ms"] for _, r in blocks)
+    out["blocks"] = len(blocks)
+    return out
 
 
-def one_round(k: int, url: str, local: InProcess, args: argparse.Namespace, seeds: Any) -> dict[str, Any]:
-    """In-process one at a time, the service at each concurrency, in-process batched, echo: one round's figures."""
+def one_round(k: int, http: Client, local: InProcess, args: argparse.Namespace, seeds: Any) -> dict[str, Any]:
+    """Latency pairs, throughput blocks, the other concurrencies, echo: one round's figures."""
     out: dict[str, Any] = {"round": k, "load_average": os.getloadavg()[0], "generate": {}, "echo": {}}
-    latencies, wall = local.one_at_a_time(args.requests)
-    out["in_process"] = summary(latencies, wall, args.requests * args.n)
     print(f"round {k}: load average {out['load_average']:.1f}", flush=True)
+    mine: list[float] = []
+    theirs: list[float] = []
+    for i in range(args.requests):  # pairs, the order swapped every pair
+        for side in ("local", "http") if i % 2 == 0 else ("http", "local"):
+            if side == "local":
+                mine.append(local.one())
+            else:
+                theirs.append(http.one("/v1/generate", body(next(seeds), args)))
+    lo, hi = min(args.clients), max(args.clients)
+    out["in_process"] = summary(mine, sum(mine), len(mine) * args.n)
+    out["generate"][lo] = summary(theirs, sum(theirs), len(theirs) * args.n)
     print(f"  in-process, one at a time: {fmt(out['in_process'])}", flush=True)
-    for clients in args.clients:
-        out["generate"][clients] = res = over_http(url, args, "/v1/generate", clients, seeds)
-        print(f"  generate, {clients:2d} clients: {fmt(res)}", flush=True)
-    out["batched"] = local.batched(args.requests)
+    print(f"  generate, {lo:2d} client{'s' if lo > 1 else ''} (paired with it): {fmt(out['generate'][lo])}", flush=True)
+
+    def make() -> dict[str, Any]:
+        return body(next(seeds), args)
+
+    blocks, out["batched"] = [], []
+    for size in BATCHES:  # each in-process batch size, then a block of the service at `hi` clients
+        out["batched"].append(local.batched(size, args.requests))
+        blocks.append(http.load("/v1/generate", hi, max(args.requests, 6 * hi), make))
+    out["generate"][hi] = merged(blocks, args.n)
     out["best_batched"] = max(out["batched"], key=lambda b: b["circuits_per_s"])
     sizes = ", ".join(f"{b['batch']}: {b['circuits_per_s']:.0f}" for b in out["batched"])
     print(f"  in-process batched, circuits/s by batch size: {sizes}", flush=True)
+    print(f"  generate, {hi:2d} clients ({len(blocks)} blocks between them): {fmt(out['generate'][hi])}", flush=True)
     for clients in args.clients:
-        out["echo"][clients] = res = over_http(url, args, "/v1/echo", clients, seeds)
+        if clients not in (lo, hi):
+            _, res = http.load("/v1/generate", clients, max(args.requests, 3 * clients), make)
+            out["generate"][clients] = res
+            print(f"  generate, {clients:2d} clients: {fmt(res)}", flush=True)
+    for clients in args.clients:
+        _, res = http.load("/v1/echo", clients, max(args.requests, 3 * clients), make)
+        out["echo"][clients] = res
         print(
             f"  echo,     {clients:2d} clients: p50 {res['p50_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms, "
             f"{res['requests_per_s']:.0f} requests/s",
@@ -290,8 +339,10 @@ def main() -> None:
     try:
         local = InProcess(args)
         seeds = iter(range(30_000, 10**6))
-        over_http(url, args, "/v1/generate", 1, seeds)  # warm-up
-        rounds = [one_round(k, url, local, args, seeds) for k in range(1, args.rounds + 1)]
+        http = Client(url, args)
+        http.load("/v1/generate", max(args.clients), 2 * max(args.clients), lambda: body(next(seeds), args))  # warm-up
+        rounds = [one_round(k, http, local, args, seeds) for k in range(1, args.rounds + 1)]
+        http.close()
     finally:
         if proc is not None:
             stop(proc)

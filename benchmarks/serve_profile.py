@@ -42,11 +42,11 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     config = ServeConfig(port=port, db=f"sqlite:////tmp/serve_profile-{os.getpid()}.db")
-    environment_for(config)
+    direct = environment_for(config)  # as `cktloop serve`: direct ingress, the replica on `port` itself
     from orchestrator.distributed.runtime import ensure_ray
 
     ensure_ray(None)
-    deploy(config)
+    deploy(config, direct=direct)
     import torch
     from ray import serve
 

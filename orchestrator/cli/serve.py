@@ -74,13 +74,13 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_serve_config(args.config, host=args.host, port=args.port, address=args.address, db=args.db)
     config.check_exposure(config.read_token())  # before anything starts: one line, exit status 2
     config, models = _models(config, args)
-    environment_for(config)
+    direct = environment_for(config)  # Serve's settings; direct ingress where this command starts Ray
     ensure_ray(config.address)
     joined = config.address is not None
     serve_was_running = joined and _serve_running()
     signals = _on_stop_signals()  # after ray.init, which puts its own SIGTERM handler in place
     try:
-        deploy(config)
+        deploy(config, direct=direct)
         store = mask(config.db_url())
         print(f"cktloop: serving on http://{config.host}:{config.port}/ (API docs /docs; store {store})")
         print(f"cktloop: {models}")

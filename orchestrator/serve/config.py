@@ -45,7 +45,7 @@ class ModelDeployment(ConfigModel):
     num_cpus: float = Field(0.0, ge=0)  # Ray's logical CPUs per replica (0: share the node's cores)
     num_gpus: float = Field(0.0, ge=0)
     torch_threads: PositiveInt = 1
-    max_batch_size: PositiveInt = 16  # requests merged into one model call
+    max_batch_size: PositiveInt = 32  # requests merged into one model call (20 clients: all in one)
     batch_wait_timeout_s: float = Field(0.0, ge=0)  # once the model is free (0: take what queued)
     max_ongoing_requests: PositiveInt = 32  # raised to max_batch_size when lower, so batches can fill
 

@@ -385,16 +385,21 @@ def build_app(args: dict[str, Any]) -> Any:
     )
 
 
-def app_config(config: ServeConfig) -> dict[str, Any]:
+def app_config(config: ServeConfig, proxy_port: int | None = None) -> dict[str, Any]:
     """The Serve config (``ServeDeploySchema``) that runs ``config``: the builder's args hold no
     checkpoints (changing them would replace the replicas; the deployments' ``user_config`` does) and no
-    database URL with a password (``environment_for`` passes that one in the environment)."""
+    database URL with a password (``environment_for`` passes that one in the environment). Serve's proxy
+    listens on ``config.port``, or on ``proxy_port`` where the ingress replica takes that port (direct ingress)."""
     exclude: dict[str, Any] = {"generator": {"checkpoint"}, "surrogate": {"checkpoint"}}
     if config.db is not None and make_url(config.db).password is not None:
         exclude["db"] = True
     args = config.model_dump(exclude=exclude)
     return {
-        "http_options": {"host": config.host, "port": config.port, "request_timeout_s": config.request_timeout_s},
+        "http_options": {
+            "host": config.host,
+            "port": proxy_port or config.port,
+            "request_timeout_s": config.request_timeout_s,
+        },
         "logging_config": QUIET.model_dump(),
         "applications": [
             {
@@ -411,15 +416,17 @@ def app_config(config: ServeConfig) -> dict[str, Any]:
     }
 
 
-def deploy(config: ServeConfig, timeout_s: float = 600.0) -> None:
+def deploy(config: ServeConfig, timeout_s: float = 600.0, direct: bool = False) -> None:
     """Apply ``app_config(config)`` to the connected Ray (Serve started on ``config.host:port`` if it is not
     running) and wait until the application runs: the first time it starts the application; later, changed
-    checkpoints or batch settings are reconfigured in place. Serve's config deployment (``serve deploy``)."""
+    checkpoints or batch settings are reconfigured in place. Serve's config deployment (``serve deploy``).
+    ``direct``: the Ray was started with ``environment_for``'s direct ingress, the ingress replica listens on
+    ``config.port`` itself and Serve's proxy on a free port beside it."""
     from ray.exceptions import RayError
     from ray.serve._private.api import serve_start
     from ray.serve.schema import ServeDeploySchema
 
-    schema = ServeDeploySchema.model_validate(app_config(config))
+    schema = ServeDeploySchema.model_validate(app_config(config, _free_port(config.host) if direct else None))
     try:
         client = serve_start(http_options=schema.http_options.model_dump(), global_logging_config=QUIET)
         client.deploy_apps(schema)
@@ -451,10 +458,42 @@ def _updating(app: Any) -> bool:
 SERVE_ENV = {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0", "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0"}
 
 
-def environment_for(config: ServeConfig) -> None:
+def direct_ingress_env(port: int) -> dict[str, str]:
+    """Serve's direct ingress (Ray 2.60, also in that set): the ingress replica serves HTTP itself on ``port``
+    (its range's only port), so a request crosses no proxy process. A port let go is taken again at once, and a
+    replica that stops drains its open requests only (no load balancer in front has to deregister it)."""
+    return {
+        "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(port),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(port + 1),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0",
+        "RAY_SERVE_PORT_QUARANTINE_S": "0",
+    }
+
+
+def environment_for(config: ServeConfig) -> bool:
     """Put the store's URL where the replicas read it when it is not in the Serve config, and Serve's latency
-    settings unless set already (call before Ray starts: a local Ray's processes inherit this environment)."""
+    settings unless set already (call before Ray starts: a local Ray's processes inherit this environment).
+    Direct ingress too where it can work: a Ray of our own still to start (a joined cluster keeps its own
+    settings), one ingress replica (the one port), not turned off by ``RAY_SERVE_ENABLE_DIRECT_INGRESS=0``.
+    Whether it is on (``deploy(..., direct=)``)."""
+    import ray
+
     if config.db:
         os.environ["CKTLOOP_DB"] = config.db
     for name, value in SERVE_ENV.items():
         os.environ.setdefault(name, value)
+    one = config.generator.replicas == 1 and (config.generator.max_replicas or 1) == 1
+    direct = one and config.address is None and not os.environ.get("RAY_ADDRESS") and not ray.is_initialized()
+    if direct and os.environ.get("RAY_SERVE_ENABLE_DIRECT_INGRESS", "1") != "0":
+        os.environ.update(direct_ingress_env(config.port))
+        return True
+    return False
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

@@ -70,10 +70,12 @@ def test_cli_refuses_in_one_line_before_starting_anything(
 
     reached: list[ServeConfig] = []
 
-    def stop(config: ServeConfig) -> None:
+    def stop(config: ServeConfig, **_: Any) -> None:
         reached.append(config)
         raise CktLoopError("stopped by the test")
 
+    for name in deployments.direct_ingress_env(1):  # what environment_for sets: gone again after the test
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(deployments, "deploy", stop)
     monkeypatch.setattr("orchestrator.distributed.runtime.ensure_ray", lambda *_: None)
     monkeypatch.setenv(TOKEN_ENV, "secret-token")
