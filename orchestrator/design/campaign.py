@@ -79,6 +79,8 @@ class CampaignSettings:
             del search["verify"], search["ucb_kappa"]
         if search["refine_screen"] == 1.0:  # likewise: unscreened refinement, as before the option
             del search["refine_screen"]
+        if search["refine_kappa"] == 0.0 or "refine_screen" not in search:  # the default, or no screening
+            del search["refine_kappa"]
         return {"source": self.source, "search": search, "seed": self.seed}
 
 

@@ -79,7 +79,7 @@ class RefineConfig:
     local_share: float = 0.75  # of the initial population: the seed's sizing perturbed (the rest uniform on the grid)
     local_sigma: float = 0.4  # spread of those perturbations, in natural-log units of each value
     screen: float = 1.0  # sizings bred per sizing simulated (1: no screening)
-    screen_kappa: float = 2.0  # an ensemble's deviations a prediction may move towards the target (search.optimistic)
+    screen_kappa: float = 0.0  # an ensemble's deviations a prediction may move towards the target (search.optimistic)
     screen_correct: bool = True  # shift predictions by the median residual on the run's measured circuits
 
     def __post_init__(self) -> None:

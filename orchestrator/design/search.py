@@ -69,6 +69,7 @@ class SearchConfig:
     refine_rung: int = 2  # NSGA-II generations per seed before the worse half of the seeds is dropped
     polish_share: float = 0.3  # of the refinement budget, kept for the compass polish of the best sizing
     refine_screen: float = 8.0  # refinement breeds this many sizings per simulation, the surrogate picks (1: off)
+    refine_kappa: float = 0.0  # an ensemble's deviations a prediction may move towards the target in that pick
     family_arm: bool = True  # one more arm: plain random circuits of the family, so the generator must earn its pulls
     sampling: str = "bank"  # generator latents: "bank" (around training circuits of the class) or "spec" (the paper)
     verify: str = "rank"  # the ranked share: "rank" (best predicted) or "ucb" (best optimistic, by the surrogate's std)
@@ -86,6 +87,8 @@ class SearchConfig:
             raise ValueError(f"SearchConfig.ucb_kappa must be >= 0, got {self.ucb_kappa}")
         if not 1.0 <= self.refine_screen <= 100.0:
             raise ValueError(f"SearchConfig.refine_screen must be in [1, 100], got {self.refine_screen}")
+        if not self.refine_kappa >= 0.0:
+            raise ValueError(f"SearchConfig.refine_kappa must be >= 0, got {self.refine_kappa}")
         for name in (
             "budget",
             "pull_size",
@@ -309,7 +312,7 @@ class TargetSearch:
         if not seeds:
             return []
         reserve = int(room * self.config.polish_share)
-        screen, kappa = self.config.refine_screen, self.config.ucb_kappa
+        screen, kappa = self.config.refine_screen, self.config.refine_kappa
         cfg = RefineConfig(pop_size=pop, n_generations=1, seed=self.config.seed, screen=screen, screen_kappa=kappa)
         runs = {
             p.circuit.key: SizingRun(

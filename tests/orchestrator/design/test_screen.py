@@ -156,6 +156,8 @@ def test_bad_screens_and_bad_predict_answers_are_named(seed):
         RefineConfig(screen_kappa=-1.0)
     with pytest.raises(ValueError, match="refine_screen"):
         SearchConfig(refine_screen=0.0)
+    with pytest.raises(ValueError, match="refine_kappa"):
+        SearchConfig(refine_kappa=-0.5)
     with pytest.raises(CktLoopError, match="predict must be callable"):
         Screen(HIGH_GAIN, "not a function")  # type: ignore[arg-type]
     run = SizingRun(seed, HIGH_GAIN, MNA.simulate, RefineConfig(pop_size=8, screen=2), predict=lambda cs: [])
@@ -164,6 +166,9 @@ def test_bad_screens_and_bad_predict_answers_are_named(seed):
 
 
 def test_campaigns_stored_before_the_option_resume_unscreened():
-    off = CampaignSettings(generator="g", surrogate="s", search=SearchConfig(refine_screen=1.0)).describe()
-    on = CampaignSettings(generator="g", surrogate="s", search=SearchConfig(refine_screen=4.0)).describe()
-    assert "refine_screen" not in off["search"] and on["search"]["refine_screen"] == 4.0
+    def search(**knobs: float) -> dict:
+        return CampaignSettings(generator="g", surrogate="s", search=SearchConfig(**knobs)).describe()["search"]
+
+    assert "refine_screen" not in search(refine_screen=1.0) and "refine_kappa" not in search(refine_screen=1.0)
+    assert search(refine_screen=4.0)["refine_screen"] == 4.0 and "refine_kappa" not in search(refine_screen=4.0)
+    assert search(refine_kappa=2.0)["refine_kappa"] == 2.0 and search()["refine_screen"] == 8.0

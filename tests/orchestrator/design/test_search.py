@@ -235,3 +235,23 @@ def test_screened_refinement_asks_the_search_surrogate_and_keeps_to_the_budget()
             assert predicted_refined == set(refined)
             searched = sum(1 for p in out.proposals.values() if p.source != "refine")
             assert len(asked) - searched >= 2 * len(refined)  # it bred more than it simulated
+
+
+def test_refinement_screens_by_the_mean_unless_told_to_be_optimistic():
+    """refine_kappa 0 (the default) ranks an ensemble's bred sizings by its mean; 2 moves each prediction up
+    to 2 deviations towards the window first, so refinement then simulates mostly the sizings it is unsure of."""
+    window = Target.from_expressions("w", ["gain_db>=45", "gain_db<=48"])
+    spread: dict[str, float] = {}
+
+    def recording(circuits):
+        rows = unsure_surrogate(circuits)
+        spread.update({c.key: r["std"]["gain_db"] for c, r in zip(circuits, rows)})
+        return rows
+
+    unsure = {}
+    for kappa in (0.0, 2.0):
+        spread.clear()
+        s, _ = search(window, predict=recording, budget=100, refine_kappa=kappa)
+        refined = [k for k, p in s.run().proposals.items() if p.source == "refine"]
+        unsure[kappa] = sum(spread[k] > 1 for k in refined) / len(refined)
+    assert unsure[2.0] > unsure[0.0] + 0.2, unsure
