@@ -1,7 +1,9 @@
 """The generator's view of the store's verified rows, shared by its fine-tune and the bank refresh.
 
 * ``asked_classes``: the spec classes the campaigns' targets ask for, picked as a campaign picks its
-  arms (``circuits.targets.valid_classes``: the classes wholly inside a target, else those overlapping it);
+  arms (``circuits.targets.valid_classes``: the classes wholly inside a target, else those overlapping it)
+  but among every class of the preset, not only the generator's training classes, so a fine-tune can
+  teach it a class it never saw;
 * ``met_rows``: the verified circuits that met a target they were proposed for (measured ok inside every
   bound of that target);
 * ``heldout_metrics``: the generator's own figures on a held-out slice of verified rows: for each class of
