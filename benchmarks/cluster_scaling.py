@@ -8,13 +8,16 @@ the machine's cores do not limit it: achieved throughput over the ideal ``worker
 Each worker asks Ray for ``--cpus`` (default 0.01) CPUs, so 64 of them fit one small node or a local
 cluster of 1-CPU nodes. Every run simulates ``--seconds`` of ideal work (workers / latency x seconds
 circuits, and at least 8 calls a worker); the clock starts once every worker has answered (start-up is
-reported apart; one pool serves every batch size). Efficiency = busy / overshoot (see ``measure``).
+reported apart; one pool serves every batch size). Efficiency = busy / overshoot (see ``measure``); the
+idle share (1 - busy) is split into the tail (workers idle after their last result) and the rest (start
+and gaps the driver left). The load average (1 min) is printed at the end of each run.
 Run by hand; CI never runs it. Prints a markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import time
@@ -57,13 +60,22 @@ def measure(pool: SimulationPool, circuits: list, batch: int, latency: float) ->
     workers = pool.config.num_workers
     started, cpu = time.perf_counter(), time.process_time()
     done = inside = 0.0
+    finished: list[float] = []  # when each call's result reached the driver
     for b in pool.run(circuits):
         done += len(b.indices)
         inside += b.seconds_per_circuit * len(b.indices)
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        finished.append(time.perf_counter())
+    ended = time.perf_counter()
+    wall, cpu = ended - started, time.process_time() - cpu
     assert done == len(circuits)
     achieved, ideal = done / wall, workers / latency
+    # Where the idle worker-seconds went: the tail (each worker idle after its last result: the last
+    # `workers` results are taken as one per worker) and the rest (start, and gaps the driver left).
+    idle = workers * wall - inside
+    tail = sum(ended - t for t in finished[-workers:])
     return {
+        "tail": tail / (workers * wall),
+        "other_idle": (idle - tail) / (workers * wall),
         "wall_s": wall,
         "achieved": achieved,
         "ideal": ideal,
@@ -84,6 +96,9 @@ def main() -> None:
     parser.add_argument("--address", default=None, help="a Ray cluster (HOST:PORT); default: a local Ray")
     parser.add_argument("--in-flight", type=int, default=PoolConfig.in_flight_per_worker, help="calls queued a worker")
     parser.add_argument("--distinct", type=int, default=2000, help="distinct circuits, cycled to the run's size")
+    parser.add_argument(
+        "--compare-drain", action="store_true", help="each run twice on the same pool: one result a turn, then all"
+    )
     args = parser.parse_args()
 
     ensure_ray(address=args.address, num_cpus=None if args.address else 2)
@@ -92,10 +107,11 @@ def main() -> None:
     nodes = [n for n in ray.nodes() if n["Alive"]]
     pool_of = [s.circuit for s in generate(args.distinct, 0)]
     print(f"# {platform.node()}, {os.cpu_count()} cores, {len(nodes)} Ray node(s), latency {args.latency * 1000:g} ms")
-    columns = "workers, per node, circuits/call, circuits, start-up s, wall s, achieved /s, ideal /s, efficiency"
-    columns += ", busy, overshoot, driver CPU ms/call"
+    columns = "workers, per node, drain, circuits/call, circuits, start-up s, wall s, achieved /s, ideal /s, efficiency"
+    columns += ", busy, idle: tail, idle: other, overshoot, driver CPU ms/call, load"
     print("| " + " | ".join(columns.split(", ")) + " |")
     print("|---" * len(columns.split(", ")) + "|")
+    orders = itertools.cycle([(False, True), (True, False)])
     for workers in args.workers:
         pool, startup = start_pool(workers, args.latency, args.cpus, args.in_flight)
         where = placement(pool)
@@ -103,14 +119,21 @@ def main() -> None:
             # at least 8 calls a worker: with fewer, the pool's two calls in flight per worker leave some idle
             n = max(int(workers / args.latency * args.seconds), workers * batch * 8)
             circuits = [pool_of[i % len(pool_of)] for i in range(n)]
-            r = measure(pool, circuits, batch, args.latency)
-            print(
-                f"| {workers} | {where} | {batch} | {n:,} | {startup:.0f} | {r['wall_s']:.1f} | {r['achieved']:,.0f}"
-                f" | {r['ideal']:,.0f} | {r['eff']:.3f} | {r['busy']:.3f} | {r['overshoot']:.3f}"
-                f" | {r['driver_ms']:.2f} |",
-                flush=True,
-            )
+            turns = next(orders) if args.compare_drain else (pool.drain,)  # A/B, then B/A: load drifts
+            for drain in turns:
+                pool.drain = drain
+                r = measure(pool, circuits, batch, args.latency)
+                print(row(workers, where, drain, batch, n, startup, r), flush=True)
         pool.shutdown()
+
+
+def row(workers: int, where: str, drain: bool, batch: int, n: int, startup: float, r: dict[str, float]) -> str:
+    """One line of the table (the load average, 1 min, taken now)."""
+    return (
+        f"| {workers} | {where} | {'all' if drain else 'one'} | {batch} | {n:,} | {startup:.0f} | {r['wall_s']:.1f}"
+        f" | {r['achieved']:,.0f} | {r['ideal']:,.0f} | {r['eff']:.3f} | {r['busy']:.3f} | {r['tail']:.3f}"
+        f" | {r['other_idle']:.3f} | {r['overshoot']:.3f} | {r['driver_ms']:.2f} | {os.getloadavg()[0]:.0f} |"
+    )
 
 
 if __name__ == "__main__":

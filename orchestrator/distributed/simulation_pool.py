@@ -141,6 +141,9 @@ class SimulationPool:
         self.where: dict[str, str] = {}  # circuit key -> the node that simulated it (``simulate_all``)
         self.replaced_workers = 0
         self.relocated_calls = 0  # calls sent again whole after their worker's node was lost
+        # Take every result that is in at each turn of ``run``, not one: a driver that fell behind (its
+        # process kept off the CPU on a loaded machine) refills every idle worker in one pass.
+        self.drain = True
         self._starting: dict[Any, Any] = {}  # info() ref -> a replacement worker, until it answers
         self._actors = [self._spawn() for _ in range(config.num_workers)]
         try:
@@ -221,6 +224,8 @@ class SimulationPool:
             self._admit()
             self._dispatch(circuits, queue, isolate, running)
             ready, _ = self._ray.wait(list(running), num_returns=1, timeout=0.5)
+            if ready and self.drain and len(running) > 1:  # every result in by now, then one dispatch for all
+                ready, _ = self._ray.wait(list(running), num_returns=len(running), timeout=0)
             for ref in ready:
                 call = running.pop(ref)
                 try:
