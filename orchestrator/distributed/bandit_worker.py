@@ -123,6 +123,8 @@ class BanditWorker:
         self._on_model_nodes = self._actors_on_model_nodes()
         self.simulator_info = ("test", "0")
         self.where: dict[str, str] = {}  # circuit key -> the Ray node that simulated it (the pool's record)
+        self._askers: dict[str, int] = {}  # circuit key -> searches in flight that asked to simulate it
+        self._lock = threading.Lock()
         if simulate is None:
             from orchestrator.distributed.placement import node_id
             from orchestrator.distributed.simulation_pool import PoolConfig, SimulationPool
@@ -216,10 +218,33 @@ class BanditWorker:
                 rows = self._predict(list(circuits))
                 return [{k: v for k, v in r.items() if k != "embedding"} for r in rows]
 
+        asked: set[str] = set()
+
+        def simulate(circuits: Sequence[Circuit]) -> list[Performance]:
+            with self._lock:
+                for key in {c.key for c in circuits} - asked:
+                    asked.add(key)
+                    self._askers[key] = self._askers.get(key, 0) + 1
+            return self.simulate(circuits)
+
         source = "generator" if self.generator is not None else "random"
-        search = TargetSearch(target, self.classes, self.known, propose, predict, self.simulate, config, source)
-        outcome = search.run()
-        # Where each circuit ran; taken from the record, which so keeps only the searches in flight.
-        keys = [p.circuit.key for p in outcome.simulated()]
-        outcome.nodes = {key: self.where.pop(key) for key in keys if key in self.where}
+        search = TargetSearch(target, self.classes, self.known, propose, predict, simulate, config, source)
+        try:
+            outcome = search.run()
+            # Where each circuit ran, from the record, which so keeps only what searches in flight asked for.
+            keys = [p.circuit.key for p in outcome.simulated()]
+            outcome.nodes = {key: self.where[key] for key in keys if key in self.where}
+        finally:
+            self._forget(asked)
         return outcome
+
+    def _forget(self, keys: set[str]) -> None:
+        """A search is over: the circuits it asked for leave the record once no search in flight asked for
+        them (two searches of one worker can simulate the same circuit in one call, recorded once, and the
+        driver may store either outcome first)."""
+        with self._lock:
+            for key in keys:
+                self._askers[key] -= 1
+                if not self._askers[key]:
+                    del self._askers[key]
+                    self.where.pop(key, None)

@@ -86,3 +86,42 @@ def test_a_call_whose_actor_is_unreachable_is_made_again_while_a_model_node_is_a
         worker._get(submit, "a model call")
     assert made == [True]
     ray_session.kill(worker.generator)
+
+
+def test_two_searches_of_one_worker_that_simulate_a_circuit_both_say_where_it_ran():
+    """The pool records a circuit's node once per call, however many searches asked for it: the record
+    keeps it until every search in flight that asked is over, so either outcome, stored first, has it."""
+    import threading
+
+    from circuits.targets import Target
+    from orchestrator.design.search import SearchConfig
+    from simulator.mna import MnaBackend
+
+    mna = MnaBackend()
+    both_in = threading.Barrier(2, timeout=60)
+    first_calls: set[int] = set()
+
+    def simulate(circuits: list) -> list:
+        if threading.get_ident() not in first_calls:
+            first_calls.add(threading.get_ident())
+            both_in.wait()  # both searches are in flight before either simulates anything
+        for c in circuits:
+            worker.where.setdefault(c.key, "node-a")  # recorded once, as by one pool call
+        return mna.simulate(circuits)
+
+    worker = BanditWorker(None, None, spec_classes("ocb").to_dict(), [], simulate=simulate)
+    target = Target.from_expressions("t", ["gain_db>=50", "ugbw_hz>=5e7"])
+    outcomes: list = []
+    threads = [
+        threading.Thread(target=lambda: outcomes.append(worker.search(target, SearchConfig(budget=30, seed=3))))
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(outcomes) == 2
+    for outcome in outcomes:
+        keys = {p.circuit.key for p in outcome.simulated()}
+        assert keys and set(outcome.nodes) == keys  # the second one over too
+    assert worker.where == {} and worker._askers == {}  # nothing kept once both are over
