@@ -109,3 +109,50 @@ def test_finetune_generator_and_bank_print_the_registered_versions(rows: list[di
     assert "registered generator" in capsys.readouterr().out
     with Store.open(db) as store:
         assert len(store.model_versions("generator")) == 2
+
+
+@pytest.mark.slow
+def test_finetune_generator_killed_mid_training_resumes_and_registers_once(rows: list[dict], tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from generator.finetune import RESULT as RESULT_FILE
+    from generator.train import train
+    from tests.generator.conftest import write_config
+    from tests.orchestrator.cli.test_loop import kill_when
+    from tests.surrogate.test_finetune import _store, _tiny_parent
+
+    db = f"sqlite:///{tmp_path / 'gen.db'}"
+    _store(db, rows).close()
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = write_config(tmp_path / "tiny.yaml", {"spec_preset": "cktloop"}, epochs=1, sample_eval=0)
+    parent = train(config, data, None, tmp_path / "gen").checkpoint
+    judge = _tiny_parent(tmp_path / "judge")
+    out = tmp_path / "ft"
+    argv = [sys.executable, "-m", "orchestrator.cli", "finetune", "generator", "--db", db, "--base", str(parent)]
+    argv += ["--judge", str(judge), "--dataset", "tiny", "--eval-rounds", "2", "--epochs", "40", "--no-progress"]
+    argv += ["--out", str(out)]
+    log = out / "metrics.jsonl"
+
+    def two_epochs_done() -> bool:
+        return log.is_file() and len(log.read_text().splitlines()) >= 2
+
+    process = subprocess.Popen(argv, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kill_when(process, two_epochs_done, timeout=600)
+    assert (out / "last.pt").is_file() and not (out / RESULT_FILE).exists()
+    with Store.open(db) as store:
+        assert store.model_versions("generator") == []  # no version without its checkpoint
+    killed_at = len(log.read_text().splitlines())
+    assert killed_at < 40
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    epochs = [json.loads(line)["epoch"] for line in log.read_text().splitlines()]
+    assert epochs == list(range(1, 41))  # resumed after the last checkpoint, no epoch twice
+    with Store.open(db) as store:
+        (info,) = store.model_versions("generator")
+        assert Path(info.path) == (out / RESULT_FILE).resolve() and Path(info.path).is_file()
+    assert subprocess.run(argv, capture_output=True, text=True, timeout=900).returncode == 0
+    with Store.open(db) as store:
+        assert len(store.model_versions("generator")) == 1
