@@ -45,7 +45,7 @@ from generator.sampling import SAMPLING
 from orchestrator.design.bandit import POLICIES
 from orchestrator.design.constraints import constraint_values
 from orchestrator.design.refine import RefineConfig, SizingRun
-from orchestrator.design.screen import optimistic, predicted_performance
+from orchestrator.design.screen import Screen, optimistic, predicted_performance, predicted_specs
 
 VERIFY = ("rank", "ucb")
 Propose = Callable[[SpecClass | None, int, int], list[Circuit]]
@@ -314,12 +314,14 @@ class TargetSearch:
         reserve = int(room * self.config.polish_share)
         screen, kappa = self.config.refine_screen, self.config.refine_kappa
         cfg = RefineConfig(pop_size=pop, n_generations=1, seed=self.config.seed, screen=screen, screen_kappa=kappa)
+        screens: list[Screen] = []  # the runs' screens: what the surrogate said of the sizings they simulate
         runs = {
             p.circuit.key: SizingRun(
-                p.circuit, self.target, self._evaluator(p, round_no), cfg, known=p.measured, predict=self.predict
+                p.circuit, self.target, self._evaluator(p, round_no, screens), cfg, p.measured, self.predict
             )
             for p in seeds
         }
+        screens.extend(run.screen for run in runs.values() if run.screen is not None)
         active, generations = list(runs.values()), 0
         while active:
             stepped = False
@@ -339,8 +341,11 @@ class TargetSearch:
                 break
         return [self._refinement_record(key, run) for key, run in runs.items() if run.n_evaluations]
 
-    def _evaluator(self, seed: Proposal, round_no: int) -> Callable[[Sequence[Circuit]], list[Performance]]:
-        """Simulate a refinement batch, count it against the budget and record its circuits as children of ``seed``."""
+    def _evaluator(
+        self, seed: Proposal, round_no: int, screens: Sequence[Screen] = ()
+    ) -> Callable[[Sequence[Circuit]], list[Performance]]:
+        """Simulate a refinement batch, count it against the budget and record its circuits as children of
+        ``seed``, each with the prediction a screen picked it by (none when unscreened)."""
 
         def evaluate(circuits: Sequence[Circuit]) -> list[Performance]:
             results = self.simulate(circuits)
@@ -350,6 +355,10 @@ class TargetSearch:
                     self.proposals[c.key] = p = Proposal(
                         c, "refine", seed.spec_class, round_no, measured=perf, parent=seed.circuit.key
                     )
+                    row = next((s.rows[c.key] for s in screens if c.key in s.rows), None)
+                    if row is not None:
+                        p.predicted = predicted_specs(row)
+                        p.std = {k: float(v) for k, v in row["std"].items()} if row.get("std") else None
                     self._meets(p)
             self.history.append((self.n_sims, self._best_met_fom()))
             return results

@@ -230,9 +230,14 @@ def test_screened_refinement_asks_the_search_surrogate_and_keeps_to_the_budget()
         assert refined
         predicted_refined = set(refined) & set(asked)
         if screen == 1.0:
-            assert not predicted_refined
+            assert not predicted_refined and all(out.proposals[k].predicted is None for k in refined)
         else:
             assert predicted_refined == set(refined)
+            for k in refined:  # each records the prediction it was picked by (stored with the candidate)
+                p = out.proposals[k]
+                assert p.measured is not None and p.predicted is not None
+                if p.measured.ok:
+                    assert p.predicted["gain_db"] == p.measured.gain_db
             searched = sum(1 for p in out.proposals.values() if p.source != "refine")
             assert len(asked) - searched >= 2 * len(refined)  # it bred more than it simulated
 
