@@ -321,6 +321,14 @@ def _design(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_option(url: str) -> str:
+    """`` --db URL`` (password masked) for a command printed for the user, when ``url`` is not the default."""
+    from storage import default_url
+    from storage.engine import mask
+
+    return "" if url == default_url() else f" --db {mask(url)}"
+
+
 def _campaign_run(args: argparse.Namespace) -> int:
     from orchestrator.design.campaign_file import load_campaign
 
@@ -332,7 +340,7 @@ def _campaign_run(args: argparse.Namespace) -> int:
         f"campaign {summary['name']!r} (id {summary['id']}): {summary['met']} of {summary['targets']} targets met, "
         f"{summary['done']} done, {summary['failed']} failed, {summary['wall_s']:.1f} s. "
         + (f"{summary['rerun']} searches run again after their bandit worker was lost. " if summary["rerun"] else "")
-        + f"Report: cktloop campaign report {summary['name']} --out report/"
+        + f"Report: cktloop campaign report {summary['name']}{_db_option(args.db)} --out out/{summary['name']}-report/"
     )
     print(models)
     return 0

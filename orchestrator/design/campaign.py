@@ -246,16 +246,19 @@ class CampaignDriver:
         workers = list(workers)
 
         def fill() -> None:
-            for worker in workers:
-                busy = sum(1 for w, _, _ in running.values() if w is worker)
-                for _ in range(self.settings.searches_per_worker - busy):
-                    if not queue:
-                        return
-                    target = queue.pop()
-                    search = replace(
-                        self.settings.search, budget=self.budget, seed=target_seed(self.settings.seed, target.name)
-                    )
-                    running[worker.search.remote(target, search)] = (worker, target, time.monotonic())
+            """Hand queued targets out one at a time to the least busy worker (so a campaign of fewer targets
+            than the workers' room spreads over every worker and node), each up to ``searches_per_worker``."""
+            busy = [sum(1 for w, _, _ in running.values() if w is worker) for worker in workers]
+            while queue and workers:
+                i = min(range(len(workers)), key=busy.__getitem__)
+                if busy[i] >= self.settings.searches_per_worker:
+                    return
+                target = queue.pop()
+                search = replace(
+                    self.settings.search, budget=self.budget, seed=target_seed(self.settings.seed, target.name)
+                )
+                running[workers[i].search.remote(target, search)] = (workers[i], target, time.monotonic())
+                busy[i] += 1
 
         losses: dict[str, int] = {}  # target -> how often a worker was lost under its search
 

@@ -4,8 +4,11 @@ family's random proposals on MNA; a fault is injected into one target's simulati
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -31,11 +34,14 @@ VERSIONS = {"generator": None, "surrogate": None, "simulator": "mna", "simulator
 class FaultyWorker(BanditWorker):
     """A bandit worker whose simulations raise (or hang) for the targets named ``fault``."""
 
-    def __init__(self, fault: str, faulty: frozenset[str]) -> None:
+    def __init__(self, fault: str, faulty: frozenset[str], log: Path | None = None) -> None:
         super().__init__(None, None, spec_classes("ocb").to_dict(), [], simulate=MnaBackend().simulate)
-        self.fault, self.faulty = fault, faulty
+        self.fault, self.faulty, self.log = fault, faulty, log
 
     def search(self, target, config):
+        if self.log is not None:  # which worker (process) searched which target
+            with self.log.open("a") as f:
+                f.write(f"{os.getpid()} {target.name}\n")
         if target.name in self.faulty:
 
             def simulate(circuits):
@@ -54,9 +60,9 @@ def remote_worker(ray_session):
     ray_session.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     started = []
 
-    def make(fault: str, faulty: set[str]):
+    def make(fault: str, faulty: set[str], log: Path | None = None):
         def spawn():
-            worker = ray_session.remote(num_cpus=0)(FaultyWorker).remote(fault, frozenset(faulty))
+            worker = ray_session.remote(num_cpus=0)(FaultyWorker).remote(fault, frozenset(faulty), log)
             started.append(worker)
             return worker
 
@@ -68,12 +74,14 @@ def remote_worker(ray_session):
     ray_session.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
-def drive(store: Store, spawn, timeout_s: float = 600.0, workers: int = 2) -> Progress:
+def drive(store: Store, spawn, timeout_s: float = 600.0, workers: int = 2, searches_per_worker: int = 1) -> Progress:
     campaign = store.ensure_campaign("faults", {"targets": [t.name for t in TARGETS]})
     ids = store.ensure_targets(campaign, TARGETS)
     todo = [t for t in TARGETS if t.name in {r.name for r in store.unfinished_targets(campaign)}]
     search = SearchConfig(refine_share=0.0)
-    settings = CampaignSettings(None, None, search, workers=workers, searches_per_worker=1, target_timeout_s=timeout_s)
+    settings = CampaignSettings(
+        None, None, search, workers=workers, searches_per_worker=searches_per_worker, target_timeout_s=timeout_s
+    )
     progress = Progress(total=len(TARGETS), done=len(TARGETS) - len(todo))
     driver = CampaignDriver(store, campaign, ids, settings, 20, VERSIONS, progress, [])
     driver.run(todo, spawn, [spawn() for _ in range(min(workers, len(todo)))])
@@ -94,6 +102,17 @@ def test_a_target_whose_search_raises_is_failed_with_its_reason_and_the_rest_com
         progress = drive(store, remote_worker("raise", set()))  # a re-run retries the failed target alone
         assert (progress.done, progress.failed) == (4, 0)
         assert [r.status for r in store.campaign_targets("faults")] == ["done"] * 4
+
+
+def test_targets_are_spread_over_the_workers_when_one_worker_could_take_them_all(remote_worker, tmp_path):
+    log = tmp_path / "searched.txt"
+    with Store.open(f"sqlite:///{tmp_path / 's.db'}") as store:
+        progress = drive(store, remote_worker("raise", set(), log), workers=2, searches_per_worker=16)
+    assert (progress.done, progress.failed) == (4, 0)
+    searched = [line.split() for line in log.read_text().splitlines()]
+    per_worker = Counter(pid for pid, _ in searched)
+    assert sorted(per_worker.values()) == [2, 2]  # not 4 and 0 (every target to the first worker)
+    assert sorted(name for _, name in searched) == sorted(t.name for t in TARGETS)
 
 
 @pytest.mark.slow
