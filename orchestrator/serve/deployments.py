@@ -27,7 +27,6 @@ import importlib.util
 import itertools
 import os
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +36,7 @@ from sqlalchemy.engine import make_url
 
 from circuits import Circuit, CktLoopError, Performance
 from orchestrator.serve.app import create_app
+from orchestrator.serve.batching import Batching
 from orchestrator.serve.config import ModelDeployment, ServeConfig
 from orchestrator.serve.services import (
     BadRequest,
@@ -54,46 +54,7 @@ QUIET = LoggingConfig(enable_access_log=False, log_level="WARNING")
 INGRESS_ONGOING_REQUESTS = 256  # HTTP requests one ingress replica takes at once (page, jobs, figures, models)
 
 
-class _Batching:
-    """A ``@serve.batch`` method ``_batched`` fed through a gate, its calls run in a worker thread."""
-
-    def __init__(self) -> None:
-        self.batch_sizes: deque[int] = deque(maxlen=1000)  # requests per call, the latest last
-        self.call_s: deque[float] = deque(maxlen=1000)  # each call's time in its worker thread
-        self.request_s: deque[float] = deque(maxlen=1000)  # each request's time in this replica
-        self._idle = asyncio.Event()  # no call running
-        self._idle.set()
-
-    async def _submit(self, item: Any) -> Any:
-        """Into ``@serve.batch``'s queue once no call runs. Serve forms a batch from what arrives within
-        ``batch_wait_timeout_s`` and queues it behind the running one, so under load its batches stay small
-        (1.4 requests on average at 20 clients); held here while the model is busy, the requests that arrive
-        meanwhile enter together when it is free and make one batch."""
-        start = time.perf_counter()
-        await self._idle.wait()
-        try:
-            return await self._batched(item)  # type: ignore[attr-defined]
-        finally:
-            self.request_s.append(time.perf_counter() - start)
-
-    async def _call(self, size: int, fn: Any, *args: Any) -> Any:
-        """A batch of ``size`` requests run in a worker thread (the event loop takes requests meanwhile)."""
-        self.batch_sizes.append(size)
-        self._idle.clear()
-        try:
-            return await asyncio.to_thread(self._timed, fn, *args)
-        finally:
-            self._idle.set()
-
-    def _timed(self, fn: Any, *args: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn(*args)
-        finally:
-            self.call_s.append(time.perf_counter() - start)
-
-
-class _ModelReplica(_Batching):
+class _ModelReplica(Batching):
     """What both model deployments share: the model, swapped in place by ``reconfigure``."""
 
     model: Any = None
@@ -220,7 +181,7 @@ class SurrogateModel(_ModelReplica):
 
 
 @serve.deployment(logging_config=QUIET, health_check_period_s=30, max_ongoing_requests=64)
-class Simulator(_Batching):
+class Simulator(Batching):
     """ngspice through the simulation pool: its workers are Ray actors, one ngspice process each."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
