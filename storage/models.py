@@ -147,9 +147,10 @@ class ModelVersion(Base):
 
 class Promotion(Base):
     """A registered model version promoted for its kind (0010): the newest promotion of a kind is the version
-    campaigns use by default. ``promoted_by`` names what promoted it (``loop NAME``), ``round`` the loop's round
-    (0 otherwise), ``gate`` the figures it was judged on. One promotion per (kind, promoted_by, round), so a
-    resumed loop records each of its promotions once."""
+    campaigns use by default. ``promoted_by`` names what promoted it (``loop NAME``; by hand ``hand``,
+    ``rollback`` or ``rollback to shipped``, see storage.promotions), ``round`` the loop's round (by hand: the
+    row's number among its kind's of that name; 0 otherwise), ``gate`` the figures it was judged on. One
+    promotion per (kind, promoted_by, round), so a resumed loop records each of its promotions once."""
 
     __tablename__ = "promotions"
     __table_args__ = (

@@ -1,4 +1,5 @@
-"""``cktloop train|tune|evaluate|bank|ship``: the generator's and the surrogate's life cycle."""
+"""``cktloop train|tune|evaluate|bank|ship`` (and ``models``, in promotions.py): the generator's and the surrogate's
+life cycle."""
 
 from __future__ import annotations
 
@@ -95,6 +96,10 @@ def add_commands(commands: Any) -> None:
     bank.add_argument("--out", type=output_file, help="write here instead of updating the checkpoint in place")
     _data_options(bank)
     bank.set_defaults(run=_bank)
+
+    from orchestrator.cli import promotions
+
+    promotions.add_commands(commands)  # cktloop models promote|rollback|promoted
 
 
 def _add_evaluate(commands: Any) -> None:

@@ -119,3 +119,44 @@ def test_a_0009_store_gains_promotions_and_loses_them_on_downgrade(db_url: str) 
     with engine.connect() as conn:
         assert list(conn.execute(text("SELECT model_version FROM candidates")).scalars()) == ["g"]
     engine.dispose()
+
+
+def test_promotions_by_hand_and_rollbacks_keep_the_history(store: Store) -> None:
+    for version in ("s1", "s2", "s3"):
+        store.register_model("surrogate", version, f"/m/{version}.pt", {}, {})
+    with pytest.raises(StoreError, match=r"no surrogate version is promoted .*nothing to roll back"):
+        store.rollback("surrogate")
+    store.promote("surrogate", "s1", "loop a", 1)
+    two = store.promote_by_hand("surrogate", "s2", why="s1 drifts on PM")
+    assert two is not None and (two.version, two.promoted_by, two.round, two.gate) == (
+        "s2",
+        "hand",
+        1,
+        {"why": "s1 drifts on PM"},
+    )
+    assert store.promote_by_hand("surrogate", "s2") is None  # the current one again: nothing added
+    three = store.promote_by_hand("surrogate", "s3")
+    assert three is not None and (three.round, three.gate) == (2, None)
+    with pytest.raises(StoreError, match="cannot promote surrogate model version 'nope': it is not registered"):
+        store.promote_by_hand("surrogate", "nope")
+    back = store.rollback("surrogate")
+    assert (back.version, back.promoted_by, back.round, back.gate) == ("s2", "rollback", 1, {"rolled_back": "s3"})
+    assert store.promoted("surrogate").version == "s2"  # type: ignore[union-attr]
+    assert store.rollback("surrogate").version == "s1"  # twice: two promotions back, not s3 again
+    shipped = store.rollback("surrogate")
+    assert (shipped.version, shipped.promoted_by, shipped.gate) == ("s1", "rollback to shipped", {"rolled_back": "s1"})
+    assert store.promoted("surrogate") is None
+    with pytest.raises(StoreError, match="nothing to roll back"):
+        store.rollback("surrogate")
+    again = store.promote_by_hand("surrogate", "s3")
+    assert again is not None and again.round == 3 and store.promoted("surrogate").version == "s3"  # type: ignore[union-attr]
+    assert [(p.version, p.promoted_by, p.round) for p in store.promotions("surrogate")] == [
+        ("s1", "loop a", 1),
+        ("s2", "hand", 1),
+        ("s3", "hand", 2),
+        ("s2", "rollback", 1),
+        ("s1", "rollback", 2),
+        ("s1", "rollback to shipped", 1),
+        ("s3", "hand", 3),
+    ]
+    assert duplicate_rows(store.engine) == dict.fromkeys(SAME_ROW, 0)

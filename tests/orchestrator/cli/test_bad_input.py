@@ -169,6 +169,14 @@ CASES = [
     (["loop", "--loop", "x"], ["--loop names the loop of 'cktloop loop report'"]),
     (["loop", "report"], ["loop report: --out DIR", "is required"]),
     (["loop", "report", "--out", "{tmp}/r", "--loop", "{tmp}/nosuch"], ["loop report: no loop state at", "nosuch"]),
+    # models promote, rollback, promoted
+    (["models"], ["required: COMMAND"]),
+    (["models", "promote"], ["required: VERSION"]),
+    (["models", "promote", "nosuch"], ["models promote", "no generator or surrogate version 'nosuch'", "lost"]),
+    (["models", "promote", "lost"], ["surrogate version 'lost'", "lost.pt, which is missing", "not promoted"]),
+    (["models", "rollback", "vae"], ["argument kind", "invalid choice: 'vae'"]),
+    (["models", "rollback", "surrogate"], ["no surrogate version is promoted", "nothing to roll back"]),
+    (["models", "promoted", "--db", UNREACHABLE], ["cannot open database", "127.0.0.1:1"]),
     # serve
     (["serve", "--port", "0"], ["argument --port", "'0'"]),
     (["serve", "--config", "{tmp}/truncated.yaml"], ["truncated.yaml", "malformed YAML"]),
@@ -211,6 +219,7 @@ def store_url(files) -> str:
     url = f"sqlite:///{files / 'store.db'}"
     with Store.open(url) as store:
         store.ensure_dataset("d", seed=0, n=1, config={})
+        store.register_model("surrogate", "lost", files / "lost.pt", {}, {})  # its checkpoint was never written
     return url
 
 
