@@ -4,13 +4,14 @@ Run by hand (not a test):
 
     .venv/bin/python benchmarks/serve_profile.py [--samples 40]
 
-Starts a local Ray and the service on a free port (its own SQLite store under /tmp), then takes ``--samples``
+Starts a local Ray and the service on a free port as ``cktloop serve`` does (Serve's direct ingress: the
+Ingress replica takes the port itself; its own SQLite store under /tmp), then takes ``--samples``
 rounds of: the in-process call the service makes for a request (``generate_answers``: draw, rank, answer
 JSON), a bare handle call to the ingress replica (``stats``: the hop alone), the request through a handle
-(``Ingress.generate``: hop, gate, batch queue, worker thread, model), ``POST /v1/echo`` (proxy, ingress,
-FastAPI) and ``POST /v1/generate`` (all of it), one request at a time. It prints p25 and p50 of each, and
-the replica's own times (model call in its thread, request in the replica). Compare stages within one run:
-on a shared machine the load moves every figure.
+(``Ingress.generate``: hop, gate, batch queue, worker thread, model), ``POST /v1/echo`` (the replica's
+HTTP server, FastAPI; no proxy) and ``POST /v1/generate`` (all of it), one request at a time. It prints p25
+and p50 of each, and the replica's own times (model call in its thread, request in the replica). Compare
+stages within one run: on a shared machine the load moves every figure.
 """
 
 from __future__ import annotations
