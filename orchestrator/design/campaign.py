@@ -207,12 +207,39 @@ def _start(
     workers = [spawn() for _ in range(n_workers)]
     if settings.generator:
         generator, surrogate = models[0]
-        versions["generator"] = get(generator.version.remote(), "the generator actor")
-        versions["surrogate"] = get(surrogate.version.remote(), "the surrogate actor")
-        where = [actor.node.remote() for pair in models for actor in pair]
-        versions["model_nodes"] = sorted(set(get(where, "the model actors")))
-    versions["simulator"], versions["simulator_version"] = get(workers[0].simulator.remote(), "a bandit worker")
+        try:
+            versions["generator"] = get(generator.version.remote(), "the generator actor")
+            versions["surrogate"] = get(surrogate.version.remote(), "the surrogate actor")
+            where = [actor.node.remote() for pair in models for actor in pair]
+            versions["model_nodes"] = sorted(set(get(where, "the model actors")))
+        except ray.exceptions.RayActorError as e:
+            reason = str(e).strip().splitlines()[0]
+            raise CktLoopError(f"the model actors were lost during start-up (their node lost?): {reason}") from None
+    workers, versions["simulator"], versions["simulator_version"] = _alive(workers, spawn, get)
     return spawn, workers, versions
+
+
+def _alive(workers: list[Any], spawn: Callable[[], Any], get: Callable[[Any, str], Any]) -> tuple[Any, ...]:
+    """The workers that came up, each dead one replaced once (a node lost as the campaign starts, or one
+    lost just before whose death Ray has not yet noticed, so a worker was placed on it), and the simulator
+    and its version as the first of them reports it."""
+    import ray
+
+    alive, answer = [], None
+    for attempt in range(2):
+        dead = 0
+        for worker in workers:
+            try:
+                answer = get(worker.simulator.remote(), "a bandit worker")
+                alive.append(worker)
+            except ray.exceptions.RayActorError:
+                dead += 1
+        if not dead or attempt:
+            break
+        workers = [spawn() for _ in range(dead)]
+    if answer is None:
+        raise CktLoopError("no bandit worker came up: each was lost with its node during start-up")
+    return alive, *answer
 
 
 @dataclass

@@ -11,10 +11,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from ray.exceptions import ActorDiedError
 
+from circuits.errors import CktLoopError
 from circuits.specs import spec_classes
 from circuits.targets import Target
-from orchestrator.design.campaign import CampaignDriver, CampaignSettings, Progress
+from orchestrator.design.campaign import CampaignDriver, CampaignSettings, Progress, _alive
 from orchestrator.design.search import SearchConfig
 from orchestrator.distributed.bandit_worker import BanditWorker
 from simulator.mna import MnaBackend
@@ -143,3 +145,29 @@ def test_a_target_that_hangs_is_failed_after_the_timeout_and_its_worker_replaced
         assert rows["first"].status == "failed" and rows["first"].reason == "no result within 20 s"
         assert [rows[n].status for n in ("broken", "third", "fourth")] == ["done"] * 3
         assert progress.failed == 1
+
+
+class _Worker:
+    """A bandit worker handle whose actor is alive or died with its node (no Ray)."""
+
+    def __init__(self, alive: bool) -> None:
+        self.alive = alive
+        self.simulator = self
+
+    def remote(self) -> _Worker:
+        return self
+
+
+def _get(worker: _Worker, what: str) -> tuple[str, str]:
+    if not worker.alive:
+        raise ActorDiedError()
+    return "ngspice", "39"
+
+
+def test_workers_lost_with_their_node_at_start_up_are_replaced_once_and_never_a_traceback():
+    fresh = iter([_Worker(True)])
+    workers, simulator, version = _alive([_Worker(False), _Worker(True)], lambda: next(fresh), _get)
+    assert len(workers) == 2 and all(w.alive for w in workers) and (simulator, version) == ("ngspice", "39")
+
+    with pytest.raises(CktLoopError, match="no bandit worker came up"):
+        _alive([_Worker(False)], lambda: _Worker(False), _get)
