@@ -77,8 +77,9 @@ def test_finetune_surrogate_prints_the_registered_version(db: str, tmp_path: Pat
         assert len(store.model_versions("surrogate")) == 1
 
 
-@pytest.mark.slow
-def test_finetune_generator_and_bank_print_the_registered_versions(rows: list[dict], tmp_path: Path, capsys) -> None:
+def _generator_store(rows: list[dict], tmp_path: Path) -> tuple[str, Path, Path]:
+    """A store holding ``rows``, a tiny conditional generator trained on them for an epoch (the parent) and
+    a tiny surrogate (the judge): the database URL and the two checkpoints."""
     from generator.train import train
     from tests.generator.conftest import write_config
     from tests.surrogate.test_finetune import _store, _tiny_parent
@@ -90,6 +91,12 @@ def test_finetune_generator_and_bank_print_the_registered_versions(rows: list[di
     config = write_config(tmp_path / "tiny.yaml", {"spec_preset": "cktloop"}, epochs=1, sample_eval=0)
     parent = train(config, data, None, tmp_path / "gen").checkpoint
     judge = _tiny_parent(tmp_path / "judge")
+    return db, parent, judge
+
+
+@pytest.mark.slow
+def test_finetune_generator_and_bank_print_the_registered_versions(rows: list[dict], tmp_path: Path, capsys) -> None:
+    db, parent, judge = _generator_store(rows, tmp_path)
     common = ["--db", db, "--base", str(parent), "--judge", str(judge), "--dataset", "tiny", "--eval-rounds", "2"]
     tune = ["finetune", "generator", *common, "--epochs", "1", "--json", "--out", str(tmp_path / "ft")]  # bars on
     bank = ["finetune", "bank", *common, "--json", "--out", str(tmp_path / "bank")]
@@ -118,18 +125,9 @@ def test_finetune_generator_killed_mid_training_resumes_and_registers_once(rows:
     import sys
 
     from generator.finetune import RESULT as RESULT_FILE
-    from generator.train import train
-    from tests.generator.conftest import write_config
     from tests.orchestrator.cli.test_loop import kill_when
-    from tests.surrogate.test_finetune import _store, _tiny_parent
 
-    db = f"sqlite:///{tmp_path / 'gen.db'}"
-    _store(db, rows).close()
-    data = tmp_path / "rows.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = write_config(tmp_path / "tiny.yaml", {"spec_preset": "cktloop"}, epochs=1, sample_eval=0)
-    parent = train(config, data, None, tmp_path / "gen").checkpoint
-    judge = _tiny_parent(tmp_path / "judge")
+    db, parent, judge = _generator_store(rows, tmp_path)
     out = tmp_path / "ft"
     argv = [sys.executable, "-m", "orchestrator.cli", "finetune", "generator", "--db", db, "--base", str(parent)]
     argv += ["--judge", str(judge), "--dataset", "tiny", "--eval-rounds", "2", "--epochs", "40", "--no-progress"]
