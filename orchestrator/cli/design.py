@@ -16,6 +16,7 @@ from generator.sampling import SAMPLING
 from orchestrator.cli.options import (
     STDIO,
     budget,
+    count,
     db_option,
     input_file,
     models_option,
@@ -142,6 +143,20 @@ def _search_options(p: argparse.ArgumentParser) -> None:
         "expects to meet the target (default 8; 1: every bred sizing is simulated, as before)",
     )
     p.add_argument(
+        "--reuse",
+        type=count,
+        default=0,
+        metavar="N",
+        help="each target's search first simulates the N circuits of the store's other campaigns (and of "
+        "--reuse-dataset's training split) whose measured specs come closest to it, one per topology, and "
+        "refinement may start from them (default 0: off)",
+    )
+    p.add_argument(
+        "--reuse-dataset",
+        metavar="NAME",
+        help="with --reuse: this dataset's training split is reused too (never its held-out split)",
+    )
+    p.add_argument(
         "--random", action="store_true", help="baseline: plain random sampling of the family, no models, no refinement"
     )
     p.add_argument("--workers", type=positive_int, default=2, help="bandit worker processes (default 2)")
@@ -225,6 +240,8 @@ def _settings(args: argparse.Namespace, models: Any) -> Any:
         target_timeout_s=args.target_timeout,
         call_timeout_s=args.call_timeout,
         startup_timeout_s=args.startup_timeout,
+        reuse=0 if args.random else args.reuse,
+        reuse_dataset=args.reuse_dataset,
     )
 
 

@@ -39,6 +39,7 @@ def _integer_at_least(minimum: int, expected: str, doc: str) -> Callable[[str], 
 
 positive_int = _integer_at_least(1, "a positive integer", "A count: an integer >= 1.")
 seed = _integer_at_least(0, "a seed (an integer >= 0)", "A random seed (numpy's generators take no negative ones).")
+count = _integer_at_least(0, "a count (an integer >= 0)", "A count that may be 0 (off).")
 budget = _integer_at_least(1, "a budget of at least 1 simulation", "Simulations per target: an integer >= 1.")
 
 

@@ -58,8 +58,12 @@ class CampaignSettings:
     target_timeout_s: float = 3600.0  # one target's whole search
     call_timeout_s: float = MODEL_CALL_TIMEOUT_S  # one model call
     startup_timeout_s: float = 300.0  # actors starting and loading their models
+    reuse: int = 0  # stored verified circuits nearest each target, simulated first (orchestrator.design.reuse)
+    reuse_dataset: str | None = None  # whose training split the reused circuits may come from too
 
     def __post_init__(self) -> None:
+        if self.reuse < 0:
+            raise CktLoopError(f"campaign settings: reuse must be >= 0, got {self.reuse}")
         for name in ("workers", "searches_per_worker", "simulators_per_worker"):
             if getattr(self, name) < 1:
                 raise CktLoopError(f"campaign settings: {name} must be >= 1, got {getattr(self, name)}")
@@ -81,7 +85,10 @@ class CampaignSettings:
             del search["refine_screen"]
         if search["refine_kappa"] == 0.0 or "refine_screen" not in search:  # the default, or no screening
             del search["refine_kappa"]
-        return {"source": self.source, "search": search, "seed": self.seed}
+        described = {"source": self.source, "search": search, "seed": self.seed}
+        if self.reuse:  # left out when off, so campaigns stored before the option resume
+            described["reuse"] = {"n": self.reuse, "dataset": self.reuse_dataset}
+        return described
 
 
 def target_seed(campaign_seed: int, name: str) -> int:
@@ -134,8 +141,15 @@ def run_campaign(
         on_progress(progress)
     if todo and not (should_stop and should_stop()):
         n_workers = min(settings.workers, -(-len(todo) // settings.searches_per_worker))
+        library = None
+        if settings.reuse and settings.source == "generator":
+            from orchestrator.design.reuse import build_library
+
+            library = build_library(store, exclude=[campaign.name], dataset=settings.reuse_dataset)
         spawn, workers, versions = _start(settings, address, n_workers)
-        driver = CampaignDriver(store, campaign_id, ids, settings, campaign.budget, versions, progress, reference)
+        driver = CampaignDriver(
+            store, campaign_id, ids, settings, campaign.budget, versions, progress, reference, library
+        )
         driver.run(todo, spawn, workers, on_progress, should_stop)
     summary = asdict(store.campaign(campaign_id))
     summary["wall_s"] = time.monotonic() - progress.started
@@ -255,6 +269,7 @@ class CampaignDriver:
     versions: dict[str, str | None]
     progress: Progress
     reference: list[dict[str, Any]]
+    library: Any = None  # orchestrator.design.reuse.Library: stored circuits a search starts from
 
     def run(
         self,
@@ -284,7 +299,9 @@ class CampaignDriver:
                 search = replace(
                     self.settings.search, budget=self.budget, seed=target_seed(self.settings.seed, target.name)
                 )
-                running[workers[i].search.remote(target, search)] = (workers[i], target, time.monotonic())
+                reuse = self.library.nearest(target, self.settings.reuse) if self.library is not None else []
+                ref = workers[i].search.remote(target, search, reuse)
+                running[ref] = (workers[i], target, time.monotonic())
                 busy[i] += 1
 
         losses: dict[str, int] = {}  # target -> how often a worker was lost under its search

@@ -8,7 +8,7 @@ in units of 90°, FoM in FoM units. Feasible is exactly ``target.met_by``. A fai
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import numpy as np
 
@@ -20,12 +20,13 @@ UGBW_FLOOR_HZ = 1e-3  # below any sweep, so log10 of a bound <= 0 Hz stays finit
 _TINY = 1e-12
 
 
-def _normalised(field: str, value: float) -> float:
-    """A spec in units where one step means about as much for every field (see module doc)."""
+def normalised(field: str, value: Any) -> Any:
+    """A spec (a number or an array of them) in units where one step means about as much for every field
+    (see module doc)."""
     if field == "gain_db":
         return value / 20.0
     if field == "ugbw_hz":
-        return math.log10(max(value, UGBW_FLOOR_HZ))
+        return np.log10(np.maximum(value, UGBW_FLOOR_HZ))
     if field == "pm_deg":
         return value / 90.0
     return value  # fom
@@ -51,7 +52,7 @@ def constraint_values(target: Target, performance: Performance) -> np.ndarray:
     g = np.empty(len(sides))
     for j, (field, side, limit) in enumerate(sides):
         value = float(specs[field])
-        gap = _normalised(field, limit) - _normalised(field, value)
+        gap = float(normalised(field, limit) - normalised(field, value))
         g[j] = gap if side == "min" else -gap
         holds = value >= limit if side == "min" else value <= limit
         # Rounding in log10 must not flip the verdict of the exact comparison met_by makes.

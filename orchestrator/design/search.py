@@ -16,16 +16,16 @@ a poor surrogate cannot starve the search of diversity. With ``verify="ucb"`` an
 (one that answers a ``std``), the ranked half goes by an optimistic closeness instead: each predicted
 spec moved up to ``ucb_kappa`` deviations towards the target's bounds, so circuits the surrogate is unsure
 of but that could meet a narrow window are simulated too (issue 19; docs/loop.md compares the two).
-Rounds go on until the search share of the
-budget is spent, even after a circuit meets the target: more verified topologies give refinement
-better seeds, and on 100 paper-style targets that took the winners whose FoM beats the dataset's
-best from 44 to 80. Refinement (``orchestrator.design.refine``) then resizes the best verified distinct
-topologies (``refine_seeds``) by successive halving over NSGA-II runs and ends with a compass
-polish of the best sizing; with ``refine_screen`` > 1 refinement breeds that many sizings per
-simulation and the same surrogate picks which to simulate (``orchestrator.design.screen``). The
-winner is the highest-FoM circuit that meets the target by measurement, or the least-violating one
-when none does. Every simulation counts against the
-budget; the surrogate never decides whether a target is met.
+Rounds go on until the search share of the budget is spent, even after a circuit meets the target: more
+verified topologies give refinement better seeds, and on 100 paper-style targets that took the winners
+whose FoM beats the dataset's best from 44 to 80. Given stored circuits to ``reuse``, the search
+simulates those first (``orchestrator.design.reuse``: the store's verified circuits nearest the target).
+Refinement (``orchestrator.design.refine``) then resizes the best verified distinct topologies
+(``refine_seeds``) by successive halving over NSGA-II runs and ends with a compass polish of the best
+sizing; with ``refine_screen`` > 1 refinement breeds that many sizings per simulation and the same
+surrogate picks which to simulate (``orchestrator.design.screen``). The winner is the highest-FoM
+circuit that meets the target by measurement, or the least-violating one when none does. Every
+simulation counts against the budget; the surrogate never decides whether a target is met.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class Proposal:
     """A circuit the search produced, with where it came from and what is known about it."""
 
     circuit: Circuit
-    source: str  # "generator", "random" or "refine"
+    source: str  # "generator", "random", "refine" or "store" (reused, orchestrator.design.reuse)
     spec_class: SpecClass | None
     round: int
     predicted: dict[str, float] | None = None
@@ -179,8 +179,10 @@ class TargetSearch:
         simulate: Simulate,
         config: SearchConfig = SearchConfig(),
         source: str = "generator",
+        reuse: Sequence[Circuit] = (),
     ) -> None:
         self.target, self.config, self.source = target, config, source
+        self.reuse = list({c.key: c for c in reuse}.values())
         self.propose, self.predict, self.simulate = propose, predict, simulate
         if source == "random":
             self.arms: list[SpecClass | None] = [None]
@@ -213,6 +215,8 @@ class TargetSearch:
 
     def run(self) -> SearchOutcome:
         rounds = 0
+        if self.reuse:
+            self._start_from_store()
         while self.n_sims < self.config.search_budget:
             rounds += 1
             if not self._round(rounds):
@@ -246,10 +250,7 @@ class TargetSearch:
                 self.proposals[c.key] = p
                 self._arm_of[c.key] = arm
                 fresh.append(p)
-            if self.predict is not None and new:
-                for p, pred in zip(fresh[-len(new) :], self.predict(new)):
-                    p.predicted = {k: float(pred[k]) for k in TARGET_FIELDS if pred.get(k) is not None}
-                    p.std = {k: float(v) for k, v in pred["std"].items()} if pred.get("std") else None
+            self._predict_into(fresh[-len(new) :] if new else [])
             scores = [self._score(p) for p in fresh[-len(new) :]] if new else [0.0]
             self._update(arm, max(scores))
         pending = [p for p in self.proposals.values() if p.measured is None]
@@ -262,6 +263,23 @@ class TargetSearch:
         picks = [int(i) for i in self._rng.choice(len(rest), min(n - ranked, len(rest)), replace=False)] if rest else []
         self._verify(pending[:ranked] + [rest[i] for i in sorted(picks)])
         return True
+
+    def _start_from_store(self) -> None:
+        """Simulate the stored circuits given as ``reuse`` first (``orchestrator.design.reuse``): ngspice
+        judges them again here, counted against the budget, and refinement can start from them."""
+        fresh = [Proposal(c, "store", None, 0) for c in self.reuse]
+        for p in fresh:
+            self.proposals[p.circuit.key] = p
+        self._predict_into(fresh)
+        self._verify(fresh[: self.config.search_budget])
+
+    def _predict_into(self, proposals: list[Proposal]) -> None:
+        """Each proposal's predicted specs (and an ensemble's spread), when the search has a surrogate."""
+        if self.predict is None or not proposals:
+            return
+        for p, pred in zip(proposals, self.predict([p.circuit for p in proposals])):
+            p.predicted = {k: float(pred[k]) for k in TARGET_FIELDS if pred.get(k) is not None}
+            p.std = {k: float(v) for k, v in pred["std"].items()} if pred.get("std") else None
 
     def _select(self) -> int:
         """An arm index: the family arm, or a generator class chosen by the class policy."""

@@ -204,7 +204,7 @@ class BanditWorker:
         coalescer: Coalescer[tuple[Any, ...], Any] = Coalescer(remote)
         return lambda *args: coalescer(args)
 
-    def search(self, target: Target, config: SearchConfig) -> SearchOutcome:
+    def search(self, target: Target, config: SearchConfig, reuse: Sequence[Circuit] = ()) -> SearchOutcome:
         if self.generator is None:
             propose = family_proposer()
             predict = None
@@ -228,7 +228,7 @@ class BanditWorker:
             return self.simulate(circuits)
 
         source = "generator" if self.generator is not None else "random"
-        search = TargetSearch(target, self.classes, self.known, propose, predict, simulate, config, source)
+        search = TargetSearch(target, self.classes, self.known, propose, predict, simulate, config, source, reuse)
         try:
             outcome = search.run()
             # Where each circuit ran, from the record, which so keeps only what searches in flight asked for.

@@ -40,7 +40,7 @@ class FaultyWorker(BanditWorker):
         super().__init__(None, None, spec_classes("ocb").to_dict(), [], simulate=MnaBackend().simulate)
         self.fault, self.faulty, self.log = fault, faulty, log
 
-    def search(self, target, config):
+    def search(self, target, config, reuse=()):
         if self.log is not None:  # which worker (process) searched which target
             with self.log.open("a") as f:
                 f.write(f"{os.getpid()} {target.name}\n")
@@ -54,7 +54,7 @@ class FaultyWorker(BanditWorker):
             self.simulate = simulate
         else:
             self.simulate = MnaBackend().simulate
-        return super().search(target, config)
+        return super().search(target, config, reuse)
 
 
 @pytest.fixture

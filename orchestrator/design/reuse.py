@@ -1,0 +1,95 @@
+"""Reuse: a target's search starts from the store's verified circuits nearest to it (issue 19).
+
+Every campaign leaves thousands of circuits that ngspice measured, most of them near the targets it
+searched. A later target whose bounds lie near an earlier one's is best started from those circuits:
+``Library.nearest`` picks, per target, the stored circuits whose *measured* specs come closest to its
+bounds (met first, then the highest FoM; otherwise the smallest worst normalised violation, the scale
+refinement judges by, ``orchestrator.design.constraints``), one per topology, so refinement gets
+distinct seeds. The search simulates them again first, counted against its budget like any other
+circuit (the store proposes, ngspice decides in this campaign), and refinement then resizes the best.
+
+What a library holds is the caller's choice (``build_library``): the verified candidates of the
+store's other campaigns, and optionally a dataset's training split, never its held-out split, which
+stays for measuring. A campaign never reuses its own rows, so a re-run proposes what the first run did.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from circuits import Circuit
+from circuits.performance import figure_of_merit
+from circuits.targets import Target
+from orchestrator.design.constraints import constraint_sides, normalised
+
+_COLUMNS = ("gain_db", "ugbw_hz", "pm_deg", "fom")
+
+
+@dataclass(frozen=True)
+class Library:
+    """Verified circuits (``circuits``, as dicts) and their measured specs (one row each, ``_COLUMNS``)."""
+
+    circuits: tuple[Mapping[str, Any], ...]
+    specs: np.ndarray  # (n, 4) float: gain_db, ugbw_hz, pm_deg, fom
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> Library:
+        """Rows in the dataset row shape (``circuit`` and the measured fields); only those measured ok with
+        finite specs are kept, each circuit once."""
+        seen: set[str] = set()
+        kept, specs = [], []
+        for r in rows:
+            values = [r.get(f) for f in _COLUMNS[:3]]
+            if r.get("status") != "ok" or any(v is None or not math.isfinite(v) for v in values):
+                continue
+            key = str(r.get("id") or r["circuit"])
+            if key in seen:
+                continue
+            seen.add(key)
+            gain, ugbw, pm = (float(v) for v in values)  # type: ignore[arg-type]
+            fom = r.get("fom")
+            kept.append(r["circuit"])
+            specs.append([gain, ugbw, pm, fom if fom is not None else figure_of_merit(gain, ugbw, pm)])
+        return cls(tuple(kept), np.asarray(specs, dtype=float).reshape(-1, 4))
+
+    def __len__(self) -> int:
+        return len(self.circuits)
+
+    def nearest(self, target: Target, k: int) -> list[Circuit]:
+        """Up to ``k`` circuits of distinct topologies, the closest to ``target`` by measurement first."""
+        if not len(self) or k < 1:
+            return []
+        worst, met = np.zeros(len(self)), np.ones(len(self), dtype=bool)
+        for field, side, limit in constraint_sides(target):
+            column = self.specs[:, _COLUMNS.index(field)]
+            gap = normalised(field, limit) - normalised(field, column)
+            worst = np.maximum(worst, gap if side == "min" else -gap)
+            met &= column >= limit if side == "min" else column <= limit  # exactly as Target.met_by
+        # met first, by FoM; then the rest by their worst violation
+        order = np.lexsort((np.where(met, -self.specs[:, 3], worst), ~met))
+        picked: list[Circuit] = []
+        topologies: set[str] = set()
+        for i in order:
+            circuit = Circuit.from_dict(self.circuits[int(i)])
+            if circuit.topology_key not in topologies:
+                topologies.add(circuit.topology_key)
+                picked.append(circuit)
+                if len(picked) == k:
+                    break
+        return picked
+
+
+def build_library(store: Any, exclude: Sequence[str] = (), dataset: str | None = None) -> Library:
+    """The store's verified campaign candidates, less the campaigns named in ``exclude``, and the training
+    split of ``dataset`` when given (never its held-out split)."""
+    names = [c.name for c in store.campaigns() if c.name not in set(exclude)]
+    rows: list[Mapping[str, Any]] = store.verified_rows(names) if names else []
+    if dataset:
+        rows = [*rows, *(e.to_dict() for e in store.dataset_rows(dataset))]
+        rows = [r for r in rows if r.get("split", "train") == "train"]
+    return Library.from_rows(rows)

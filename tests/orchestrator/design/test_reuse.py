@@ -1,0 +1,112 @@
+"""Reuse: the store's verified circuits nearest a target, by measurement, one per topology; the search
+simulates them first, counted against its budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from circuits import Circuit, Performance, SimStatus
+from circuits.performance import figure_of_merit
+from circuits.specs import spec_classes
+from circuits.targets import Target
+from orchestrator.design.reuse import Library, build_library
+from orchestrator.design.search import SearchConfig, TargetSearch, family_proposer
+from simulator.mna import MnaBackend
+from storage import CandidateRecord, Store
+from storage.testing import rows as dataset_rows
+from storage.testing import samples
+
+WINDOW = Target.from_expressions("w", ["gain_db>=40", "gain_db<=50", "ugbw_hz>=1e6", "ugbw_hz<=2e6"])
+
+
+def distinct(n: int, seed: int = 3) -> list[Circuit]:
+    """``n`` circuits of distinct topologies."""
+    out: dict[str, Circuit] = {}
+    for s in samples(20 * n, seed=seed):
+        out.setdefault(s.circuit.topology_key, s.circuit)
+    return list(out.values())[:n]
+
+
+def row(circuit: Circuit, gain: float, ugbw: float, pm: float = 60.0, status: str = "ok") -> dict:
+    return {
+        "id": circuit.key,
+        "circuit": circuit.to_dict(),
+        "status": status,
+        "gain_db": gain,
+        "ugbw_hz": ugbw,
+        "pm_deg": pm,
+    }
+
+
+def test_nearest_puts_met_circuits_first_by_fom_then_the_least_violating() -> None:
+    a, b, c, d, e = distinct(5)
+    library = Library.from_rows(
+        [
+            row(a, 60.0, 1.5e6),  # gain 10 dB over: 0.5 decades of voltage gain
+            row(b, 45.0, 1.2e6),  # met
+            row(c, 50.0, 2e6),  # met, exactly on both upper bounds, and a higher FoM than b
+            row(d, 45.0, 2.2e6),  # UGBW 10 % over: 0.04 decades
+            row(e, 45.0, 1.5e6, status="sim_error"),  # not measured ok: never reused
+        ]
+    )
+    assert len(library) == 4
+    assert figure_of_merit(50.0, 2e6, 60.0) > figure_of_merit(45.0, 1.2e6, 60.0)
+    assert [x.key for x in library.nearest(WINDOW, 10)] == [c.key, b.key, d.key, a.key]
+    assert [x.key for x in library.nearest(WINDOW, 2)] == [c.key, b.key]
+    assert library.nearest(WINDOW, 0) == [] and Library.from_rows([]).nearest(WINDOW, 3) == []
+
+
+def test_nearest_takes_one_circuit_per_topology() -> None:
+    sized = [s.circuit for s in samples(400, seed=5)]
+    by_topology: dict[str, list[Circuit]] = {}
+    for circuit in sized:
+        by_topology.setdefault(circuit.topology_key, []).append(circuit)
+    twice = next(cs for cs in by_topology.values() if len({c.key for c in cs}) > 1)
+    first, second = twice[0], next(c for c in twice if c.key != twice[0].key)
+    other = next(cs[0] for cs in by_topology.values() if cs[0].topology_key != first.topology_key)
+    library = Library.from_rows([row(first, 45.0, 1.5e6), row(second, 46.0, 1.5e6), row(other, 70.0, 1.5e6)])
+    assert [x.key for x in library.nearest(WINDOW, 3)] == [second.key, other.key]  # second: met, higher FoM
+
+
+def test_build_library_reads_other_campaigns_and_the_training_split_only(tmp_path: Path) -> None:
+    with Store.open(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        members = dataset_rows(60, seed=2)
+        store.ensure_dataset("d", 2, len(members), {})
+        store.add_dataset_circuits("d", members)
+        ok = Performance(SimStatus.OK, gain_db=45.0, ugbw_hz=1.5e6, pm_deg=60.0)
+        store.add_simulations("ngspice", "39", [(m.circuit.key, ok, None) for m in members])
+        mine, theirs = distinct(2, seed=9)
+        for name, circuit in (("mine", mine), ("theirs", theirs)):
+            bounds = {"gain_db": {"min": 40.0, "max": None}}
+            target = store.ensure_targets(store.ensure_campaign(name, {}), [{"name": "t", "bounds": bounds}])["t"]
+            store.add_candidates(target, [CandidateRecord(circuit, "generator")])
+            store.add_simulations("ngspice", "39", [(circuit.key, ok, None)])
+
+        def keys(library: Library) -> set[str]:
+            return {Circuit.from_dict(c).key for c in library.circuits}
+
+        train = {m.circuit.key for m in members if m.split == "train"}
+        assert train and len(train) < len(members)  # the test split is there, and left out
+        assert keys(build_library(store, exclude=["mine"])) == {theirs.key}
+        assert keys(build_library(store, exclude=["mine"], dataset="d")) == {theirs.key, *train}
+        assert keys(build_library(store)) == {mine.key, theirs.key}
+
+
+def test_the_search_simulates_the_reused_circuits_first_within_its_budget() -> None:
+    mna = MnaBackend()
+    reused = distinct(3, seed=4)
+    calls: list[list[str]] = []
+
+    def simulate(circuits):
+        calls.append([c.key for c in circuits])
+        return mna.simulate(circuits)
+
+    config = SearchConfig(budget=40, seed=1)
+    search = TargetSearch(
+        WINDOW, spec_classes("ocb"), [], family_proposer(), None, simulate, config, "random", [*reused, reused[0]]
+    )
+    outcome = search.run()
+    assert calls[0] == [c.key for c in reused]  # first, each once
+    assert [p.source for p in outcome.proposals.values()][:3] == ["store"] * 3
+    assert outcome.n_simulations == 40 == sum(len(c) for c in calls)  # they count against the budget
+    assert outcome.history[0][0] == 3
