@@ -25,6 +25,7 @@ from generator.train import train
 from storage import CandidateRecord, Store, StoreError
 from surrogate.training import from_store
 from tests.generator.conftest import write_config
+from tests.support import finetune_store, tiny_parent
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +42,15 @@ def parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def judge(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.surrogate.test_finetune import _tiny_parent
 
-    return _tiny_parent(tmp_path_factory.mktemp("judge"))
+    return tiny_parent(tmp_path_factory.mktemp("judge"))
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     from tests.surrogate.conftest import make_rows
-    from tests.surrogate.test_finetune import _store
 
-    s = _store(f"sqlite:///{tmp_path / 'gen.db'}", make_rows(120, n_test=24))
+    s = finetune_store(f"sqlite:///{tmp_path / 'gen.db'}", make_rows(120, n_test=24))
     yield s
     s.close()
 

@@ -13,63 +13,21 @@ import torch
 
 from circuits import Circuit, CktLoopError, generate
 from simulator.mna import MnaBackend
-from storage import CandidateRecord, DatasetRow, Store, StoreError
+from storage import CandidateRecord, Store, StoreError
 from surrogate import checkpoint as ckpt
 from surrogate.finetune import RESULT, FinetuneConfig, finetune, held_out
 from surrogate.predict import Surrogate
-from surrogate.train import train
-
-
-def _tiny_parent(folder: Path) -> Path:
-    """A tiny surrogate on the cktloop classes, trained one epoch on 96 MNA-labelled family circuits."""
-    import json
-
-    from tests.surrogate.conftest import TINY_MODEL, make_rows
-
-    folder.mkdir(parents=True, exist_ok=True)
-    data = folder / "rows.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in make_rows(120, n_test=24)))
-    config = folder / "tiny.yaml"
-    config.write_text(
-        "epochs: 1\nbatch_size: 16\nlr: 3.0e-3\nseed: 3\ndevice: cpu\nprogress: false\nspec_classes: cktloop\n"
-        + TINY_MODEL
-    )
-    return Path(train(config, data, None, folder / "run")["checkpoint"])
+from tests.support import finetune_store, tiny_parent
 
 
 @pytest.fixture(scope="module")
 def parent(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tiny_parent(tmp_path_factory.mktemp("parent"))
-
-
-def _store(url: str, rows: list[dict]) -> Store:
-    """A store with dataset 'tiny' (``rows``) and campaign 'camp' of 40 fresh circuits, all simulated."""
-    store = Store.open(url)
-    samples = {s.circuit.key: s for s in generate(120, 7)}
-    store.ensure_dataset("tiny", 7, len(rows), {})
-    store.add_dataset_circuits(
-        "tiny", [DatasetRow.from_sample(samples[r["id"]], r["split"]) for r in rows if r["id"] in samples]
-    )
-    fresh = list(dict.fromkeys(s.circuit for s in generate(60, 99)))[:40]
-    perfs = MnaBackend().simulate(fresh)
-    labels = {r["id"]: r for r in rows}
-    from circuits import Performance, SimStatus
-
-    def perf(r: dict) -> Performance:
-        return Performance(SimStatus(r["status"]), r["gain_db"], r["ugbw_hz"], r["pm_deg"], pm_ocb_deg=r["pm_ocb_deg"])
-
-    store.add_simulations("ngspice", "test", [(k, perf(labels[k]), None) for k in labels if k in samples])
-    tid = store.ensure_targets(
-        store.ensure_campaign("camp", {}), [{"name": "t", "bounds": {"gain_db": {"min": 0.0, "max": None}}}]
-    )["t"]
-    store.add_candidates(tid, [CandidateRecord(c, "generator") for c in fresh])
-    store.add_simulations("ngspice", "test", [(c.key, p, None) for c, p in zip(fresh, perfs)])
-    return store
+    return tiny_parent(tmp_path_factory.mktemp("parent"))
 
 
 @pytest.fixture
 def store(tmp_path: Path, rows: list[dict]) -> Iterator[Store]:
-    s = _store(f"sqlite:///{tmp_path / 'ft.db'}", rows)
+    s = finetune_store(f"sqlite:///{tmp_path / 'ft.db'}", rows)
     yield s
     s.close()
 

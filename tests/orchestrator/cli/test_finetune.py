@@ -10,15 +10,15 @@ import pytest
 
 from orchestrator.cli.app import main
 from storage import Store
+from tests.support import finetune_store, kill_when, tiny_parent
 
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory, rows: list[dict]) -> str:
     """A store with dataset 'tiny' and campaign 'camp' (shared: bad input leaves it as it was)."""
-    from tests.surrogate.test_finetune import _store
 
     url = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'ft.db'}"
-    _store(url, rows).close()
+    finetune_store(url, rows).close()
     return url
 
 
@@ -61,9 +61,8 @@ def test_bad_input_is_one_line(argv: list[str], words: list[str], db: str, tmp_p
 
 @pytest.mark.slow
 def test_finetune_surrogate_prints_the_registered_version(db: str, tmp_path: Path, capsys) -> None:
-    from tests.surrogate.test_finetune import _tiny_parent
 
-    parent = _tiny_parent(tmp_path / "parent")
+    parent = tiny_parent(tmp_path / "parent")
     argv = ["finetune", "surrogate", "--db", db, "--base", str(parent), "--dataset", "tiny", "--members", "2"]
     argv += ["--epochs", "1", "--no-progress", "--json", "--out", str(tmp_path / "run")]
     assert main(argv) == 0
@@ -82,15 +81,14 @@ def _generator_store(rows: list[dict], tmp_path: Path) -> tuple[str, Path, Path]
     a tiny surrogate (the judge): the database URL and the two checkpoints."""
     from generator.train import train
     from tests.generator.conftest import write_config
-    from tests.surrogate.test_finetune import _store, _tiny_parent
 
     db = f"sqlite:///{tmp_path / 'gen.db'}"
-    _store(db, rows).close()
+    finetune_store(db, rows).close()
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     config = write_config(tmp_path / "tiny.yaml", {"spec_preset": "cktloop"}, epochs=1, sample_eval=0)
     parent = train(config, data, None, tmp_path / "gen").checkpoint
-    judge = _tiny_parent(tmp_path / "judge")
+    judge = tiny_parent(tmp_path / "judge")
     return db, parent, judge
 
 
@@ -125,7 +123,6 @@ def test_finetune_generator_killed_mid_training_resumes_and_registers_once(rows:
     import sys
 
     from generator.finetune import RESULT as RESULT_FILE
-    from tests.orchestrator.cli.test_loop import kill_when
 
     db, parent, judge = _generator_store(rows, tmp_path)
     out = tmp_path / "ft"

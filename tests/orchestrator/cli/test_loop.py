@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from storage import Store
 from storage.testing import SAME_ROW, duplicate_rows, targets_done
+from tests.support import finetune_store, kill_when, tiny_parent
 
 pytestmark = [pytest.mark.ray, pytest.mark.ngspice, pytest.mark.slow]
 
@@ -29,24 +27,12 @@ def start(argv: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def kill_when(process: subprocess.Popen[str], ready: Callable[[], bool], timeout: float = 300) -> None:
-    """SIGKILL ``process`` as soon as ``ready()`` holds (failing if it ends or times out first)."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "the loop never got there"
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
-
-
 def test_a_loop_killed_in_a_campaign_and_in_a_fine_tune_resumes_to_the_end_without_duplicates(ray_session, tmp_path):
     from tests.surrogate.conftest import make_rows
-    from tests.surrogate.test_finetune import _store, _tiny_parent
 
     url = f"sqlite:///{tmp_path / 'loop.db'}"
-    _store(url, make_rows(120, n_test=24)).close()
-    parent = _tiny_parent(tmp_path / "parent")
+    finetune_store(url, make_rows(120, n_test=24)).close()
+    parent = tiny_parent(tmp_path / "parent")
     out = tmp_path / "loop"
     argv = ["--name", "kl", "--n", "3", "--rounds", "1", "--budget", "40", "--dataset", "tiny"]
     argv += ["--surrogate", str(parent), "--members", "1", "--epochs", "30", "--seed", "2"]
