@@ -444,6 +444,7 @@ def save_outcome(
         "arms": [None if a is None else list(a) for a in outcome.arms],
         "arm_pulls": outcome.arm_pulls,
         "history": [[n, f] for n, f in outcome.history],
+        "first_met": outcome.first_met,  # simulations up to and including the first met circuit (None: none)
         "dataset_best_fom": dataset_best_fom(outcome.target, reference) if reference else None,
         "generator": versions.get("generator"),
         "surrogate": versions.get("surrogate"),

@@ -2,8 +2,10 @@
 met circuit, and a surrogate's errors on the campaign's verified candidates it never trained on.
 
 Simulations to the first met circuit count, per target, what the search itself simulated, in the order
-it simulated them, up to the end of the batch (at most ``verify_per_round``, 20, circuits) in which the
-first circuit meeting the target came back (``inf`` when none did), from the history the search stored.
+it simulated them, up to and including the first circuit that met the target (``inf`` when none did),
+as the search stored it (``first_met``); a target stored before that was recorded counts up to the end
+of the batch (at most ``verify_per_round``, 20, circuits) in which its first met circuit came back, from
+its history.
 Counting the candidates in the store instead would count circuits measured for another campaign, or for
 the dataset's pool, that this search never simulated. The errors on verified candidates (``fresh_errors``)
 take every measured candidate circuit, whoever measured it: read them right after the campaign.
@@ -20,9 +22,13 @@ from circuits import Circuit
 
 
 def first_met(summary: dict[str, Any] | None) -> float:
-    """Simulations the search had spent when the batch holding its first met circuit came back (its
-    ``history``: simulations so far and the best met FoM after each batch); inf when none met."""
-    for n, best in (summary or {}).get("history", []):
+    """Simulations the search had spent up to its first met circuit (``first_met``), or, for a target stored
+    before that was recorded, when the batch holding it came back (its ``history``: simulations so far and
+    the best met FoM after each batch); inf when none met."""
+    summary = summary or {}
+    if "first_met" in summary:
+        return math.inf if summary["first_met"] is None else float(summary["first_met"])
+    for n, best in summary.get("history", []):
         if best is not None:
             return float(n)
     return math.inf

@@ -141,6 +141,7 @@ class SearchOutcome:
     refinements: list[dict[str, Any]] = field(default_factory=list)
     arm_pulls: list[int] = field(default_factory=list)
     nodes: dict[str, str] = field(default_factory=dict)  # circuit key -> where it was simulated, when known
+    first_met: int | None = None  # simulations up to and including the first circuit that met the target
 
     def simulated(self) -> list[Proposal]:
         return [p for p in self.proposals.values() if p.measured is not None]
@@ -203,6 +204,7 @@ class TargetSearch:
         self.proposals: dict[str, Proposal] = {}
         self.n_sims = 0
         self.history: list[tuple[int, float | None]] = []
+        self.first_met: int | None = None  # see SearchOutcome.first_met
         self._arm_of: dict[str, int] = {}
         self._judged: dict[str, bool] = {}  # circuit key -> meets the target (by measurement)
         self._best_fom: float | None = None  # best FoM of a measured circuit meeting the target
@@ -234,6 +236,7 @@ class TargetSearch:
             history=self.history,
             refinements=refinements,
             arm_pulls=list(self._pulls),
+            first_met=self.first_met,
         )
 
     def _round(self, round_no: int) -> bool:
@@ -299,10 +302,10 @@ class TargetSearch:
 
     def _verify(self, proposals: list[Proposal]) -> None:
         results = self.simulate([p.circuit for p in proposals])
-        self.n_sims += len(proposals)
         for p, perf in zip(proposals, results):
+            self.n_sims += 1
             p.measured = perf
-            self._meets(p)
+            self._count_first_met(p)
             arm = self._arm_of.get(p.circuit.key)
             if arm is not None:
                 self._update(arm, closeness(self.target, perf) if perf.ok else 0.0)
@@ -367,8 +370,8 @@ class TargetSearch:
 
         def evaluate(circuits: Sequence[Circuit]) -> list[Performance]:
             results = self.simulate(circuits)
-            self.n_sims += len(circuits)
             for c, perf in zip(circuits, results):
+                self.n_sims += 1
                 if c.key not in self.proposals:
                     self.proposals[c.key] = p = Proposal(
                         c, "refine", seed.spec_class, round_no, measured=perf, parent=seed.circuit.key
@@ -377,7 +380,7 @@ class TargetSearch:
                     if row is not None:
                         p.predicted = predicted_specs(row)
                         p.std = {k: float(v) for k, v in row["std"].items()} if row.get("std") else None
-                    self._meets(p)
+                self._count_first_met(self.proposals[c.key])
             self.history.append((self.n_sims, self._best_met_fom()))
             return results
 
@@ -410,6 +413,11 @@ class TargetSearch:
             if met and fom is not None and (self._best_fom is None or fom > self._best_fom):
                 self._best_fom = fom
         return met
+
+    def _count_first_met(self, p: Proposal) -> None:
+        """Judge ``p``, just simulated as the ``n_sims``-th circuit; the first that meets sets ``first_met``."""
+        if self._meets(p) and self.first_met is None:
+            self.first_met = self.n_sims
 
     def _best_met_fom(self) -> float | None:
         return self._best_fom

@@ -91,6 +91,9 @@ def test_simulations_to_the_first_met_circuit_are_read_from_the_search_history()
 
     assert first_met({"history": [[20, None], [40, None], [60, 3.5], [80, 4.0]]}) == 60
     assert math.isinf(first_met({"history": [[20, None], [40, None]]})) and math.isinf(first_met(None))
+    # recorded per circuit since it was stored: the count up to and including the first met circuit
+    assert first_met({"history": [[20, None], [40, 2.0]], "first_met": 23}) == 23
+    assert math.isinf(first_met({"history": [[20, None]], "first_met": None}))
 
 
 def test_a_round_s_promotion_is_recorded_in_the_store_once(tmp_path):

@@ -260,3 +260,29 @@ def test_refinement_screens_by_the_mean_unless_told_to_be_optimistic():
         refined = [k for k, p in s.run().proposals.items() if p.source == "refine"]
         unsure[kappa] = sum(spread[k] > 1 for k in refined) / len(refined)
     assert unsure[2.0] > unsure[0.0] + 0.2, unsure
+
+
+def test_the_first_met_circuit_is_counted_in_simulation_order():
+    class Recording(Counting):
+        def __init__(self) -> None:
+            super().__init__()
+            self.order: list[Circuit] = []
+
+        def __call__(self, circuits):
+            self.order.extend(circuits)
+            return super().__call__(circuits)
+
+    sim = Recording()
+    target = Target.from_expressions("mid", ["gain_db>=60", "ugbw_hz>=1e8", "pm_deg>=45"])
+    cfg = SearchConfig(budget=200, seed=3)
+    out = TargetSearch(target, CLASSES, [], family_proposer(), None, sim, cfg, "random").run()
+    assert out.met and out.first_met is not None
+    judged = [target.met_by(p.to_dict()) for p in MNA.simulate(sim.order)]
+    assert out.first_met == judged.index(True) + 1  # the first circuit ngspice says meets it, counted from 1
+    batch_end = next(n for n, fom in out.history if fom is not None)
+    assert out.first_met <= batch_end < out.first_met + cfg.verify_per_round
+    impossible = Target.from_expressions("no", ["gain_db>=400"])
+    assert (
+        TargetSearch(impossible, CLASSES, [], family_proposer(), None, Counting(), cfg, "random").run().first_met
+        is None
+    )
