@@ -20,6 +20,7 @@ from orchestrator.cli.options import (
     db_option,
     input_file,
     models_option,
+    non_negative_float,
     output_dir,
     output_file,
     output_file_or_stdout,
@@ -115,6 +116,14 @@ def screen_ratio(text: str) -> float:
     return value
 
 
+def near_violation(text: str) -> float:
+    """``--refine-near``: a normalised violation from 0 to 1."""
+    value = non_negative_float(text)
+    if value > 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
 def _search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=budget, help="simulations per target, refinement included (default 500)")
     p.add_argument("--policy", choices=sorted(POLICIES), default="ucb1", help="bandit policy (default ucb1)")
@@ -141,6 +150,15 @@ def _search_options(p: argparse.ArgumentParser) -> None:
         metavar="R",
         help="refinement breeds R sizings per simulation and the surrogate picks which to simulate, those it "
         "expects to meet the target (default 8; 1: every bred sizing is simulated, as before)",
+    )
+    p.add_argument(
+        "--refine-near",
+        type=near_violation,
+        metavar="V",
+        help="end the search phase and refine as soon as a simulated circuit misses the target by at most V "
+        "(its worst normalised violation: gain in dB/20, UGBW in decades, PM in units of 90 degrees; 0.05 is "
+        "about 1 dB, 12 %% or 4.5 degrees) while none meets it yet (default 0: the search phase always takes "
+        "its share of the budget)",
     )
     p.add_argument(
         "--reuse",
@@ -224,6 +242,8 @@ def _settings(args: argparse.Namespace, models: Any) -> Any:
                 raise CktLoopError(f"{what} checkpoint {path} not found (train one, or pass --random)")
         _check_checkpoints(args.generator, args.surrogate)  # registered ones are loaded by the model actors
     screen = {} if args.refine_screen is None else {"refine_screen": args.refine_screen}
+    if args.refine_near is not None:
+        screen["refine_near"] = args.refine_near
     search = (
         SearchConfig(policy=args.policy, refine_share=0.0)
         if args.random

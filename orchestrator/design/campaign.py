@@ -85,6 +85,8 @@ class CampaignSettings:
             del search["refine_screen"]
         if search["refine_kappa"] == 0.0 or "refine_screen" not in search:  # the default, or no screening
             del search["refine_kappa"]
+        if search["refine_near"] == 0.0:  # off, as before the option
+            del search["refine_near"]
         described = {"source": self.source, "search": search, "seed": self.seed}
         if self.reuse:  # left out when off, so campaigns stored before the option resume
             described["reuse"] = {"n": self.reuse, "dataset": self.reuse_dataset}

@@ -70,6 +70,7 @@ class SearchConfig:
     polish_share: float = 0.3  # of the refinement budget, kept for the compass polish of the best sizing
     refine_screen: float = 8.0  # refinement breeds this many sizings per simulation, the surrogate picks (1: off)
     refine_kappa: float = 0.0  # an ensemble's deviations a prediction may move towards the target in that pick
+    refine_near: float = 0.0  # refine at once when a verified circuit is this close and none meets yet (0: off)
     family_arm: bool = True  # one more arm: plain random circuits of the family, so the generator must earn its pulls
     sampling: str = "bank"  # generator latents: "bank" (around training circuits of the class) or "spec" (the paper)
     verify: str = "rank"  # the ranked share: "rank" (best predicted) or "ucb" (best optimistic, by the surrogate's std)
@@ -89,6 +90,8 @@ class SearchConfig:
             raise ValueError(f"SearchConfig.refine_screen must be in [1, 100], got {self.refine_screen}")
         if not self.refine_kappa >= 0.0:
             raise ValueError(f"SearchConfig.refine_kappa must be >= 0, got {self.refine_kappa}")
+        if not 0.0 <= self.refine_near <= 1.0:
+            raise ValueError(f"SearchConfig.refine_near must be in [0, 1], got {self.refine_near}")
         for name in (
             "budget",
             "pull_size",
@@ -219,7 +222,7 @@ class TargetSearch:
         rounds = 0
         if self.reuse:
             self._start_from_store()
-        while self.n_sims < self.config.search_budget:
+        while self.n_sims < self.config.search_budget and not self._near_enough():
             rounds += 1
             if not self._round(rounds):
                 break  # nothing new to simulate
@@ -413,6 +416,18 @@ class TargetSearch:
             if met and fom is not None and (self._best_fom is None or fom > self._best_fom):
                 self._best_fom = fom
         return met
+
+    def _near_enough(self) -> bool:
+        """Whether the search phase may end early (``refine_near``): no circuit meets the target yet, and one
+        verified circuit misses it by at most ``refine_near`` (its worst normalised violation), so refining it
+        now is worth more than more proposals. Once one meets, the search goes on to find better seeds."""
+        near = self.config.refine_near
+        if not near or not self.config.refine_share or any(self._judged.values()):
+            return False
+        return any(
+            p.measured is not None and p.measured.ok and closeness(self.target, p.measured) >= 1.0 / (1.0 + near)
+            for p in self.proposals.values()
+        )
 
     def _count_first_met(self, p: Proposal) -> None:
         """Judge ``p``, just simulated as the ``n_sims``-th circuit; the first that meets sets ``first_met``."""

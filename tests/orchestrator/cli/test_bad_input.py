@@ -126,6 +126,8 @@ CASES = [
     # campaign run, export, report, draw, list
     (["campaign", "run", DEMO, "--budget", "-1"], ["argument --budget", "-1"]),
     (["campaign", "run", DEMO, "--workers", "0"], ["argument --workers", "0"]),
+    (["campaign", "run", DEMO, "--reuse", "-1"], ["argument --reuse", "-1"]),
+    (["campaign", "run", DEMO, "--refine-near", "2"], ["argument --refine-near", "from 0 to 1", "2"]),
     (["campaign", "run", DEMO, "--searches-per-worker", "1.5"], ["argument --searches-per-worker", "1.5"]),
     (["campaign", "run", DEMO, "--call-timeout", "0"], ["argument --call-timeout", "> 0", "0"]),
     (["campaign", "run", DEMO, "--target-timeout", "-5"], ["argument --target-timeout", "-5"]),

@@ -110,3 +110,25 @@ def test_the_search_simulates_the_reused_circuits_first_within_its_budget() -> N
     assert [p.source for p in outcome.proposals.values()][:3] == ["store"] * 3
     assert outcome.n_simulations == 40 == sum(len(c) for c in calls)  # they count against the budget
     assert outcome.history[0][0] == 3
+
+
+def test_a_near_miss_sends_the_search_to_refinement_at_once_when_told() -> None:
+    mna = MnaBackend()
+    circuit = next(c for c in distinct(10, seed=4) if mna.simulate([c])[0].ok)
+    (measured,) = mna.simulate([circuit])
+    assert measured.gain_db is not None
+    near = Target.from_expressions("near", [f"gain_db>={measured.gain_db + 0.5}"])  # 0.025 short of it
+
+    def run(refine_near: float):
+        config = SearchConfig(budget=60, seed=2, refine_near=refine_near)
+        search = TargetSearch(
+            near, spec_classes("ocb"), [], family_proposer(), None, mna.simulate, config, "random", [circuit]
+        )
+        return search.run()
+
+    at_once, searched = run(0.05), run(0.0)
+    assert {p.source for p in at_once.proposals.values()} == {"store", "refine"}  # no search round
+    assert [r["seed"] for r in at_once.refinements] == [circuit.key]
+    assert at_once.n_simulations == searched.n_simulations == 60
+    assert sum(p.source == "random" for p in searched.proposals.values()) >= 20  # the search phase ran
+    assert run(0.02).proposals.keys() == searched.proposals.keys()  # 0.025 short is not within 0.02

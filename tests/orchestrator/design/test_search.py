@@ -152,6 +152,7 @@ def test_arms_are_the_classes_inside_the_target():
         ({"polish_share": -0.1}, "polish_share"),
         ({"verify": "best"}, "unknown verification rule"),
         ({"ucb_kappa": -1.0}, "ucb_kappa"),
+        ({"refine_near": 1.5}, "refine_near"),
     ],
 )
 def test_bad_search_configs_are_named(kwargs, message):
