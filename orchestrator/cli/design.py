@@ -157,17 +157,16 @@ def _search_options(p: argparse.ArgumentParser) -> None:
         metavar="V",
         help="end the search phase and refine as soon as a simulated circuit misses the target by at most V "
         "(its worst normalised violation: gain in dB/20, UGBW in decades, PM in units of 90 degrees; 0.05 is "
-        "about 1 dB, 12 %% or 4.5 degrees) while none meets it yet (default 0: the search phase always takes "
-        "its share of the budget)",
+        "about 1 dB, 12 %% or 4.5 degrees) while none meets it yet (default 0.1; 0: the search phase always takes its "
+        "share of the budget)",
     )
     p.add_argument(
         "--reuse",
         type=count,
-        default=0,
         metavar="N",
         help="each target's search first simulates the N circuits of the store's other campaigns (and of "
         "--reuse-dataset's training split) whose measured specs come closest to it, one per topology, and "
-        "refinement may start from them (default 0: off)",
+        "refinement may start from them (default 5; 0: off)",
     )
     p.add_argument(
         "--reuse-dataset",
@@ -260,7 +259,7 @@ def _settings(args: argparse.Namespace, models: Any) -> Any:
         target_timeout_s=args.target_timeout,
         call_timeout_s=args.call_timeout,
         startup_timeout_s=args.startup_timeout,
-        reuse=0 if args.random else args.reuse,
+        reuse=0 if args.random else (CampaignSettings.reuse if args.reuse is None else args.reuse),
         reuse_dataset=args.reuse_dataset,
     )
 

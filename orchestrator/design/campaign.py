@@ -58,7 +58,7 @@ class CampaignSettings:
     target_timeout_s: float = 3600.0  # one target's whole search
     call_timeout_s: float = MODEL_CALL_TIMEOUT_S  # one model call
     startup_timeout_s: float = 300.0  # actors starting and loading their models
-    reuse: int = 0  # stored verified circuits nearest each target, simulated first (orchestrator.design.reuse)
+    reuse: int = 5  # stored verified circuits nearest each target, simulated first (orchestrator.design.reuse)
     reuse_dataset: str | None = None  # whose training split the reused circuits may come from too
 
     def __post_init__(self) -> None:

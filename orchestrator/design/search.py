@@ -70,7 +70,7 @@ class SearchConfig:
     polish_share: float = 0.3  # of the refinement budget, kept for the compass polish of the best sizing
     refine_screen: float = 8.0  # refinement breeds this many sizings per simulation, the surrogate picks (1: off)
     refine_kappa: float = 0.0  # an ensemble's deviations a prediction may move towards the target in that pick
-    refine_near: float = 0.0  # refine at once when a verified circuit is this close and none meets yet (0: off)
+    refine_near: float = 0.1  # refine at once when a verified circuit is this close and none meets yet (0: off)
     family_arm: bool = True  # one more arm: plain random circuits of the family, so the generator must earn its pulls
     sampling: str = "bank"  # generator latents: "bank" (around training circuits of the class) or "spec" (the paper)
     verify: str = "rank"  # the ranked share: "rank" (best predicted) or "ucb" (best optimistic, by the surrogate's std)

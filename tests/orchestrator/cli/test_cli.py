@@ -158,6 +158,18 @@ def test_help_names_the_commands_and_options(capsys, argv, names):
         assert name in text, name
 
 
+@pytest.mark.parametrize("command", [["campaign", "run"], ["design"], ["loop"]])
+def test_help_states_the_reuse_and_refine_near_defaults_the_settings_use(capsys, command):
+    from orchestrator.design.campaign import CampaignSettings
+    from orchestrator.design.search import SearchConfig
+
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"refinement may start from them (default {CampaignSettings.reuse}; 0: off)" in text
+    assert f"(default {SearchConfig.refine_near:g}; 0: the search phase always takes its share" in text
+
+
 def installed_cktloop(*argv: str, cwd=None) -> subprocess.CompletedProcess:
     """Run the console script pip installed beside this interpreter, as a user would."""
     script = Path(sys.executable).parent / "cktloop"

@@ -132,3 +132,15 @@ def test_a_near_miss_sends_the_search_to_refinement_at_once_when_told() -> None:
     assert at_once.n_simulations == searched.n_simulations == 60
     assert sum(p.source == "random" for p in searched.proposals.values()) >= 20  # the search phase ran
     assert run(0.02).proposals.keys() == searched.proposals.keys()  # 0.025 short is not within 0.02
+
+
+def test_campaigns_stored_before_reuse_and_refine_near_resume_with_both_off() -> None:
+    from orchestrator.design.campaign import CampaignSettings
+
+    def described(reuse: int, **knobs: float) -> dict:
+        return CampaignSettings("g", "s", SearchConfig(**knobs), reuse=reuse).describe()
+
+    before = described(0, refine_near=0.0)
+    assert "reuse" not in before and "refine_near" not in before["search"]  # as stored before the options
+    now = described(CampaignSettings.reuse)
+    assert now["reuse"] == {"n": 5, "dataset": None} and now["search"]["refine_near"] == 0.1
