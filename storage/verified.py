@@ -33,11 +33,13 @@ class VerifiedStore(Database):
         with ids above ``after_candidate`` that ``simulator`` measured (with ``status``; None: any) in a
         simulation row up to ``upto_simulation`` (a circuit can be measured later, for another campaign), in
         the order first proposed: ``id`` (circuit key), ``circuit``, the measured fields, ``candidate_id``,
-        ``simulation_id`` and ``campaign``. An unknown campaign name is a ``StoreError``."""
+        ``simulation_id``, ``campaign`` and the first candidate's ``source``. An unknown campaign name is a
+        ``StoreError``."""
         sim = simulations.alias("s")
         stmt = (
             select(
                 candidates.c.id.label("candidate_id"),
+                candidates.c.source,
                 campaigns.c.name.label("campaign"),
                 sim.c.id.label("simulation_id"),
                 circuits.c.key,
@@ -78,6 +80,7 @@ class VerifiedStore(Database):
                     "candidate_id": int(r.candidate_id),
                     "simulation_id": int(r.simulation_id),
                     "campaign": r.campaign,
+                    "source": r.source,
                 }
         return list(out.values())
 

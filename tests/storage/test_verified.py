@@ -39,6 +39,7 @@ def test_verified_rows_are_measured_circuits_once_in_proposal_order(store: Store
     rows = store.verified_rows()
     assert [r["id"] for r in rows] == [a.key, c.key]  # b failed, d unmeasured, a once
     assert rows[0]["campaign"] == "one" and rows[0]["status"] == "ok" and rows[0]["gain_db"] == 62.0
+    assert [r["source"] for r in rows] == ["generator", "refine"]
     assert Circuit.from_dict(rows[1]["circuit"]) == c.canonical()
     assert [r["id"] for r in store.verified_rows(["two"])] == [a.key]
     assert [r["id"] for r in store.verified_rows(status=None)] == [a.key, b.key, c.key]
