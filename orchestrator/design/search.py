@@ -18,14 +18,15 @@ spec moved up to ``ucb_kappa`` deviations towards the target's bounds, so circui
 of but that could meet a narrow window are simulated too (issue 19; docs/loop.md compares the two).
 Rounds go on until the search share of the budget is spent, even after a circuit meets the target: more
 verified topologies give refinement better seeds, and on 100 paper-style targets that took the winners
-whose FoM beats the dataset's best from 44 to 80. Given stored circuits to ``reuse``, the search
-simulates those first (``orchestrator.design.reuse``: the store's verified circuits nearest the target).
-Refinement (``orchestrator.design.refine``) then resizes the best verified distinct topologies
-(``refine_seeds``) by successive halving over NSGA-II runs and ends with a compass polish of the best
-sizing; with ``refine_screen`` > 1 refinement breeds that many sizings per simulation and the same
-surrogate picks which to simulate (``orchestrator.design.screen``). The winner is the highest-FoM
-circuit that meets the target by measurement, or the least-violating one when none does. Every
-simulation counts against the budget; the surrogate never decides whether a target is met.
+whose FoM beats the dataset's best from 44 to 80; only while none meets it and one misses it by at most
+``refine_near`` does the search phase end early, since refining that one now is worth more. Given stored
+circuits to ``reuse``, the search simulates those first (``orchestrator.design.reuse``: the store's
+verified circuits nearest the target). Refinement (``orchestrator.design.refine``) then resizes the best
+verified distinct topologies (``refine_seeds``) by successive halving over NSGA-II runs and ends with a
+compass polish of the best sizing; with ``refine_screen`` > 1 refinement breeds that many sizings per
+simulation and the same surrogate picks which to simulate (``orchestrator.design.screen``). The winner
+is the highest-FoM circuit that meets the target by measurement, or the least-violating one when none
+does. Every simulation counts against the budget; the surrogate never decides whether a target is met.
 """
 
 from __future__ import annotations
