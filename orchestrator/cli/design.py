@@ -156,8 +156,8 @@ def _search_options(p: argparse.ArgumentParser) -> None:
         type=near_violation,
         metavar="V",
         help="end the search phase and refine as soon as a simulated circuit misses the target by at most V "
-        "(its worst normalised violation: gain in dB/20, UGBW in decades, PM in units of 90 degrees; 0.05 is "
-        "about 1 dB, 12 %% or 4.5 degrees) while none meets it yet (default 0.1; 0: the search phase always takes its "
+        "(its worst normalised violation: gain in dB/20, UGBW in decades, PM in units of 90 degrees; 0.1 is "
+        "2 dB, 26 %% or 9 degrees) while none meets it yet (default 0.1; 0: the search phase always takes its "
         "share of the budget)",
     )
     p.add_argument(
