@@ -1,10 +1,13 @@
 """Helpers that several test modules share, so that no test module imports another's: a tiny surrogate
-trained in-process, a store with a tiny dataset and one verified campaign, and killing a process at a
-chosen moment."""
+trained in-process; a store with a tiny dataset and one verified campaign; killing a process at a chosen
+moment; a free port range for a local cluster; the campaign driver stand-in that reports what ``cktloop
+campaign run`` loads and the settings it runs with."""
 
 from __future__ import annotations
 
+import random
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -67,3 +70,53 @@ def kill_when(process: subprocess.Popen[str], ready: Callable[[], bool], timeout
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_base(workers: int) -> int:
+    """A base port whose derived ports (see scripts/local_cluster.sh's header) are all free now."""
+    for _ in range(50):
+        base = random.randrange(20000, 40000, 10)
+        ports = [base, base + 1]
+        ports += [base + 10 + 10 * i + k for i in range(workers + 1) for k in range(6)]
+        ports += range(base + 1000, base + 1200 + 200 * workers)
+        if all(_free(p) for p in ports):
+            return base
+    raise RuntimeError("no free port range found")
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Runs `campaign run FILE` through the CLI up to the campaign itself, which is replaced by a stand-in
+# that imports what the real one imports on the driver side (Ray, the workers' and actors' classes,
+# the store) and reports the modules loaded by then.
+KNOBS = ("workers", "searches_per_worker", "simulator_cpus", "target_timeout_s", "call_timeout_s", "startup_timeout_s")
+DRIVER = (
+    f"KNOBS = {KNOBS!r}\n"
+    + """
+import json, sys
+import orchestrator.design.campaign as campaign
+
+def run_campaign(store, spec, settings, **kwargs):
+    import ray
+    from orchestrator.distributed import bandit_worker, model_actors, runtime, simulation_pool
+    from storage import CandidateRecord
+    names = ("torch", "torch_geometric", "generator.predict", "surrogate.predict")
+    heavy = sorted(m for m in names if m in sys.modules)
+    knobs = {f: getattr(settings, f) for f in KNOBS}
+    print(json.dumps({"heavy": heavy, "generator": settings.generator, "surrogate": settings.surrogate, **knobs}))
+    return {"name": spec.name, "id": 1, "met": 0, "targets": 1, "done": 0, "failed": 0, "wall_s": 0.0, "rerun": 0}
+
+campaign.run_campaign = run_campaign
+from orchestrator.cli.app import main
+sys.exit(main(sys.argv[1:]))
+"""
+)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support import free_base
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "local_cluster.sh"
@@ -37,27 +37,6 @@ def _run(state: Path, *args: str, timeout: float = 300) -> subprocess.CompletedP
     return subprocess.run(
         ["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_base(workers: int) -> int:
-    """A base port whose derived ports (see the script's header) are all free now (test_cluster_campaigns too)."""
-    for _ in range(50):
-        base = random.randrange(20000, 40000, 10)
-        ports = [base, base + 1]
-        ports += [base + 10 + 10 * i + k for i in range(workers + 1) for k in range(6)]
-        ports += range(base + 1000, base + 1200 + 200 * workers)
-        if all(_free(p) for p in ports):
-            return base
-    raise RuntimeError("no free port range found")
 
 
 def _sessions_of(pid_file: Path) -> list[int]:

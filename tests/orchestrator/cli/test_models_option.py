@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from storage import Store
-from tests.orchestrator.design.test_driver_imports import DRIVER, REPO, SURROGATE
+from surrogate.paths import DESIGN_CHECKPOINT as SURROGATE
+from tests.support import DRIVER, REPO
 
 
 def run_driver(tmp_path: Path, *options: str) -> tuple[dict, list[str]]:

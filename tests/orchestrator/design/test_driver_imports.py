@@ -10,34 +10,7 @@ from pathlib import Path
 
 from generator.paths import DESIGN_CHECKPOINT as GENERATOR
 from surrogate.paths import DESIGN_CHECKPOINT as SURROGATE
-
-REPO = Path(__file__).resolve().parents[3]
-
-# Runs `campaign run FILE` through the CLI up to the campaign itself, which is replaced by a stand-in
-# that imports what the real one imports on the driver side (Ray, the workers' and actors' classes,
-# the store) and reports the modules loaded by then.
-KNOBS = ("workers", "searches_per_worker", "simulator_cpus", "target_timeout_s", "call_timeout_s", "startup_timeout_s")
-DRIVER = (
-    f"KNOBS = {KNOBS!r}\n"
-    + """
-import json, sys
-import orchestrator.design.campaign as campaign
-
-def run_campaign(store, spec, settings, **kwargs):
-    import ray
-    from orchestrator.distributed import bandit_worker, model_actors, runtime, simulation_pool
-    from storage import CandidateRecord
-    names = ("torch", "torch_geometric", "generator.predict", "surrogate.predict")
-    heavy = sorted(m for m in names if m in sys.modules)
-    knobs = {f: getattr(settings, f) for f in KNOBS}
-    print(json.dumps({"heavy": heavy, "generator": settings.generator, "surrogate": settings.surrogate, **knobs}))
-    return {"name": spec.name, "id": 1, "met": 0, "targets": 1, "done": 0, "failed": 0, "wall_s": 0.0, "rerun": 0}
-
-campaign.run_campaign = run_campaign
-from orchestrator.cli.app import main
-sys.exit(main(sys.argv[1:]))
-"""
-)
+from tests.support import DRIVER, KNOBS, REPO
 
 
 def drive(tmp_path: Path, *options: str) -> dict[str, object]:

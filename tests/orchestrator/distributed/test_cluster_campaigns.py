@@ -32,7 +32,7 @@ from orchestrator.design.campaign_file import load_campaign
 from orchestrator.design.search import SearchConfig
 from storage import Store
 from storage.testing import SAME_ROW, LocalPostgres, duplicate_rows, targets_done
-from tests.scripts.test_local_cluster import free_base
+from tests.support import free_base
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.ngspice, pytest.mark.postgres]
 
