@@ -39,18 +39,17 @@ class Library:
 
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> Library:
-        """Rows in the dataset row shape (``circuit`` and the measured fields); only those measured ok with
-        finite specs are kept, each circuit once."""
+        """Rows in the dataset row shape (``id``, ``circuit`` and the measured fields); only those measured ok
+        with finite specs are kept, each circuit (``id``) once."""
         seen: set[str] = set()
         kept, specs = [], []
         for r in rows:
             values = [r.get(f) for f in _COLUMNS[:3]]
             if r.get("status") != "ok" or any(v is None or not math.isfinite(v) for v in values):
                 continue
-            key = str(r.get("id") or r["circuit"])
-            if key in seen:
+            if r["id"] in seen:
                 continue
-            seen.add(key)
+            seen.add(r["id"])
             gain, ugbw, pm = (float(v) for v in values)  # type: ignore[arg-type]
             fom = r.get("fom")
             kept.append(r["circuit"])
@@ -90,6 +89,5 @@ def build_library(store: Any, exclude: Sequence[str] = (), dataset: str | None =
     names = [c.name for c in store.campaigns() if c.name not in set(exclude)]
     rows: list[Mapping[str, Any]] = store.verified_rows(names) if names else []
     if dataset:
-        rows = [*rows, *(e.to_dict() for e in store.dataset_rows(dataset))]
-        rows = [r for r in rows if r.get("split", "train") == "train"]
+        rows = [*rows, *(e.to_dict() for e in store.dataset_rows(dataset) if e.split == "train")]
     return Library.from_rows(rows)
