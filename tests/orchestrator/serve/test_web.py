@@ -350,6 +350,7 @@ def test_figure_routes_answer_svg_and_404s() -> None:
 
 
 DEMO_FIVE = ("general-purpose", "high-gain", "fast", "fast-and-stable", "very-stable")
+BUDGET = 100  # a third of the demo's 300: these five are met well within it, and the suite stays short
 
 
 @contextlib.contextmanager
@@ -399,7 +400,7 @@ def test_five_demo_targets_from_the_page_of_cktloop_serve(chromium: Any, tmp_pat
             pair = {f: (t["specs"].get(f, {}).get("min"), t["specs"].get(f, {}).get("max")) for f in SPEC_FIELDS}
             ugbw = tuple(None if v is None else v / 1e6 for v in pair["ugbw_hz"])  # typed in MHz
             page.fill_target(row, t["name"], gain=pair["gain_db"], ugbw=ugbw, pm=pair["pm_deg"])
-        page.set_budget(demo["budget"])
+        page.set_budget(BUDGET)
         page.submit()
         statuses = page.wait_for_end(timeout=900)
         job = json.loads(page.fetch_text(url + "/v1/designs/1"))
