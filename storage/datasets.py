@@ -149,6 +149,17 @@ class DatasetStore(Database):
                 return
             last = page[-1].position
 
+    def held_out_keys(self) -> set[str]:
+        """The circuits (keys) of every dataset's held-out split: what models and loops are measured on, so
+        reuse never proposes them whichever rows hold them."""
+        stmt = (
+            select(circuits.c.key)
+            .join(dataset_circuits, dataset_circuits.c.circuit_id == circuits.c.id)
+            .where(dataset_circuits.c.split == "test")
+            .distinct()
+        )
+        return set(self._read(lambda conn: conn.execute(stmt).scalars().all()))
+
     def datasets(self) -> list[DatasetInfo]:
         """Every dataset, oldest first, with its member count and simulated counts per simulator."""
 

@@ -164,14 +164,15 @@ def _search_options(p: argparse.ArgumentParser) -> None:
         "--reuse",
         type=count,
         metavar="N",
-        help="each target's search first simulates the N circuits of the store's other campaigns (and of "
-        "--reuse-dataset's training split) whose measured specs come closest to it, one per topology, and "
+        help="each target's search first simulates the N circuits of the store's other campaigns and of "
+        "--reuse-dataset's training split whose measured specs come closest to it, one per topology, and "
         "refinement may start from them (default 5; 0: off)",
     )
     p.add_argument(
         "--reuse-dataset",
-        metavar="NAME",
-        help="with --reuse: this dataset's training split is reused too (never its held-out split)",
+        metavar="NAME|all|none",
+        help="with --reuse: whose training split is reused besides the campaigns: one dataset, every dataset in "
+        "the store (all, default) or none; never a circuit of any dataset's held-out split",
     )
     p.add_argument(
         "--random", action="store_true", help="baseline: plain random sampling of the family, no models, no refinement"
@@ -248,6 +249,8 @@ def _settings(args: argparse.Namespace, models: Any) -> Any:
         if args.random
         else SearchConfig(policy=args.policy, sampling=args.sampling, verify=args.verify, **screen)
     )
+    given = args.reuse_dataset  # None: not given, the default (every dataset); "none": campaigns only
+    reuse_dataset = CampaignSettings.reuse_dataset if given is None else None if given == "none" else given
     return CampaignSettings(
         generator=None if args.random else str(generator),
         surrogate=None if args.random else str(surrogate),
@@ -260,7 +263,7 @@ def _settings(args: argparse.Namespace, models: Any) -> Any:
         call_timeout_s=args.call_timeout,
         startup_timeout_s=args.startup_timeout,
         reuse=0 if args.random else (CampaignSettings.reuse if args.reuse is None else args.reuse),
-        reuse_dataset=args.reuse_dataset,
+        reuse_dataset=reuse_dataset,
     )
 
 

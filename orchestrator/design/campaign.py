@@ -33,6 +33,7 @@ from circuits import CktLoopError
 from circuits.specs import SpecClass
 from circuits.targets import Target
 from orchestrator.design.campaign_file import Campaign
+from orchestrator.design.reuse import EVERY_DATASET, build_library
 from orchestrator.design.search import SearchConfig, SearchOutcome
 from orchestrator.distributed.bandit_worker import MODEL_CALL_TIMEOUT_S
 from orchestrator.distributed.model_actors import ActorResources
@@ -59,7 +60,7 @@ class CampaignSettings:
     call_timeout_s: float = MODEL_CALL_TIMEOUT_S  # one model call
     startup_timeout_s: float = 300.0  # actors starting and loading their models
     reuse: int = 5  # stored verified circuits nearest each target, simulated first (orchestrator.design.reuse)
-    reuse_dataset: str | None = None  # whose training split the reused circuits may come from too
+    reuse_dataset: str | None = EVERY_DATASET  # whose training split reused circuits come from too (None: none)
 
     def __post_init__(self) -> None:
         if self.reuse < 0:
@@ -132,6 +133,9 @@ def run_campaign(
         from orchestrator.distributed.runtime import ensure_ray
 
         ensure_ray(address)
+    named = settings.reuse_dataset
+    if settings.reuse and named not in (None, EVERY_DATASET) and named not in {d.name for d in store.datasets()}:
+        raise CktLoopError(f"reuse dataset {named!r} is not in the store (cktloop dataset list shows its datasets)")
     campaign_id = store.ensure_campaign(campaign.name, config)
     ids = store.ensure_targets(campaign_id, targets)
     pending = {row.name for row in store.unfinished_targets(campaign_id)}
@@ -145,8 +149,6 @@ def run_campaign(
         n_workers = min(settings.workers, -(-len(todo) // settings.searches_per_worker))
         library = None
         if settings.reuse and settings.source == "generator":
-            from orchestrator.design.reuse import build_library
-
             library = build_library(store, exclude=[campaign.name], dataset=settings.reuse_dataset)
         spawn, workers, versions = _start(settings, address, n_workers)
         driver = CampaignDriver(

@@ -128,6 +128,7 @@ CASES = [
     (["campaign", "run", DEMO, "--workers", "0"], ["argument --workers", "0"]),
     (["campaign", "run", DEMO, "--reuse", "-1"], ["argument --reuse", "-1"]),
     (["campaign", "run", DEMO, "--refine-near", "2"], ["argument --refine-near", "from 0 to 1", "2"]),
+    (["campaign", "run", DEMO, "--reuse-dataset", "nope"], ["reuse dataset 'nope' is not in the store"]),
     (["campaign", "run", DEMO, "--searches-per-worker", "1.5"], ["argument --searches-per-worker", "1.5"]),
     (["campaign", "run", DEMO, "--call-timeout", "0"], ["argument --call-timeout", "> 0", "0"]),
     (["campaign", "run", DEMO, "--target-timeout", "-5"], ["argument --target-timeout", "-5"]),

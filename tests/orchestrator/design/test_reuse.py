@@ -68,28 +68,36 @@ def test_nearest_takes_one_circuit_per_topology() -> None:
     assert [x.key for x in library.nearest(WINDOW, 3)] == [second.key, other.key]  # second: met, higher FoM
 
 
-def test_build_library_reads_other_campaigns_and_the_training_split_only(tmp_path: Path) -> None:
+def test_build_library_reads_other_campaigns_and_training_splits_never_a_held_out_circuit(tmp_path: Path) -> None:
     with Store.open(f"sqlite:///{tmp_path / 'r.db'}") as store:
-        members = dataset_rows(60, seed=2)
-        store.ensure_dataset("d", 2, len(members), {})
-        store.add_dataset_circuits("d", members)
         ok = Performance(SimStatus.OK, gain_db=45.0, ugbw_hz=1.5e6, pm_deg=60.0)
-        store.add_simulations("ngspice", "39", [(m.circuit.key, ok, None) for m in members])
+        splits: dict[str, tuple[set[str], set[str]]] = {}  # dataset -> (train keys, test keys)
+        for name, seed in (("d", 2), ("e", 4)):
+            members = dataset_rows(60, seed=seed)
+            store.ensure_dataset(name, seed, len(members), {})
+            store.add_dataset_circuits(name, members)
+            store.add_simulations("ngspice", "39", [(m.circuit.key, ok, None) for m in members])
+            splits[name] = tuple({m.circuit.key for m in members if m.split == s} for s in ("train", "test"))
+        held_out = splits["d"][1] | splits["e"][1]
+        assert all(splits[n][0] and splits[n][1] for n in splits)  # both splits are there
         mine, theirs = distinct(2, seed=9)
-        for name, circuit in (("mine", mine), ("theirs", theirs)):
+        # a campaign that happened to simulate one of d's held-out circuits
+        leaked = next(r.circuit for r in dataset_rows(60, seed=2) if r.split == "test")
+        for name, circuits in (("mine", [mine]), ("theirs", [theirs, leaked])):
             bounds = {"gain_db": {"min": 40.0, "max": None}}
             target = store.ensure_targets(store.ensure_campaign(name, {}), [{"name": "t", "bounds": bounds}])["t"]
-            store.add_candidates(target, [CandidateRecord(circuit, "generator")])
-            store.add_simulations("ngspice", "39", [(circuit.key, ok, None)])
+            store.add_candidates(target, [CandidateRecord(c, "generator") for c in circuits])
+            store.add_simulations("ngspice", "39", [(c.key, ok, None) for c in circuits])
 
         def keys(library: Library) -> set[str]:
             return {Circuit.from_dict(c).key for c in library.circuits}
 
-        train = {m.circuit.key for m in members if m.split == "train"}
-        assert train and len(train) < len(members)  # the test split is there, and left out
-        assert keys(build_library(store, exclude=["mine"])) == {theirs.key}
-        assert keys(build_library(store, exclude=["mine"], dataset="d")) == {theirs.key, *train}
-        assert keys(build_library(store)) == {mine.key, theirs.key}
+        assert store.held_out_keys() == held_out
+        assert keys(build_library(store, exclude=["mine"], dataset=None)) == {theirs.key}
+        assert keys(build_library(store, exclude=["mine"], dataset="d")) == {theirs.key, *splits["d"][0]}
+        every = keys(build_library(store))  # the default: every dataset's training split
+        assert every == {mine.key, theirs.key, *splits["d"][0], *splits["e"][0]} - held_out
+        assert not every & held_out
 
 
 def test_the_search_simulates_the_reused_circuits_first_within_its_budget() -> None:
@@ -143,4 +151,4 @@ def test_campaigns_stored_before_reuse_and_refine_near_resume_with_both_off() ->
     before = described(0, refine_near=0.0)
     assert "reuse" not in before and "refine_near" not in before["search"]  # as stored before the options
     now = described(CampaignSettings.reuse)
-    assert now["reuse"] == {"n": 5, "dataset": None} and now["search"]["refine_near"] == 0.1
+    assert now["reuse"] == {"n": 5, "dataset": "all"} and now["search"]["refine_near"] == 0.1
