@@ -33,7 +33,7 @@ from circuits import CktLoopError
 from circuits.specs import SpecClass
 from circuits.targets import Target
 from orchestrator.design.campaign_file import Campaign
-from orchestrator.design.reuse import EVERY_DATASET, build_library
+from orchestrator.design.reuse import EVERY_DATASET, DatasetRows, build_library
 from orchestrator.design.search import SearchConfig, SearchOutcome
 from orchestrator.distributed.bandit_worker import MODEL_CALL_TIMEOUT_S
 from orchestrator.distributed.model_actors import ActorResources
@@ -122,8 +122,10 @@ def run_campaign(
     on_progress: Callable[[Progress], None] | None = None,
     reference_rows: Iterable[dict[str, Any]] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    datasets: DatasetRows | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) ``campaign`` and return its summary; see the module docstring."""
+    """Run (or resume) ``campaign`` and return its summary; see the module docstring. ``datasets`` keeps the
+    datasets' rows reuse reads between runs (a service's jobs)."""
     targets = [{"name": t.name, "bounds": _bounds(t)} for t in campaign.targets]
     config = {
         "campaign": {"name": campaign.name, "budget": campaign.budget, "targets": targets},
@@ -149,7 +151,7 @@ def run_campaign(
         n_workers = min(settings.workers, -(-len(todo) // settings.searches_per_worker))
         library = None
         if settings.reuse and settings.source == "generator":
-            library = build_library(store, exclude=[campaign.name], dataset=settings.reuse_dataset)
+            library = build_library(store, [campaign.name], settings.reuse_dataset, datasets)
         spawn, workers, versions = _start(settings, address, n_workers)
         driver = CampaignDriver(
             store, campaign_id, ids, settings, campaign.budget, versions, progress, reference, library

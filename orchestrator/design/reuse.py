@@ -20,6 +20,7 @@ first run did.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,14 +89,38 @@ class Library:
         return picked
 
 
-def build_library(store: Any, exclude: Sequence[str] = (), dataset: str | None = EVERY_DATASET) -> Library:
+class DatasetRows:
+    """Datasets' training rows, read once and kept (a long-running service's jobs share one): a dataset is
+    read again only when its member or simulated counts change (a build resumed). A 100,000-circuit pool
+    takes about 9 s to read and about 360 MB to keep."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[Any, list[Mapping[str, Any]]]] = {}
+        self._lock = threading.Lock()  # jobs run in threads: one reads a dataset, the others wait for it
+
+    def training_rows(self, store: Any, info: Any) -> list[Mapping[str, Any]]:
+        """The training split of the dataset ``info`` (``Store.datasets``' answer) in the dataset row shape."""
+        state = (info.members, sorted(info.simulated.items()))
+        with self._lock:
+            kept = self._kept.get(info.name)
+            if kept is None or kept[0] != state:
+                kept = (state, [e.to_dict() for e in store.dataset_rows(info.name) if e.split == "train"])
+                self._kept[info.name] = kept
+            return kept[1]
+
+
+def build_library(
+    store: Any, exclude: Sequence[str] = (), dataset: str | None = EVERY_DATASET, datasets: DatasetRows | None = None
+) -> Library:
     """The store's verified campaign candidates, less the campaigns named in ``exclude``, and the training
-    split of ``dataset`` (of every dataset in the store with ``EVERY_DATASET``; of none with None). No
-    circuit of any dataset's held-out split is ever in it, whichever rows hold it."""
+    split of ``dataset`` (of every dataset in the store with ``EVERY_DATASET``; of none with None), read
+    through ``datasets`` when given. No circuit of any dataset's held-out split is ever in it, whichever
+    rows hold it."""
     names = [c.name for c in store.campaigns() if c.name not in set(exclude)]
     rows: list[Mapping[str, Any]] = store.verified_rows(names) if names else []
-    chosen = [d.name for d in store.datasets()] if dataset == EVERY_DATASET else [dataset] if dataset else []
-    for name in chosen:
-        rows += [e.to_dict() for e in store.dataset_rows(name) if e.split == "train"]
+    reader = datasets or DatasetRows()
+    for info in store.datasets() if dataset else []:
+        if dataset in (EVERY_DATASET, info.name):
+            rows += reader.training_rows(store, info)
     held_out = store.held_out_keys() if rows else set()
     return Library.from_rows(r for r in rows if r["id"] not in held_out)

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from circuits import CktLoopError
 from circuits.config import from_mapping
 from orchestrator.design.campaign import CampaignSettings, run_campaign
 from orchestrator.design.campaign_file import Campaign
+from orchestrator.design.reuse import DatasetRows
 from orchestrator.design.search import SearchConfig
 from orchestrator.serve.designs import DesignRequest, JobConflict, JobNotFound, JobsBusy
 from storage import JobInfo, StoreError
@@ -80,6 +82,7 @@ class DesignJobs:
     ) -> None:
         self.store, self.settings, self.caps, self.address = store, settings, caps, address
         self.run, self.poll_s = run, poll_s
+        self._datasets = DatasetRows()  # the datasets' rows reuse reads, kept between jobs
         self.max_queued = getattr(caps, "max_queued_jobs", DEFAULT_MAX_QUEUED)
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -194,7 +197,10 @@ class DesignJobs:
         try:
             request = from_mapping(job.request, DesignRequest, f"job {job.id}")
             campaign = Campaign(job.campaign, request.budget, tuple(t.target() for t in request.targets))
-            self.run(self.store, campaign, self.settings, address=self.address, should_stop=lambda: self._stop(job.id))
+            stop = partial(self._stop, job.id)
+            self.run(
+                self.store, campaign, self.settings, address=self.address, should_stop=stop, datasets=self._datasets
+            )
         except Exception as exc:
             if not self._stopping.is_set():
                 log.error("design job %d failed: %s", job.id, _reason(exc))

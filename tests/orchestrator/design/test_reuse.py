@@ -9,7 +9,7 @@ from circuits import Circuit, Performance, SimStatus
 from circuits.performance import figure_of_merit
 from circuits.specs import spec_classes
 from circuits.targets import Target
-from orchestrator.design.reuse import Library, build_library
+from orchestrator.design.reuse import DatasetRows, Library, build_library
 from orchestrator.design.search import SearchConfig, TargetSearch, family_proposer
 from simulator.mna import MnaBackend
 from storage import CandidateRecord, Store
@@ -98,6 +98,24 @@ def test_build_library_reads_other_campaigns_and_training_splits_never_a_held_ou
         every = keys(build_library(store))  # the default: every dataset's training split
         assert every == {mine.key, theirs.key, *splits["d"][0], *splits["e"][0]} - held_out
         assert not every & held_out
+
+
+def test_dataset_rows_are_read_once_and_again_when_the_dataset_changes(tmp_path: Path, monkeypatch) -> None:
+    with Store.open(f"sqlite:///{tmp_path / 'r.db'}") as store:
+        members = dataset_rows(40, seed=3)
+        store.ensure_dataset("d", 3, len(members), {})
+        store.add_dataset_circuits("d", members)
+        ok = Performance(SimStatus.OK, gain_db=45.0, ugbw_hz=1.5e6, pm_deg=60.0)
+        train = [m.circuit.key for m in members if m.split == "train"]
+        store.add_simulations("ngspice", "39", [(k, ok, None) for k in train[:10]])
+        reads: list[str] = []
+        read = store.dataset_rows
+        monkeypatch.setattr(store, "dataset_rows", lambda name: reads.append(name) or read(name))
+        kept = DatasetRows()
+        assert len(build_library(store, datasets=kept)) == 10
+        assert len(build_library(store, datasets=kept)) == 10 and reads == ["d"]  # kept: not read again
+        store.add_simulations("ngspice", "39", [(k, ok, None) for k in train[10:]])  # the build went on
+        assert len(build_library(store, datasets=kept)) == len(train) and reads == ["d", "d"]
 
 
 def test_the_search_simulates_the_reused_circuits_first_within_its_budget() -> None:

@@ -40,7 +40,7 @@ TARGETS = [
 ]
 
 
-def _stand_in(store: Any, campaign: Any, settings: Any, address: Any, should_stop: Any) -> None:
+def _stand_in(store: Any, campaign: Any, settings: Any, address: Any, should_stop: Any, datasets: Any) -> None:
     """Creates the campaign and its targets, as run_campaign does first, and finishes the first target with
     a refined winner (no prediction stored) measured by a made-up simulator."""
     targets = [

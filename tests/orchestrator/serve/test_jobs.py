@@ -38,7 +38,9 @@ class FakeRun:
         self.fail: str | None = None
         self.stopped: list[str] = []
 
-    def __call__(self, store: Any, campaign: Any, settings: Any, address: Any, should_stop: Callable[[], bool]) -> None:
+    def __call__(
+        self, store: Any, campaign: Any, settings: Any, address: Any, should_stop: Callable[[], bool], datasets: Any
+    ) -> None:
         self.calls.append(campaign)
         if self.fail:
             raise RuntimeError(self.fail + "\nsecond line")
