@@ -93,13 +93,15 @@ def _serve(args: argparse.Namespace) -> int:
         for sig in signals:  # a second signal does not cut the shutdown short
             signal.signal(sig, signal.SIG_IGN)
         what = _shut_down(joined, serve_was_running)
+        for sig, previous in signals.items():  # called in-process (tests), the caller keeps its handlers
+            signal.signal(sig, previous)
     print(f"cktloop: stopped: {what}", flush=True)
     return 0
 
 
-def _on_stop_signals() -> list[signal.Signals]:
-    """SIGTERM and SIGINT raise ``_Stop`` in the main thread. A SIGINT ignored when the command started (a
-    background job of a script) stays ignored, as for any command."""
+def _on_stop_signals() -> dict[signal.Signals, Any]:
+    """SIGTERM and SIGINT raise ``_Stop`` in the main thread; the handlers they had, to put back. A SIGINT
+    ignored when the command started (a background job of a script) stays ignored, as for any command."""
 
     def stop(signum: int, _frame: Any) -> None:
         raise _Stop(signal.Signals(signum).name)
@@ -107,9 +109,10 @@ def _on_stop_signals() -> list[signal.Signals]:
     signals = [signal.SIGTERM]
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signals.append(signal.SIGINT)
+    previous = {sig: signal.getsignal(sig) for sig in signals}
     for sig in signals:
         signal.signal(sig, stop)
-    return signals
+    return previous
 
 
 def _serve_running() -> bool:

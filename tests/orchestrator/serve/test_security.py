@@ -4,6 +4,9 @@ the database URL's password kept out of the Serve config (the checks that need n
 from __future__ import annotations
 
 import json
+import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,17 @@ from orchestrator.serve.deployments import app_config, build_app
 from orchestrator.serve.services import Services
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(autouse=True)
+def environment_restored() -> Iterator[None]:
+    """``cktloop serve`` sets Serve's and CktLoop's variables (``CKTLOOP_DB`` among them) in this process's
+    environment before Ray starts (``deployments.environment_for``): put it back after each test, or the
+    later tests' subprocesses inherit them."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +88,7 @@ def test_cli_refuses_in_one_line_before_starting_anything(
         reached.append(config)
         raise CktLoopError("stopped by the test")
 
-    for name in deployments.direct_ingress_env(1):  # what environment_for sets: gone again after the test
+    for name in deployments.direct_ingress_env(1):  # what environment_for sets, unset before it runs
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(deployments, "deploy", stop)
     monkeypatch.setattr("orchestrator.distributed.runtime.ensure_ray", lambda *_: None)
@@ -82,6 +96,9 @@ def test_cli_refuses_in_one_line_before_starting_anything(
     assert main(["serve", "--host", "0.0.0.0", "--port", "18999"]) == 2
     assert reached and reached[0].host == "0.0.0.0" and reached[0].port == 18999
     assert "secret-token" not in capsys.readouterr().err
+    # its handlers are back: a SIGINT left ignored here would be inherited by every later subprocess (test_web's
+    # `cktloop serve` then ignored its Ctrl-C and was stopped 90 s later by SIGTERM)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 class Idle:
