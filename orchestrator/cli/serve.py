@@ -92,9 +92,11 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         for sig in signals:  # a second signal does not cut the shutdown short
             signal.signal(sig, signal.SIG_IGN)
-        what = _shut_down(joined, serve_was_running)
-        for sig, previous in signals.items():  # called in-process (tests), the caller keeps its handlers
-            signal.signal(sig, previous)
+        try:
+            what = _shut_down(joined, serve_was_running)
+        finally:  # called in-process (tests), the caller keeps its handlers, whatever the shutdown raised
+            for sig, previous in signals.items():
+                signal.signal(sig, previous)
     print(f"cktloop: stopped: {what}", flush=True)
     return 0
 
