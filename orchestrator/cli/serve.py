@@ -75,9 +75,9 @@ def _serve(args: argparse.Namespace) -> int:
     config.check_exposure(config.read_token())  # before anything starts: one line, exit status 2
     config, models = _models(config, args)
     direct = environment_for(config)  # Serve's settings; direct ingress where this command starts Ray
-    ensure_ray(config.address)
+    connected = ensure_ray(config.address)  # False where this process was connected already (called in-process)
     joined = config.address is not None
-    serve_was_running = joined and _serve_running()
+    serve_was_running = (joined or not connected) and _serve_running()
     signals = _on_stop_signals()  # after ray.init, which puts its own SIGTERM handler in place
     try:
         deploy(config, direct=direct)
@@ -93,7 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
         for sig in signals:  # a second signal does not cut the shutdown short
             signal.signal(sig, signal.SIG_IGN)
         try:
-            what = _shut_down(joined, serve_was_running)
+            what = _shut_down(joined, connected, serve_was_running)
         finally:  # called in-process (tests), the caller keeps its handlers, whatever the shutdown raised
             for sig, previous in signals.items():
                 signal.signal(sig, previous)
@@ -129,9 +129,10 @@ def _serve_running() -> bool:
     return True
 
 
-def _shut_down(joined: bool, serve_was_running: bool) -> str:
+def _shut_down(joined: bool, connected: bool, serve_was_running: bool) -> str:
     """Stop what this command started: Serve (only this application where Serve ran before it), then the local
-    Ray instance it started (a cluster joined with --address is left running); what was done, in words."""
+    Ray instance it started (a cluster joined with --address is left running, and a Ray connection this process
+    had before the command is kept); what was done, in words."""
     import ray
     from ray import serve
 
@@ -143,5 +144,7 @@ def _shut_down(joined: bool, serve_was_running: bool) -> str:
     else:
         serve.shutdown()
         what = "Serve shut down"
+    if not connected:
+        return f"{what}; the Ray connection this process had before is kept"
     ray.shutdown()  # a Ray this process started: its processes stop; a joined cluster: disconnects only
     return f"{what}; " + ("the Ray cluster joined left running" if joined else "the local Ray instance stopped")

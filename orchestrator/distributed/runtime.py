@@ -26,8 +26,9 @@ JOIN_TIMEOUT_ENV = "RAY_py_gcs_connect_timeout_s"  # read by Ray once, when ray.
 JOIN_TIMEOUT_S = 10
 
 
-def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Start a local Ray (or join ``address``) unless this process is already connected.
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Start a local Ray (or join ``address``) unless this process is already connected; whether this call
+    connected it (so the caller knows whether ``ray.shutdown()`` is its to call).
 
     ``address`` is ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``; one that nothing answers at raises
     :class:`CktLoopError` naming it, before Ray is touched.
@@ -39,7 +40,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     import ray
 
     if ray.is_initialized():
-        return
+        return False
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     kwargs: dict[str, Any] = {
@@ -58,6 +59,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     except Exception as exc:  # Ray raises plain Exception too (a local node that does not register within 30 s)
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise CktLoopError(f"cannot start or join {where}: {str(exc).splitlines()[0]}") from None
+    return True
 
 
 def probe(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:

@@ -64,3 +64,15 @@ def test_a_ray_that_fails_to_start_is_one_error_not_a_traceback(monkeypatch, err
     monkeypatch.setattr(ray, "init", init)
     with pytest.raises(CktLoopError, match=r"^cannot start or join a local Ray instance: The current node timed out"):
         runtime.ensure_ray(num_cpus=1)
+
+
+def test_ensure_ray_says_whether_it_connected(monkeypatch):
+    """A command that finds Ray connected already (called in-process) must not shut it down afterwards."""
+    import ray
+
+    calls: list[dict] = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    assert runtime.ensure_ray(num_cpus=1) is False and not calls
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    assert runtime.ensure_ray(num_cpus=1) is True and calls[0]["num_cpus"] == 1

@@ -72,6 +72,7 @@ def test_another_address_needs_a_token(monkeypatch: pytest.MonkeyPatch, tmp_path
 def test_cli_refuses_in_one_line_before_starting_anything(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import orchestrator.cli.serve as serve_cli
     import orchestrator.serve.deployments as deployments
 
     def never(*_: Any) -> None:
@@ -90,15 +91,25 @@ def test_cli_refuses_in_one_line_before_starting_anything(
 
     for name in deployments.direct_ingress_env(1):  # what environment_for sets, unset before it runs
         monkeypatch.delenv(name, raising=False)
+    shut: list[tuple[bool, bool, bool]] = []
+
+    def shut_down(*flags: bool) -> str:
+        shut.append(flags)
+        return "recorded"
+
     monkeypatch.setattr(deployments, "deploy", stop)
-    monkeypatch.setattr("orchestrator.distributed.runtime.ensure_ray", lambda *_: None)
+    monkeypatch.setattr("orchestrator.distributed.runtime.ensure_ray", lambda *_: False)  # connected before
+    monkeypatch.setattr(serve_cli, "_serve_running", lambda: False)
+    monkeypatch.setattr(serve_cli, "_shut_down", shut_down)
     monkeypatch.setenv(TOKEN_ENV, "secret-token")
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert main(["serve", "--host", "0.0.0.0", "--port", "18999"]) == 2
     assert reached and reached[0].host == "0.0.0.0" and reached[0].port == 18999
     assert "secret-token" not in capsys.readouterr().err
+    assert shut == [(False, False, False)]  # not joined, Ray not connected by the command: it is not stopped
     # its handlers are back: a SIGINT left ignored here would be inherited by every later subprocess (test_web's
     # `cktloop serve` then ignored its Ctrl-C and was stopped 90 s later by SIGTERM)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
 
 
 class Idle:
