@@ -5,6 +5,7 @@ by Alembic migrations that ``Store.open`` applies automatically. Reads return th
 ``storage.records``.
 """
 
+from storage.datasets import EVERY_DATASET
 from storage.engine import CommitUnknown, StoreError, default_url
 from storage.migrate import current_revision, head_revision, upgrade
 from storage.records import (
@@ -24,6 +25,7 @@ from storage.records import (
 from storage.store import Store
 
 __all__ = [
+    "EVERY_DATASET",
     "CampaignInfo",
     "CandidateInfo",
     "CandidateRecord",

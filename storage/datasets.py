@@ -31,6 +31,9 @@ def dataset_id(conn: Connection, name_or_id: int | str) -> int:
     return int(found)
 
 
+EVERY_DATASET = "all"  # where a dataset is chosen by name: the training split of every dataset in the store
+
+
 class DatasetStore(Database):
     """Datasets and their members."""
 

@@ -4,8 +4,11 @@ The training rows are the campaign candidates (refinement results included) that
 each circuit once, from the campaigns asked for (all by default) and after the rows a registered version
 was trained on (``since``). A stable hash of each circuit's key holds a fixed share of them out
 (``holdout_fraction``): the same circuits are held out on every call, and they are the slice the new
-model is judged on. Replay rows from the original dataset's training split (``replay_ratio`` per verified
-training row, never its test split) keep the rest of the family in view.
+model is judged on. Replay rows come from the training split of every dataset in the store (``replay``
+"all", the default: the store's verified dataset simulations, a 100,000-circuit pool among them) or of the
+one dataset named, ``replay_ratio`` per verified training row from each, never a circuit of any dataset's
+held-out split: the parent's own dataset keeps what it knew, and rows it never saw teach it more of the
+family.
 
 ``members`` copies of the parent checkpoint are trained on the shared loop (``surrogate.training``):
 member 0 on the training rows, the others on bootstrap resamples of them, each with its own seed; the
@@ -32,6 +35,7 @@ from tqdm import tqdm
 
 from circuits import Circuit, CktLoopError
 from circuits.config import ConfigModel
+from storage import EVERY_DATASET
 from surrogate import checkpoint as ckpt
 from surrogate.data import Split, build
 from surrogate.ensemble import with_members
@@ -56,7 +60,8 @@ class FinetuneConfig(ConfigModel):
     """What to fine-tune from, on which rows, and how long."""
 
     base: str = str(DESIGN_CHECKPOINT)  # parent checkpoint (default: the shipped design surrogate)
-    dataset: str = "ocb101-seed0"  # replay rows (its training split) and the no-forgetting check (its test split)
+    dataset: str = "ocb101-seed0"  # the no-forgetting check (its test split)
+    replay: str = EVERY_DATASET  # whose training split is replayed: every dataset in the store, or the one named
     replay_ratio: float = Field(2.0, ge=0.0)  # replay rows per verified training row
     earlier_ratio: float = Field(1.0, ge=0.0)  # with ``since``: earlier verified rows replayed per new training row
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # share of verified circuits held out (by key hash)
@@ -83,9 +88,35 @@ def gather_rows(
     keys = {r["id"] for r in verified}
     earlier = _earlier_rows(store, spec, config, keys)
     keys |= {r["id"] for r in earlier}
-    pool = [r for r in dataset if r.get("split") == "train" and r.get("status") == "ok" and r["id"] not in keys]
-    replay = sample(pool, config.replay_ratio * len(train), config.seed)
+    replay: list[dict[str, Any]] = []
+    for i, rows in enumerate(replay_splits(store, config.replay).values()):  # a share from each dataset
+        pool = [r for r in rows if r["status"] == "ok" and r["id"] not in keys]
+        picked = sample(pool, config.replay_ratio * len(train), config.seed + 2 * i)
+        keys |= {r["id"] for r in picked}
+        replay += picked
     return train, held, sample(earlier, config.earlier_ratio * len(train), config.seed + 1) + replay, dataset
+
+
+def replay_datasets(store: Any, replay: str) -> list[str]:
+    """The datasets ``replay`` names (every one in the store for ``EVERY_DATASET``); an unknown name is a
+    ``CktLoopError``."""
+    names = [info.name for info in store.datasets()]
+    if replay == EVERY_DATASET:
+        return names
+    if replay not in names:
+        there = ", ".join(names) or "none"
+        raise CktLoopError(f"replay dataset {replay!r} is not in the store (datasets there: {there})")
+    return [replay]
+
+
+def replay_splits(store: Any, replay: str) -> dict[str, list[dict[str, Any]]]:
+    """The training split of each dataset ``replay`` names, without any circuit of any dataset's held-out
+    split (whichever dataset holds it)."""
+    held = store.held_out_keys()
+    return {
+        name: [e.to_dict() for e in store.dataset_rows(name) if e.split == "train" and e.id not in held]
+        for name in replay_datasets(store, replay)
+    }
 
 
 def _earlier_rows(store: Any, spec: dict[str, Any], config: FinetuneConfig, new: set[str]) -> list[dict[str, Any]]:

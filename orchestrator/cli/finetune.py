@@ -61,7 +61,7 @@ def add_commands(commands: Any) -> None:
     )
     p.add_argument("--since", metavar="VERSION", help="only candidates newer than those the registered VERSION used")
     p.add_argument("--base", type=input_file, help="parent checkpoint (default: the shipped design surrogate)")
-    p.add_argument("--dataset", default="ocb101-seed0", help="replay and no-forgetting dataset (default ocb101-seed0)")
+    p.add_argument("--dataset", default="ocb101-seed0", help="the no-forgetting check's dataset (default ocb101-seed0)")
     training_options(p)
     p.add_argument("--seed", type=seed, default=0, help="training seed (0)")
     p.add_argument("--out", type=output_dir, help=f"run folder (default: under {DEFAULT_OUT}, one per request)")
@@ -75,6 +75,13 @@ def add_commands(commands: Any) -> None:
 def training_options(p: argparse.ArgumentParser) -> None:
     """The fine-tune's knobs (shared with ``cktloop loop``)."""
     p.add_argument("--replay-ratio", type=non_negative_float, default=2.0, help="replay rows per verified row (2)")
+    p.add_argument(
+        "--replay-dataset",
+        metavar="NAME|all",
+        default="all",
+        help="whose training split the replay rows come from: every dataset in the store (all, default) or the "
+        "one named; never a circuit of any dataset's held-out split",
+    )
     earlier = "with --since (and in the loop): verified rows from before VERSION replayed per new row (1)"
     p.add_argument("--earlier-ratio", type=non_negative_float, default=1.0, help=earlier)
     p.add_argument("--holdout", type=_fraction, default=0.2, help="share of verified circuits held out (0.2)")
@@ -90,6 +97,7 @@ def training_config(args: argparse.Namespace, base: Path | str | None) -> Any:
     options = {
         "dataset": args.dataset,
         "replay_ratio": args.replay_ratio,
+        "replay": args.replay_dataset,
         "earlier_ratio": args.earlier_ratio,
         "holdout_fraction": args.holdout,
         "members": args.members,

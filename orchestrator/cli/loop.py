@@ -56,7 +56,7 @@ def add_commands(commands: Any) -> None:
         metavar="NAME|FOLDER",
         help="loop report: the loop to report, by name (its folder under runs/loop) or folder (default: --name)",
     )
-    p.add_argument("--dataset", default="ocb101-seed0", help="dataset to draw from and replay (ocb101-seed0)")
+    p.add_argument("--dataset", default="ocb101-seed0", help="dataset drawn from, forgetting checked on (ocb101-seed0)")
     p.add_argument(
         "--gate-points",
         type=positive_float,

@@ -10,11 +10,11 @@ Round k:
 2. **campaign** ``<name>-r<k>`` with the current surrogate (resumable: finished targets are skipped);
 3. **score**: its outcome (targets met, simulations, simulations to the first met circuit) and the
    current surrogate's errors on the round's verified candidates, leaving out every circuit it could
-   have trained on (the dataset's training split and every earlier round's candidates): measured before
-   any training on them, and kept in the state file;
+   have trained on (the dataset's training split, every training circuit the fine-tunes replay and every
+   earlier round's candidates): measured before any training on them, and kept in the state file;
 4. **fine-tune** the current surrogate on the loop's verified rows (``surrogate.finetune``: the rows new
-   since the current version, earlier rounds' rows and dataset rows replayed), registered in the store
-   with its parent once its checkpoint is written;
+   since the current version, earlier rounds' rows, and rows of the datasets' training splits replayed, a
+   sample of its own each round), registered in the store with its parent once its checkpoint is written;
 5. **gate**: promote the new version only if it is better than its parent on the held-out slice of the
    new rows (the mean of its UGBW, PM and FoM MAE ratios below 1) and no worse than the shipped surrogate
    on the dataset's held-out split by more than ``gate_points`` (joint-class accuracy in points, each
@@ -200,12 +200,17 @@ def run_loop(
     """Run (or resume) the loop's rounds (see the module doc); ``start``: the surrogate round 1 uses
     (``version``, ``checkpoint``); returns one record per round, each also given to ``on_round``.
     ``on_start`` is called once the settings are checked against the store and the loop folder."""
-    from surrogate.finetune import dataset_metrics
+    from surrogate.finetune import dataset_metrics, replay_splits
     from surrogate.predict import Surrogate
 
     rows = [e.to_dict() for e in store.dataset_rows(config.dataset)]
     if not rows:
         raise CktLoopError(f"dataset {config.dataset!r} has no rows in the store (build it first)")
+    # what any round's surrogate could have trained on: the dataset's training split (the shipped one's) and
+    # every training circuit its fine-tunes replay (every dataset's, by default); left out of every score
+    trained_on = {r["id"] for r in rows if r.get("split") == "train"}
+    for replayed in replay_splits(store, steps.finetune_config(start["checkpoint"]).replay).values():
+        trained_on |= {r["id"] for r in replayed}
     state = LoopState(folder, config, start)
     if on_start:
         on_start()
@@ -214,7 +219,6 @@ def run_loop(
         seen = {tuple(c) for c in first.train_classes}
         state.data["start_dataset_test"] = dataset_metrics(first, rows, seen)
         state.save()
-    trained_on = {r["id"] for r in rows if r.get("split") == "train"}
     out = []
     for k in range(1, config.rounds + 1):
         record = state.round(k)
@@ -271,6 +275,7 @@ def _round(
     since = current["version"] if current.get("finetuned") else None
     campaigns = [campaign_name(config, j) for j in range(1, k + 1)]
     tune = steps.finetune_config(current["checkpoint"])
+    tune = tune.replace(seed=tune.seed * 1000 + k)  # each round replays its own sample of the datasets
     result = finetune(store, folder / f"round-{k}" / "finetune", campaigns, since, tune)
     decision = gate(result["metrics"], state.data["start_dataset_test"], config.gate_points)
     new = {"version": result["version"], "checkpoint": result["checkpoint"], "finetuned": True}

@@ -31,9 +31,9 @@ from circuits import Circuit
 from circuits.performance import figure_of_merit
 from circuits.targets import Target
 from orchestrator.design.constraints import constraint_sides, normalised
+from storage import EVERY_DATASET
 
 _COLUMNS = ("gain_db", "ugbw_hz", "pm_deg", "fom")
-EVERY_DATASET = "all"  # build_library's default: the training split of every dataset in the store
 
 
 @dataclass(frozen=True)

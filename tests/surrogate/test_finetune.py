@@ -1,5 +1,5 @@
 """Fine-tuning from the store: the rows it reads (verified candidates, a stable held-out slice, replay
-from the dataset's training split), the ensemble checkpoint it writes, what it registers, resuming, and
+from the datasets' training splits), the ensemble checkpoint it writes, what it registers, resuming, and
 one-line errors. A tiny parent trained in-process; labels from the MNA backend, stored as ngspice's."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 
 from circuits import Circuit, CktLoopError, generate
 from simulator.mna import MnaBackend
-from storage import CandidateRecord, Store, StoreError
+from storage import CandidateRecord, DatasetRow, Store, StoreError
 from surrogate import checkpoint as ckpt
 from surrogate.finetune import RESULT, FinetuneConfig, finetune, held_out
 from surrogate.predict import Surrogate
@@ -157,3 +157,39 @@ def test_since_replays_the_earlier_verified_rows_but_never_their_held_out_ones(s
     assert len(replay) - len(earlier) == len(train)  # the dataset's share, as before
     _, _, none, _ = gather_rows(store, spec, _config(parent, earlier_ratio=0.0, replay_ratio=1.0, holdout_fraction=0.3))
     assert not [r for r in none if "candidate_id" in r]
+
+
+def test_replay_reads_every_datasets_training_split_and_never_a_held_out_circuit(
+    store: Store, rows: list[dict], parent: Path
+) -> None:
+    """A second dataset holds three of tiny's training circuits in its held-out split and ten circuits of its
+    own: every dataset's split leaves the three out wherever they are listed; the replay takes its share from
+    each dataset, each circuit once; a name not in the store is one line."""
+    from surrogate.finetune import gather_rows, replay_splits
+
+    samples = {s.circuit.key: s for s in generate(120, 7)}
+    tiny_train = [r["id"] for r in rows if r["split"] == "train" and r["id"] in samples]
+    held_there = tiny_train[:3]
+    own = list(dict.fromkeys(s.circuit for s in generate(12, 42)))[:10]
+    store.ensure_dataset("other", 42, 13, {})
+    store.add_dataset_circuits(
+        "other",
+        [DatasetRow.from_sample(samples[k], "test") for k in held_there]
+        + [DatasetRow(100 + i, 0, i, "train", c) for i, c in enumerate(own)],
+    )
+    store.add_simulations("ngspice", "test", [(c.key, p, None) for c, p in zip(own, MnaBackend().simulate(own))])
+
+    splits = {name: {r["id"] for r in split} for name, split in replay_splits(store, "all").items()}
+    assert splits == {"tiny": set(tiny_train) - set(held_there), "other": {c.key for c in own}}
+    assert {r["id"] for r in replay_splits(store, "tiny")["tiny"]} == splits["tiny"]
+    with pytest.raises(CktLoopError, match=r"replay dataset 'ghost' is not in the store \(datasets there: "):
+        replay_splits(store, "ghost")
+
+    spec = {"campaigns": [], "after_candidate": 0, "upto_candidate": store.last_candidate_id()}
+    spec["upto_simulation"] = store.last_simulation_id()
+    train, _, replay, _ = gather_rows(store, spec, _config(parent, replay_ratio=0.25))
+    ids = [r["id"] for r in replay]
+    assert len(ids) == len(set(ids)) == 2 * round(0.25 * len(train))  # as many from each dataset
+    assert len(set(ids) & splits["other"]) == round(0.25 * len(train)) and not set(ids) & set(held_there)
+    _, _, one, _ = gather_rows(store, spec, _config(parent, replay_ratio=0.25, replay="tiny"))
+    assert {r["id"] for r in one} <= splits["tiny"] and len(one) == round(0.25 * len(train))
