@@ -39,6 +39,10 @@ def rows() -> list[dict]:
         (["surrogate", "--campaign", "ghost"], ["no campaign named 'ghost'"]),
         (["surrogate", "--since", "v0"], ["no surrogate model version 'v0'"]),
         (["surrogate", "--dataset", "nope", "--campaign", "camp"], ["nope"]),
+        (
+            ["surrogate", "--dataset", "tiny", "--replay-dataset", "nope"],
+            ["replay dataset 'nope' is not in the store", "tiny"],
+        ),
         (["generator", "--holdout", "0"], ["argument --holdout", "between 0 and 1"]),
         (["generator", "--epochs", "0"], ["argument --epochs", "positive integer"]),
         (["generator", "--lr", "0"], ["argument --lr"]),
