@@ -74,7 +74,8 @@ def add_commands(commands: Any) -> None:
 
 def training_options(p: argparse.ArgumentParser) -> None:
     """The fine-tune's knobs (shared with ``cktloop loop``)."""
-    p.add_argument("--replay-ratio", type=non_negative_float, default=2.0, help="replay rows per verified row (2)")
+    replay = "replay rows per verified row, from each dataset replayed (2)"
+    p.add_argument("--replay-ratio", type=non_negative_float, default=2.0, help=replay)
     p.add_argument(
         "--replay-dataset",
         metavar="NAME|all",
