@@ -89,7 +89,8 @@ class Target:
 
     @classmethod
     def from_mapping(cls, name: str, data: Any) -> Target:
-        """Parse ``{gain_db: {min: 60}, pm_deg: {min: 45, max: 90}}``."""
+        """Parse ``{gain_db: {min: 60}, pm_deg: {min: 45, max: 90}}``; a side given as None (``max: null``, as
+        campaigns store their targets' bounds) is no bound."""
         if not isinstance(data, Mapping):
             raise CktLoopError(f"target {name!r}: 'specs' must map spec names to {{min: .., max: ..}}")
         bounds = []
@@ -99,13 +100,15 @@ class Target:
                 raise CktLoopError(f"{where}: expected {{min: number, max: number}} (one or both), got {spec!r}")
             values = {}
             for side in ("min", "max"):
-                if side in spec:
+                if spec.get(side) is not None:
                     if isinstance(spec[side], bool) or not isinstance(spec[side], int | float | str):
                         raise CktLoopError(f"{where}: {side} must be a number, got {spec[side]!r}")
                     try:
                         values[side] = float(spec[side])
                     except ValueError:
                         raise CktLoopError(f"{where}: {side} must be a number, got {spec[side]!r}") from None
+            if not values:
+                raise CktLoopError(f"{where}: expected {{min: number, max: number}} (one or both), got {spec!r}")
             bounds.append((str(field), Bound(values.get("min"), values.get("max"))))
         return cls(name, tuple(bounds))
 

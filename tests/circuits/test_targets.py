@@ -16,6 +16,12 @@ def test_expressions_and_mapping_agree():
     assert a.describe() == "gain_db >= 60, ugbw_hz >= 1e+09, pm_deg >= 45, pm_deg <= 90"
 
 
+def test_a_side_given_as_none_is_no_bound():
+    """Campaigns store bounds as ``{min: low, max: high}`` with None for a missing side; they read back."""
+    stored = {"gain_db": {"min": 60.0, "max": None}, "pm_deg": {"min": None, "max": 90.0}}
+    assert Target.from_mapping("t", stored) == Target.from_expressions("t", ["gain_db>=60", "pm_deg<=90"])
+
+
 def test_met_by_measured_specs_only():
     target = Target.from_expressions("t", ["gain_db>=60", "pm_deg>=60"])
     assert target.met_by(OK)
@@ -31,6 +37,7 @@ def test_met_by_measured_specs_only():
         ({"pm_deg": {"min": 90, "max": 45}}, r"target 'x', field 'pm_deg': min 90 > max 45"),
         ({"pm_deg": {"least": 3}}, r"field 'pm_deg': expected \{min"),
         ({"pm_deg": {"min": "high"}}, r"field 'pm_deg': min must be a number"),
+        ({"pm_deg": {"min": None, "max": None}}, r"field 'pm_deg': expected \{min"),
         ({}, r"target 'x': no bounds"),
     ],
 )
