@@ -163,6 +163,19 @@ class DatasetStore(Database):
         )
         return set(self._read(lambda conn: conn.execute(stmt).scalars().all()))
 
+    def chosen_datasets(self, choice: str, use: str) -> list[DatasetInfo]:
+        """The datasets ``choice`` names: every one in the store for ``EVERY_DATASET``, else the one of that
+        name; a name not in the store is a ``StoreError`` naming what they were chosen for (``use``) and the
+        datasets there."""
+        found = self.datasets()
+        if choice == EVERY_DATASET:
+            return found
+        chosen = [info for info in found if info.name == choice]
+        if not chosen:
+            there = ", ".join(info.name for info in found) or "none"
+            raise StoreError(f"{use} dataset {choice!r} is not in the store (datasets there: {there})")
+        return chosen
+
     def datasets(self) -> list[DatasetInfo]:
         """Every dataset, oldest first, with its member count and simulated counts per simulator."""
 

@@ -97,25 +97,13 @@ def gather_rows(
     return train, held, sample(earlier, config.earlier_ratio * len(train), config.seed + 1) + replay, dataset
 
 
-def replay_datasets(store: Any, replay: str) -> list[str]:
-    """The datasets ``replay`` names (every one in the store for ``EVERY_DATASET``); an unknown name is a
-    ``CktLoopError``."""
-    names = [info.name for info in store.datasets()]
-    if replay == EVERY_DATASET:
-        return names
-    if replay not in names:
-        there = ", ".join(names) or "none"
-        raise CktLoopError(f"replay dataset {replay!r} is not in the store (datasets there: {there})")
-    return [replay]
-
-
 def replay_splits(store: Any, replay: str) -> dict[str, list[dict[str, Any]]]:
-    """The training split of each dataset ``replay`` names, without any circuit of any dataset's held-out
-    split (whichever dataset holds it)."""
+    """The training split of each dataset ``replay`` names (``Store.chosen_datasets``), without any circuit
+    of any dataset's held-out split (whichever dataset holds it)."""
     held = store.held_out_keys()
     return {
-        name: [e.to_dict() for e in store.dataset_rows(name) if e.split == "train" and e.id not in held]
-        for name in replay_datasets(store, replay)
+        info.name: [e.to_dict() for e in store.dataset_rows(info.name) if e.split == "train" and e.id not in held]
+        for info in store.chosen_datasets(replay, "replay")
     }
 
 

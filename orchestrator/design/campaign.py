@@ -135,9 +135,8 @@ def run_campaign(
         from orchestrator.distributed.runtime import ensure_ray
 
         ensure_ray(address)
-    named = settings.reuse_dataset
-    if settings.reuse and named not in (None, EVERY_DATASET) and named not in {d.name for d in store.datasets()}:
-        raise CktLoopError(f"reuse dataset {named!r} is not in the store (cktloop dataset list shows its datasets)")
+    if settings.reuse and settings.reuse_dataset is not None:  # a name not in the store: one line, nothing stored
+        store.chosen_datasets(settings.reuse_dataset, "reuse")
     campaign_id = store.ensure_campaign(campaign.name, config)
     ids = store.ensure_targets(campaign_id, targets)
     pending = {row.name for row in store.unfinished_targets(campaign_id)}

@@ -119,8 +119,7 @@ def build_library(
     names = [c.name for c in store.campaigns() if c.name not in set(exclude)]
     rows: list[Mapping[str, Any]] = store.verified_rows(names) if names else []
     reader = datasets or DatasetRows()
-    for info in store.datasets() if dataset else []:
-        if dataset in (EVERY_DATASET, info.name):
-            rows += reader.training_rows(store, info)
+    for info in store.chosen_datasets(dataset, "reuse") if dataset else []:
+        rows += reader.training_rows(store, info)
     held_out = store.held_out_keys() if rows else set()
     return Library.from_rows(r for r in rows if r["id"] not in held_out)
