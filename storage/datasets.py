@@ -152,6 +152,22 @@ class DatasetStore(Database):
                 return
             last = page[-1].position
 
+    def dataset_keys(self, dataset: int | str, split: str | None = None) -> set[str]:
+        """The circuits (keys) of a dataset, or of one of its splits: what ``dataset_rows`` would list, without
+        reading the circuits and measurements (a 100,000-circuit pool's keys in one short query)."""
+
+        def work(conn: Connection) -> set[str]:
+            stmt = (
+                select(circuits.c.key)
+                .join(dataset_circuits, dataset_circuits.c.circuit_id == circuits.c.id)
+                .where(dataset_circuits.c.dataset_id == dataset_id(conn, dataset))
+            )
+            if split is not None:
+                stmt = stmt.where(dataset_circuits.c.split == split)
+            return set(conn.execute(stmt).scalars().all())
+
+        return self._read(work)
+
     def held_out_keys(self) -> set[str]:
         """The circuits (keys) of every dataset's held-out split: what models and loops are measured on, so
         reuse never proposes them whichever rows hold them."""

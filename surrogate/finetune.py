@@ -107,6 +107,14 @@ def replay_splits(store: Any, replay: str) -> dict[str, list[dict[str, Any]]]:
     }
 
 
+def replay_keys(store: Any, replay: str) -> set[str]:
+    """The circuits ``replay_splits`` would read, by key only: what a loop leaves out of its fresh scores."""
+    held = store.held_out_keys()
+    return {
+        k for info in store.chosen_datasets(replay, "replay") for k in store.dataset_keys(info.name, "train")
+    } - held
+
+
 def _earlier_rows(store: Any, spec: dict[str, Any], config: FinetuneConfig, new: set[str]) -> list[dict[str, Any]]:
     """With ``since``: the verified rows of the same campaigns up to the ones that version read, held-out
     circuits and the new rows' circuits left out (replayed so the earlier rounds are not forgotten)."""

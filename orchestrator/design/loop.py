@@ -200,7 +200,7 @@ def run_loop(
     """Run (or resume) the loop's rounds (see the module doc); ``start``: the surrogate round 1 uses
     (``version``, ``checkpoint``); returns one record per round, each also given to ``on_round``.
     ``on_start`` is called once the settings are checked against the store and the loop folder."""
-    from surrogate.finetune import dataset_metrics, replay_splits
+    from surrogate.finetune import dataset_metrics, replay_keys
     from surrogate.predict import Surrogate
 
     rows = [e.to_dict() for e in store.dataset_rows(config.dataset)]
@@ -209,8 +209,7 @@ def run_loop(
     # what any round's surrogate could have trained on: the dataset's training split (the shipped one's) and
     # every training circuit its fine-tunes replay (every dataset's, by default); left out of every score
     trained_on = {r["id"] for r in rows if r.get("split") == "train"}
-    for replayed in replay_splits(store, steps.finetune_config(start["checkpoint"]).replay).values():
-        trained_on |= {r["id"] for r in replayed}
+    trained_on |= replay_keys(store, steps.finetune_config(start["checkpoint"]).replay)
     state = LoopState(folder, config, start)
     if on_start:
         on_start()

@@ -54,6 +54,9 @@ def test_round_trip_of_circuits_and_performances(store: Store) -> None:
     assert {e.measured.status for e in exported} == {"ok", "sim_error", "no_crossing"}  # the data covers every path
     # The same export by id, and for a simulator with no results yet.
     assert [e.id for e in store.dataset_rows(did)] == keys
+    for split in ("train", "test"):  # the keys alone, by split, as the rows list them
+        assert store.dataset_keys("d", split) == {e.id for e in exported if e.split == split} != set()
+    assert store.dataset_keys(did) == set(keys)
     assert {e.measured.status for e in store.dataset_rows("d", simulator="xyce")} == {None}
 
     with store.engine.connect() as conn:
@@ -208,6 +211,8 @@ def test_a_position_holding_another_circuit_is_refused(store: Store) -> None:
 def test_unknown_dataset_is_named(store: Store) -> None:
     with pytest.raises(StoreError, match="no dataset named 'nope'"):
         list(store.dataset_rows("nope"))
+    with pytest.raises(StoreError, match="no dataset named 'nope'"):
+        store.dataset_keys("nope")
     with pytest.raises(StoreError, match="no dataset with id 7"):
         store.pending(7, "ngspice")
     assert store.datasets() == []

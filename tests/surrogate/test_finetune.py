@@ -165,7 +165,7 @@ def test_replay_reads_every_datasets_training_split_and_never_a_held_out_circuit
     """A second dataset holds three of tiny's training circuits in its held-out split and ten circuits of its
     own: every dataset's split leaves the three out wherever they are listed; the replay takes its share from
     each dataset, each circuit once; a name not in the store is one line."""
-    from surrogate.finetune import gather_rows, replay_splits
+    from surrogate.finetune import gather_rows, replay_keys, replay_splits
 
     samples = {s.circuit.key: s for s in generate(120, 7)}
     tiny_train = [r["id"] for r in rows if r["split"] == "train" and r["id"] in samples]
@@ -182,6 +182,8 @@ def test_replay_reads_every_datasets_training_split_and_never_a_held_out_circuit
     splits = {name: {r["id"] for r in split} for name, split in replay_splits(store, "all").items()}
     assert splits == {"tiny": set(tiny_train) - set(held_there), "other": {c.key for c in own}}
     assert {r["id"] for r in replay_splits(store, "tiny")["tiny"]} == splits["tiny"]
+    assert replay_keys(store, "all") == splits["tiny"] | splits["other"]  # the same rule, keys only
+    assert replay_keys(store, "tiny") == splits["tiny"]
     with pytest.raises(CktLoopError, match=r"replay dataset 'ghost' is not in the store \(datasets there: "):
         replay_splits(store, "ghost")
 
