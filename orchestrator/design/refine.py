@@ -320,7 +320,9 @@ class SizingRun:
 
     def _screened(self, pop: Any) -> Any:
         """The part of a bred batch to simulate: what is measured already (free), the seed in the first
-        batch, and the surrogate's best of the rest, ``pop_size`` simulations in all."""
+        batch, and the surrogate's best of the rest, ``pop_size`` simulations in all, in that order, the best
+        first (as the polish and the search's ranked half): a batch larger than the simulation slots measures
+        the likeliest sizings first, and simulations are counted in that order."""
         if self.screen is None:
             return pop
         circuits = self.problem.decode(pop.get("X"))
@@ -330,7 +332,7 @@ class SizingRun:
         rest = [i for i in range(len(circuits)) if i not in free]
         n = self.config.pop_size - (1 if first else 0)
         picked = self.screen.pick([circuits[i] for i in rest], n, results)
-        return pop[sorted([*free, *(rest[j] for j in picked)])]
+        return pop[[*sorted(free), *(rest[j] for j in picked)]]
 
     def _room(self, n_new: int) -> bool:
         cap = self.config.max_evaluations

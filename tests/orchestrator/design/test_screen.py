@@ -71,6 +71,7 @@ def test_each_generation_simulates_the_predicted_best_of_what_it_bred_and_respec
         left_out = [score(c) for c in candidates if c.key not in simulated]
         picked = [score(c) for c in batch if c.key != seed.key]
         assert min(picked) >= max(left_out)
+        assert picked == sorted(picked, reverse=True)  # simulated (and counted) the predicted best first
     assert sim.batches[0][0].key == seed.key  # the first batch still holds the seed
 
 
