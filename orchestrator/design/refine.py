@@ -321,7 +321,7 @@ class SizingRun:
     def _screened(self, pop: Any) -> Any:
         """The part of a bred batch to simulate: what is measured already (free), the seed in the first
         batch, and the surrogate's best of the rest, ``pop_size`` simulations in all, in that order, the best
-        first (as the polish and the search's ranked half): a batch larger than the simulation slots measures
+        first (as the polish and the search's ranked half): a batch larger than the simulation slots sends
         the likeliest sizings first, and simulations are counted in that order."""
         if self.screen is None:
             return pop
