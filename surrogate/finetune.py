@@ -62,7 +62,7 @@ class FinetuneConfig(ConfigModel):
     base: str = str(DESIGN_CHECKPOINT)  # parent checkpoint (default: the shipped design surrogate)
     dataset: str = "ocb101-seed0"  # the no-forgetting check (its test split)
     replay: str = EVERY_DATASET  # whose training split is replayed: every dataset in the store, or the one named
-    replay_ratio: float = Field(2.0, ge=0.0)  # replay rows per verified training row
+    replay_ratio: float = Field(4.0, ge=0.0)  # replay rows per verified training row, from each dataset
     earlier_ratio: float = Field(1.0, ge=0.0)  # with ``since``: earlier verified rows replayed per new training row
     holdout_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # share of verified circuits held out (by key hash)
     members: int = Field(3, ge=1, le=16)  # ensemble members

@@ -74,8 +74,8 @@ def add_commands(commands: Any) -> None:
 
 def training_options(p: argparse.ArgumentParser) -> None:
     """The fine-tune's knobs (shared with ``cktloop loop``)."""
-    replay = "replay rows per verified row, from each dataset replayed (2)"
-    p.add_argument("--replay-ratio", type=non_negative_float, default=2.0, help=replay)
+    replay = "replay rows per verified row, from each dataset replayed (4)"
+    p.add_argument("--replay-ratio", type=non_negative_float, default=4.0, help=replay)
     p.add_argument(
         "--replay-dataset",
         metavar="NAME|all",
