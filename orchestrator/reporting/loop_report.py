@@ -173,17 +173,24 @@ def _outcome_figure(out: Path, rounds: Sequence[Mapping[str, Any]], budget: int)
     shown = [(xi, m) for xi, m in zip(x, medians) if m is not None]
     if shown:
         sims_ax.plot(*zip(*shown), "o-", label="median over targets")
+        for xi, m in shown:
+            sims_ax.annotate(f"{m:g}", (xi, m), textcoords="offset points", xytext=(0, 5), ha="center")
     unmet = [xi for xi, m in zip(x, medians) if m is None]
     if unmet and budget:
         sims_ax.plot(unmet, [budget] * len(unmet), "x", color="#d9534f", label="half or more not met")
     if shown or unmet:
         sims_ax.legend(fontsize=8)
     sims_ax.set_ylabel("simulations to the first met circuit")
-    top = max([budget, *(m for _, m in shown)]) if shown or budget else 1
-    sims_ax.set_ylim(0, 1.08 * top)
+    sims_ax.set_ylim(0, sims_axis_top([m for _, m in shown], budget if unmet else 0))
     for ax in (met_ax, sims_ax):
         _rounds_axis(ax, rounds)
     return _figure(out, "outcomes.png", fig, "targets met and simulations to the first met circuit, per round")
+
+
+def sims_axis_top(medians: Sequence[float], budget: int) -> float:
+    """The top of the simulations axis: room above the largest median shown, and above the budget when an
+    unmet round is marked there (``budget`` 0 otherwise), so medians of a few simulations stay readable."""
+    return 1.15 * max([*medians, budget, 1.0])
 
 
 def _models_figure(out: Path, rounds: Sequence[Mapping[str, Any]]) -> Image:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli.app import main
-from orchestrator.reporting.loop_report import write_loop_report
+from orchestrator.reporting.loop_report import sims_axis_top, write_loop_report
 from storage import Store
 
 
@@ -52,6 +52,12 @@ def test_the_page_and_its_figures_hold_each_round(tmp_path: Path):
         assert text in page, text
     assert "s1 at 2026-12-04 12:00:00" in page and "fine-tune pending" in page
     assert "Rounds not finished yet: 3" in page
+
+
+def test_the_simulations_axis_fits_the_medians_and_reaches_the_budget_only_for_an_unmet_round():
+    assert sims_axis_top([7.0, 6.0, 3.5], 0) == pytest.approx(1.15 * 7.0)  # not the budget of 100
+    assert sims_axis_top([7.0], 100) == pytest.approx(115.0)  # an unmet round is marked at the budget
+    assert sims_axis_top([], 0) == pytest.approx(1.15)
 
 
 def test_a_round_whose_campaign_runs_is_reported_from_the_store(tmp_path: Path):
