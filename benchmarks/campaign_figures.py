@@ -30,7 +30,7 @@ def main() -> None:
 
         model = Surrogate.load(args.surrogate, device="cpu")
     with Store.open(args.db) as store:
-        trained = {e.id for e in store.dataset_rows(args.dataset) if e.split == "train"} if model else set()
+        trained = store.dataset_keys(args.dataset, "train") if model else set()
         for name in args.campaign:
             out = {"campaign": name, **campaign_outcome(store, name)}
             if model is not None:
