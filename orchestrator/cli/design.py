@@ -164,9 +164,10 @@ def _search_options(p: argparse.ArgumentParser) -> None:
         "--reuse",
         type=count,
         metavar="N",
-        help="each target's search first simulates the N circuits of the store's other campaigns and of "
-        "--reuse-dataset's training split whose measured specs come closest to it, one per topology, and "
-        "refinement may start from them (default 5; 0: off)",
+        help="each target's search starts from the N circuits of the store's other campaigns and of "
+        "--reuse-dataset's training split whose measured specs come closest to it, one per topology: those "
+        "the store measured meeting the target are simulated first, the others are known misses refinement "
+        "may start from without simulating them again (default 5; 0: off)",
     )
     p.add_argument(
         "--reuse-dataset",

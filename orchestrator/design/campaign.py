@@ -59,7 +59,7 @@ class CampaignSettings:
     target_timeout_s: float = 3600.0  # one target's whole search
     call_timeout_s: float = MODEL_CALL_TIMEOUT_S  # one model call
     startup_timeout_s: float = 300.0  # actors starting and loading their models
-    reuse: int = 5  # stored verified circuits nearest each target, simulated first (orchestrator.design.reuse)
+    reuse: int = 5  # stored verified circuits nearest each target, a search's start (orchestrator.design.reuse)
     reuse_dataset: str | None = EVERY_DATASET  # whose training split reused circuits come from too (None: none)
 
     def __post_init__(self) -> None:
@@ -431,7 +431,7 @@ def save_outcome(
         if children:
             ids = store.add_candidates(target_id, [record(p, cand_ids[r["seed"]]) for p in children])
             cand_ids.update(zip((p.circuit.key for p in children), ids))
-    simulated = [(p.circuit.key, p.measured, None) for p in proposals if p.measured is not None]
+    simulated = [(p.circuit.key, p.measured, None) for p in outcome.simulated()]
     store.add_simulations(str(versions["simulator"]), str(versions["simulator_version"]), simulated, outcome.nodes)
     for r in outcome.refinements:
         store.add_refinement(

@@ -5,8 +5,11 @@ searched. A later target whose bounds lie near an earlier one's is best started 
 ``Library.nearest`` picks, per target, the stored circuits whose *measured* specs come closest to its
 bounds (met first, then the highest FoM; otherwise the smallest worst normalised violation, the scale
 refinement judges by, ``orchestrator.design.constraints``), one per topology, so refinement gets
-distinct seeds. The search simulates them again first, counted against its budget like any other
-circuit (the store proposes, ngspice decides in this campaign), and refinement then resizes the best.
+distinct seeds, each with its stored measurement. The search simulates again those whose measurement
+meets the target, counted against its budget like any other circuit (the store proposes, ngspice decides
+in this campaign); the others are known misses that refinement can start from without a simulation
+(ngspice is deterministic: simulating a stored miss again only repeats it). Refinement then resizes the
+best.
 
 What a library holds is the caller's choice (``build_library``): the verified candidates of the
 store's other campaigns and, by default, the training split of every dataset in the store (a built
@@ -27,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from circuits import Circuit
+from circuits import Circuit, Performance, SimStatus
 from circuits.performance import figure_of_merit
 from circuits.targets import Target
 from orchestrator.design.constraints import constraint_sides, normalised
+from orchestrator.design.search import StoredCircuit
 from storage import EVERY_DATASET
 
 _COLUMNS = ("gain_db", "ugbw_hz", "pm_deg", "fom")
@@ -65,8 +69,9 @@ class Library:
     def __len__(self) -> int:
         return len(self.circuits)
 
-    def nearest(self, target: Target, k: int) -> list[Circuit]:
-        """Up to ``k`` circuits of distinct topologies, the closest to ``target`` by measurement first."""
+    def nearest(self, target: Target, k: int) -> list[StoredCircuit]:
+        """Up to ``k`` circuits of distinct topologies, the closest to ``target`` by measurement first, each
+        with its measurement."""
         if not len(self) or k < 1:
             return []
         worst, met = np.zeros(len(self)), np.ones(len(self), dtype=bool)
@@ -77,13 +82,14 @@ class Library:
             met &= column >= limit if side == "min" else column <= limit  # exactly as Target.met_by
         # met first, by FoM; then the rest by their worst violation
         order = np.lexsort((np.where(met, -self.specs[:, 3], worst), ~met))
-        picked: list[Circuit] = []
+        picked: list[StoredCircuit] = []
         topologies: set[str] = set()
         for i in order:
             circuit = Circuit.from_dict(self.circuits[int(i)])
             if circuit.topology_key not in topologies:
                 topologies.add(circuit.topology_key)
-                picked.append(circuit)
+                gain, ugbw, pm = (float(v) for v in self.specs[int(i), :3])
+                picked.append(StoredCircuit(circuit, Performance(SimStatus.OK, gain, ugbw, pm)))
                 if len(picked) == k:
                     break
         return picked

@@ -20,8 +20,11 @@ Rounds go on until the search share of the budget is spent, even after a circuit
 verified topologies give refinement better seeds, and on 100 paper-style targets that took the winners
 whose FoM beats the dataset's best from 44 to 80; only while none meets it and one misses it by at most
 ``refine_near`` does the search phase end early, since refining that one now is worth more. Given stored
-circuits to ``reuse``, the search simulates those first (``orchestrator.design.reuse``: the store's
-verified circuits nearest the target). Refinement (``orchestrator.design.refine``) then resizes the best
+circuits to ``reuse`` (``orchestrator.design.reuse``: the store's verified circuits nearest the target,
+each with its stored measurement), the search simulates those whose measurement meets the target first;
+the others start the search as known misses, taken at their measurement without a simulation (ngspice
+is deterministic: simulating them again would only repeat the miss), and refinement can start from
+them. Refinement (``orchestrator.design.refine``) then resizes the best
 verified distinct topologies (``refine_seeds``) by successive halving over NSGA-II runs and ends with a
 compass polish of the best sizing; with ``refine_screen`` > 1 refinement breeds that many sizings per
 simulation and the same surrogate picks which to simulate (``orchestrator.design.screen``). The winner
@@ -52,6 +55,14 @@ VERIFY = ("rank", "ucb")
 Propose = Callable[[SpecClass | None, int, int], list[Circuit]]
 Predict = Callable[[Sequence[Circuit]], list[dict[str, Any]]]
 Simulate = Callable[[Sequence[Circuit]], list[Performance]]
+
+
+@dataclass(frozen=True)
+class StoredCircuit:
+    """A circuit the store holds, with the measurement it holds for it: a search may start from it."""
+
+    circuit: Circuit
+    measured: Performance
 
 
 @dataclass(frozen=True)
@@ -128,6 +139,7 @@ class Proposal:
     std: dict[str, float] | None = None  # an ensemble surrogate's spread (gain_db, ugbw_dec, the PM field, fom)
     measured: Performance | None = None
     parent: str | None = None  # circuit key of the refined seed
+    known: bool = False  # measured by the store before this search, not simulated by it (a reused miss)
 
 
 @dataclass
@@ -148,7 +160,8 @@ class SearchOutcome:
     first_met: int | None = None  # simulations up to and including the first circuit that met the target
 
     def simulated(self) -> list[Proposal]:
-        return [p for p in self.proposals.values() if p.measured is not None]
+        """The proposals this search simulated (a known miss taken from the store is not one)."""
+        return [p for p in self.proposals.values() if p.measured is not None and not p.known]
 
 
 def closeness(target: Target, specs: Performance) -> float:
@@ -184,10 +197,10 @@ class TargetSearch:
         simulate: Simulate,
         config: SearchConfig = SearchConfig(),
         source: str = "generator",
-        reuse: Sequence[Circuit] = (),
+        reuse: Sequence[StoredCircuit] = (),
     ) -> None:
         self.target, self.config, self.source = target, config, source
-        self.reuse = list({c.key: c for c in reuse}.values())
+        self.reuse = list({s.circuit.key: s for s in reuse}.values())
         self.propose, self.predict, self.simulate = propose, predict, simulate
         if source == "random":
             self.arms: list[SpecClass | None] = [None]
@@ -272,13 +285,22 @@ class TargetSearch:
         return True
 
     def _start_from_store(self) -> None:
-        """Simulate the stored circuits given as ``reuse`` first (``orchestrator.design.reuse``): ngspice
-        judges them again here, counted against the budget, and refinement can start from them."""
-        fresh = [Proposal(c, "store", None, 0) for c in self.reuse]
+        """Start from the stored circuits given as ``reuse`` (``orchestrator.design.reuse``). Those whose
+        stored measurement meets the target are simulated first: ngspice judges them again in this search,
+        counted against the budget. The others are known misses, taken at their stored measurement without
+        a simulation, so refinement can start from them at this search's first simulation."""
+        fresh = [Proposal(s.circuit, "store", None, 0) for s in self.reuse]
         for p in fresh:
             self.proposals[p.circuit.key] = p
         self._predict_into(fresh)
-        self._verify(fresh[: self.config.search_budget])
+        meeting = []
+        for p, stored in zip(fresh, self.reuse):
+            if self.target.met_by(stored.measured.to_dict()):
+                meeting.append(p)
+            else:
+                p.measured, p.known = stored.measured, True
+        if meeting:
+            self._verify(meeting[: self.config.search_budget])
 
     def _predict_into(self, proposals: list[Proposal]) -> None:
         """Each proposal's predicted specs (and an ensemble's spread), when the search has a surrogate."""

@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 from circuits import Circuit, CktLoopError, Performance
 from circuits.specs import SpecClass, SpecClasses
 from circuits.targets import Target
-from orchestrator.design.search import SearchConfig, SearchOutcome, TargetSearch, family_proposer
+from orchestrator.design.search import SearchConfig, SearchOutcome, StoredCircuit, TargetSearch, family_proposer
 
 MODEL_CALL_TIMEOUT_S = 300.0
 HOMELESS_POLL_S = 5.0  # how often a waiting model call checks that some node still offers `model`
@@ -204,7 +204,7 @@ class BanditWorker:
         coalescer: Coalescer[tuple[Any, ...], Any] = Coalescer(remote)
         return lambda *args: coalescer(args)
 
-    def search(self, target: Target, config: SearchConfig, reuse: Sequence[Circuit] = ()) -> SearchOutcome:
+    def search(self, target: Target, config: SearchConfig, reuse: Sequence[StoredCircuit] = ()) -> SearchOutcome:
         if self.generator is None:
             propose = family_proposer()
             predict = None

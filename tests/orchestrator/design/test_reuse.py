@@ -1,5 +1,6 @@
-"""Reuse: the store's verified circuits nearest a target, by measurement, one per topology; the search
-simulates them first, counted against its budget."""
+"""Reuse: the store's verified circuits nearest a target, by measurement, one per topology, each with its
+measurement; the search simulates those the store says meet first, counted against its budget, and takes
+the others as known misses without simulating them."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from circuits import Circuit, Performance, SimStatus
 from circuits.performance import figure_of_merit
 from circuits.specs import spec_classes
 from circuits.targets import Target
+from orchestrator.design.campaign import save_outcome
 from orchestrator.design.reuse import DatasetRows, Library, build_library
-from orchestrator.design.search import SearchConfig, TargetSearch, family_proposer
+from orchestrator.design.search import SearchConfig, StoredCircuit, TargetSearch, family_proposer
 from simulator.mna import MnaBackend
 from storage import CandidateRecord, Store
 from storage.testing import rows as dataset_rows
@@ -51,8 +53,10 @@ def test_nearest_puts_met_circuits_first_by_fom_then_the_least_violating() -> No
     )
     assert len(library) == 4
     assert figure_of_merit(50.0, 2e6, 60.0) > figure_of_merit(45.0, 1.2e6, 60.0)
-    assert [x.key for x in library.nearest(WINDOW, 10)] == [c.key, b.key, d.key, a.key]
-    assert [x.key for x in library.nearest(WINDOW, 2)] == [c.key, b.key]
+    assert [x.circuit.key for x in library.nearest(WINDOW, 10)] == [c.key, b.key, d.key, a.key]
+    assert [x.circuit.key for x in library.nearest(WINDOW, 2)] == [c.key, b.key]
+    measured = library.nearest(WINDOW, 10)[2].measured  # d's, as stored
+    assert (measured.ok, measured.gain_db, measured.ugbw_hz, measured.pm_deg) == (True, 45.0, 2.2e6, 60.0)
     assert library.nearest(WINDOW, 0) == [] and Library.from_rows([]).nearest(WINDOW, 3) == []
 
 
@@ -65,7 +69,7 @@ def test_nearest_takes_one_circuit_per_topology() -> None:
     first, second = twice[0], next(c for c in twice if c.key != twice[0].key)
     other = next(cs[0] for cs in by_topology.values() if cs[0].topology_key != first.topology_key)
     library = Library.from_rows([row(first, 45.0, 1.5e6), row(second, 46.0, 1.5e6), row(other, 70.0, 1.5e6)])
-    assert [x.key for x in library.nearest(WINDOW, 3)] == [second.key, other.key]  # second: met, higher FoM
+    assert [x.circuit.key for x in library.nearest(WINDOW, 3)] == [second.key, other.key]  # second: met, higher FoM
 
 
 def test_build_library_reads_other_campaigns_and_training_splits_never_a_held_out_circuit(tmp_path: Path) -> None:
@@ -118,9 +122,15 @@ def test_dataset_rows_are_read_once_and_again_when_the_dataset_changes(tmp_path:
         assert len(build_library(store, datasets=kept)) == len(train) and reads == ["d", "d"]
 
 
-def test_the_search_simulates_the_reused_circuits_first_within_its_budget() -> None:
+def test_the_search_simulates_the_reused_circuits_the_store_says_meet_first_and_never_a_known_miss(
+    tmp_path: Path,
+) -> None:
     mna = MnaBackend()
-    reused = distinct(3, seed=4)
+    reused = [c for c in distinct(8, seed=4) if mna.simulate([c])[0].ok][:3]
+    measured = mna.simulate(reused)
+    meets = Performance(SimStatus.OK, gain_db=45.0, ugbw_hz=1.5e6, pm_deg=60.0)  # what the store says of two
+    misses = Performance(SimStatus.OK, gain_db=80.0, ugbw_hz=1.5e6, pm_deg=60.0)  # and of the third
+    stored = [StoredCircuit(reused[0], meets), StoredCircuit(reused[1], misses), StoredCircuit(reused[2], meets)]
     calls: list[list[str]] = []
 
     def simulate(circuits):
@@ -129,13 +139,28 @@ def test_the_search_simulates_the_reused_circuits_first_within_its_budget() -> N
 
     config = SearchConfig(budget=40, seed=1)
     search = TargetSearch(
-        WINDOW, spec_classes("ocb"), [], family_proposer(), None, simulate, config, "random", [*reused, reused[0]]
+        WINDOW, spec_classes("ocb"), [], family_proposer(), None, simulate, config, "random", [*stored, stored[0]]
     )
     outcome = search.run()
-    assert calls[0] == [c.key for c in reused]  # first, each once
-    assert [p.source for p in outcome.proposals.values()][:3] == ["store"] * 3
-    assert outcome.n_simulations == 40 == sum(len(c) for c in calls)  # they count against the budget
-    assert outcome.history[0][0] == 3
+    assert calls[0] == [reused[0].key, reused[2].key]  # first, each once: ngspice judges them again
+    assert all(reused[1].key not in call for call in calls)  # the known miss is never simulated
+    store_rows = [p for p in outcome.proposals.values() if p.source == "store"]
+    assert [(p.circuit.key, p.known) for p in store_rows] == [(c.key, c is reused[1]) for c in reused]
+    assert outcome.proposals[reused[1].key].measured == misses  # taken at the store's measurement
+    assert outcome.proposals[reused[0].key].measured == measured[0]  # this search's own simulation
+    assert outcome.n_simulations == 40 == sum(len(c) for c in calls)  # simulations count against the budget
+    assert {p.circuit.key for p in outcome.simulated()} == {k for call in calls for k in call}
+    assert outcome.history[0][0] == 2
+
+    # stored: the known miss is a candidate (refinement may start from it), and no simulation is recorded for it
+    with Store.open(f"sqlite:///{tmp_path / 's.db'}") as store:
+        target = store.ensure_targets(store.ensure_campaign("c", {}), [WINDOW])["w"]
+        versions = {"simulator": "mna", "simulator_version": "1"}
+        save_outcome(store, target, outcome, versions, [])
+        rows = store.verified_rows(["c"], simulator="mna", status=None)
+        assert reused[1].key not in {r["id"] for r in rows}
+        assert len(rows) == 40
+        assert reused[1].key in {c.key for c in store.candidates(target)}
 
 
 def test_a_near_miss_sends_the_search_to_refinement_at_once_when_told() -> None:
@@ -147,8 +172,9 @@ def test_a_near_miss_sends_the_search_to_refinement_at_once_when_told() -> None:
 
     def run(refine_near: float):
         config = SearchConfig(budget=60, seed=2, refine_near=refine_near)
+        reuse = [StoredCircuit(circuit, measured)]
         search = TargetSearch(
-            near, spec_classes("ocb"), [], family_proposer(), None, mna.simulate, config, "random", [circuit]
+            near, spec_classes("ocb"), [], family_proposer(), None, mna.simulate, config, "random", reuse
         )
         return search.run()
 
@@ -156,6 +182,7 @@ def test_a_near_miss_sends_the_search_to_refinement_at_once_when_told() -> None:
     assert {p.source for p in at_once.proposals.values()} == {"store", "refine"}  # no search round
     assert [r["seed"] for r in at_once.refinements] == [circuit.key]
     assert at_once.n_simulations == searched.n_simulations == 60
+    assert at_once.proposals[circuit.key].known  # a known miss: refined without simulating it again
     assert sum(p.source == "random" for p in searched.proposals.values()) >= 20  # the search phase ran
     assert run(0.02).proposals.keys() == searched.proposals.keys()  # 0.025 short is not within 0.02
 
