@@ -266,6 +266,18 @@ class DesignJob(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class LoopState(Base):
+    """A closed loop's state (0011): its config, the current model and every round's figures, the copy of the
+    loop folder's ``state.json`` kept in the store, so a loop whose folder is lost can still be reported."""
+
+    __tablename__ = "loop_states"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON_TYPE)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 # The tables, for SQLAlchemy Core statements.
 topologies = Base.metadata.tables[Topology.__tablename__]
 circuits = Base.metadata.tables[CircuitRow.__tablename__]
@@ -279,3 +291,4 @@ campaign_targets = Base.metadata.tables[CampaignTarget.__tablename__]
 candidates = Base.metadata.tables[Candidate.__tablename__]
 refinements = Base.metadata.tables[Refinement.__tablename__]
 design_jobs = Base.metadata.tables[DesignJob.__tablename__]
+loop_states = Base.metadata.tables[LoopState.__tablename__]

@@ -1,5 +1,5 @@
-"""The ``Store``: circuits, datasets, simulation results, model versions and promotions, design campaigns
-and jobs in SQLite or PostgreSQL, one aggregate per module behind this one class.
+"""The ``Store``: circuits, datasets, simulation results, model versions and promotions, design campaigns,
+jobs and loop states in SQLite or PostgreSQL, one aggregate per module behind this one class.
 
 Each public write is one transaction: it either lands whole or leaves the store as it was. Reads
 return typed records (``storage.records``).
@@ -12,6 +12,7 @@ from storage.candidates import CandidateStore
 from storage.datasets import DatasetStore
 from storage.engine import default_url, open_engine
 from storage.jobs import JobStore
+from storage.loops import LoopStateStore
 from storage.promotions import PromotionStore
 from storage.registry import RegistryStore
 from storage.simulations import SimulationStore
@@ -27,6 +28,7 @@ class Store(
     CandidateStore,
     JobStore,
     VerifiedStore,
+    LoopStateStore,
 ):
     """A CktLoop database. Open with ``Store.open(url)``; thread- and process-safe for writing."""
 

@@ -54,7 +54,8 @@ def add_commands(commands: Any) -> None:
     p.add_argument(
         "--loop",
         metavar="NAME|FOLDER",
-        help="loop report: the loop to report, by name (its folder under runs/loop) or folder (default: --name)",
+        help="loop report: the loop to report, by name (its folder under runs/loop, else the copy of its state the "
+        "loop keeps in the store) or folder (default: --name)",
     )
     p.add_argument("--dataset", default="ocb101-seed0", help="dataset drawn from, forgetting checked on (ocb101-seed0)")
     p.add_argument(
@@ -219,15 +220,23 @@ def _report(args: argparse.Namespace) -> int:
     where = args.loop or args.name or "loop"
     folder = Path(where) if (Path(where) / STATE).is_file() else DEFAULT_OUT / where
     path = folder / STATE
-    if not path.is_file():
-        raise CktLoopError(f"loop report: no loop state at {path} (name the loop or its folder with --loop)")
-    try:
-        state = json.loads(path.read_text())
-        name = state["config"]["name"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CktLoopError(f"loop report: {path} is not a loop state file ({exc})") from None
     live: dict[int, dict[str, Any]] = {}
     with Store.open(args.db) as store:
+        if path.is_file():
+            try:
+                state = json.loads(path.read_text())
+                name = state["config"]["name"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise CktLoopError(f"loop report: {path} is not a loop state file ({exc})") from None
+        else:  # the folder is gone: the copy the loop kept in the store
+            name = Path(where).name
+            kept = store.loop_state(name)
+            if kept is None:
+                raise CktLoopError(
+                    f"loop report: no loop state at {path}, and the store holds no loop named {name!r} "
+                    "(name the loop or its folder with --loop, the loop's store with --db)"
+                )
+            state = kept
         for record in state.get("rounds", []):
             if record.get("outcome") is None and record.get("campaign"):
                 with contextlib.suppress(StoreError):  # the round's campaign may not be in the store yet

@@ -22,7 +22,8 @@ Round k:
    store's ``promotions`` table (by ``loop NAME``, round k, with the gate figures), where campaigns,
    ``design`` and ``serve`` find it (``--models promoted``, their default).
 
-Everything a round decided is kept in ``state.json`` (written whole, atomically, after each step); killed
+Everything a round decided is kept in ``state.json`` (written whole, atomically, after each step; a copy goes
+to the store, ``Store.save_loop_state``, so ``cktloop loop report`` works when the folder is gone); killed
 at any point and re-run with the same settings, the loop goes on from the last step it finished: the
 campaign resumes without duplicate rows, the fine-tune resumes its members' checkpoints, and a version
 is registered only once its checkpoint exists (registering again is a no-op); a promotion is recorded
@@ -127,10 +128,11 @@ def gate(metrics: dict[str, Any], shipped: dict[str, Any], points: float) -> dic
 
 
 class LoopState:
-    """``state.json``: the config, the shipped surrogate's dataset figures, the current model, the rounds."""
+    """``state.json``: the config, the shipped surrogate's dataset figures, the current model, the rounds;
+    each save copied to ``store`` too when given (non-finite figures as null)."""
 
-    def __init__(self, folder: Path, config: LoopConfig, start: dict[str, Any]) -> None:
-        self.path = folder / STATE
+    def __init__(self, folder: Path, config: LoopConfig, start: dict[str, Any], store: Any = None) -> None:
+        self.path, self.store, self.name = folder / STATE, store, config.name
         wanted = {"config": config.to_dict(), "start": start}
         if self.path.is_file():
             self.data: dict[str, Any] = json.loads(self.path.read_text())
@@ -158,6 +160,8 @@ class LoopState:
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps(self.data, indent=1))
         tmp.replace(self.path)
+        if self.store is not None:
+            self.store.save_loop_state(self.name, _finite(self.data))
 
 
 def record_promotion(store: Any, config: LoopConfig, record: dict[str, Any]) -> None:
@@ -210,7 +214,7 @@ def run_loop(
     # every training circuit its fine-tunes replay (every dataset's, by default); left out of every score
     trained_on = {r["id"] for r in rows if r.get("split") == "train"}
     trained_on |= replay_keys(store, steps.finetune_config(start["checkpoint"]).replay)
-    state = LoopState(folder, config, start)
+    state = LoopState(folder, config, start, store)
     if on_start:
         on_start()
     if "start_dataset_test" not in state.data:

@@ -19,7 +19,7 @@ def test_migrated_schema_matches_the_models(store: Store) -> None:
         tables = set(inspect(conn).get_table_names())
     assert diffs == []
     assert tables == {*Base.metadata.tables, "alembic_version"}
-    assert current_revision(store.engine) == head_revision() == "0010"
+    assert current_revision(store.engine) == head_revision() == "0011"
 
 
 def test_upgrading_from_the_first_schema_keeps_results(db_url: str) -> None:

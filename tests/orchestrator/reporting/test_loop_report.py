@@ -85,3 +85,27 @@ def test_loop_report_reads_the_loop_folder_and_the_store_s_promotions(tmp_path: 
     (folder / "state.json").write_text("{not json")
     assert main(["loop", "report", "--out", str(tmp_path / "r"), "--loop", str(folder), "--db", db]) == 2
     assert "is not a loop state file" in capsys.readouterr().err
+
+
+def test_loop_report_reads_the_store_s_copy_when_the_folder_is_gone(tmp_path: Path, capsys: pytest.CaptureFixture):
+    from orchestrator.design.loop import LoopConfig, LoopState
+
+    folder, db = tmp_path / "runs" / "demo", f"sqlite:///{tmp_path / 's.db'}"
+    start = {"version": "s0", "checkpoint": "/m.pt", "finetuned": False}
+    with Store.open(db) as store:
+        state = LoopState(folder, LoopConfig(name="demo", n=10), start, store)
+        record = round_record(1)
+        state.round(1)
+        state.put(1, {**record, "fresh_fom_spearman": float("nan")})  # a figure that could not be measured
+        kept = store.loop_state("demo")
+    assert kept is not None and kept["rounds"][0]["fresh_fom_spearman"] is None  # strict JSON in the store
+    assert kept["rounds"][0]["fresh_fom_mae"] == record["fresh_fom_mae"] and kept["current"] == start
+    (folder / "state.json").unlink()  # the folder's state is lost
+    out = tmp_path / "r"
+    assert main(["loop", "report", "--out", str(out), "--loop", "demo", "--db", db]) == 0
+    assert capsys.readouterr().out.strip() == f"report: {out / 'index.html'}"
+    page = (out / "index.html").read_text()
+    assert "demo" in page and f"{record['fresh_fom_mae']:.4g}" in page
+    assert main(["loop", "report", "--out", str(out), "--loop", "other", "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert "no loop state at" in err and "the store holds no loop named 'other'" in err
