@@ -166,7 +166,7 @@ def test_help_states_the_reuse_and_refine_near_defaults_the_settings_use(capsys,
     with pytest.raises(SystemExit):
         main([*command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert f"refinement may start from them (default {CampaignSettings.reuse}; 0: off)" in text
+    assert f"without simulating them again (default {CampaignSettings.reuse}; 0: off)" in text
     assert f"(default {SearchConfig.refine_near:g}; 0: the search phase always takes its share" in text
     assert f"every dataset in the store ({CampaignSettings.reuse_dataset}, default) or none" in text
 
