@@ -75,6 +75,9 @@ def test_a_loop_killed_in_a_campaign_and_in_a_fine_tune_resumes_to_the_end_witho
         # every candidate the round's surrogate ranked records it, beside the generator that proposed it
         ranked = [c for t in store.campaign_targets("kl-r1") for c in store.candidates(t.id) if c.predicted]
         assert ranked and {c.surrogate_version for c in ranked} == {summary["models"]["surrogate"]}
+        kept = store.loop_state("kl")  # the state's copy in the store, as the folder has it
+        assert kept is not None and kept["current"] == state()["current"]
+        assert kept["rounds"][0]["done"] and kept["rounds"][0]["candidate"] == state()["rounds"][0]["candidate"]
 
     again = start(argv)  # the loop is finished: the same round, nothing new
     printed_again, err = again.communicate(timeout=600)
