@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.engine import Database
+from storage.engine import Database, dialect_insert
 from storage.models import loop_states
 from storage.validate import json_value, nonempty
 
@@ -25,8 +24,7 @@ class LoopStateStore(Database):
         row = {"name": nonempty(name, "a loop name", 200), "state": json_value(state, f"the state of loop {name}")}
 
         def work(conn: Connection) -> None:
-            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            stmt = insert(loop_states).values(row)
+            stmt = dialect_insert(conn, loop_states).values(row)
             conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["name"], set_={"state": stmt.excluded.state, "updated_at": func.now()}
